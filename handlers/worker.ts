@@ -1,0 +1,4 @@
+// Placeholder: the real handler lands with the handlers issue.
+export const handler = async (): Promise<never> => {
+  throw new Error('handlers/worker.ts is not implemented yet');
+};
