@@ -1,0 +1,7 @@
+/** `npm run engines:fetch`: fetch and unpack both engines once (CI runs it before the tests). */
+import { cacheDir, fetchEngines } from './engines';
+
+const artifacts = fetchEngines((line) => console.log(line));
+console.log(
+  `engines ready in ${cacheDir()}: DynamoDB Local ${artifacts.dynamoDbLocalVersion}, OpenSearch ${artifacts.openSearchVersion}`,
+);

@@ -1,0 +1,93 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startDynamoDbLocal, startEngines } from '../../local/engines';
+import { dynamoClient, dynamodbEndpoint, openSearchClient, opensearchUrl } from '../support/engines';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    // A zombie still answers kill(0); it holds no memory or port, so it is not "left behind".
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntilGone(pids: number[], timeoutMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let living = pids.filter(alive);
+  while (living.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    living = living.filter(alive);
+  }
+  return living;
+}
+
+describe('the local engines', () => {
+  const savedEnv = { ...process.env };
+  afterEach(() => {
+    process.env = { ...savedEnv };
+  });
+
+  it('serves the tests a real DynamoDB Local and a real OpenSearch 2.x', async () => {
+    const tables = await dynamoClient().send(new ListTablesCommand({}));
+    expect(Array.isArray(tables.TableNames)).toBe(true);
+
+    const info = await openSearchClient().info();
+    expect(info.body.version.distribution).toBe('opensearch');
+    expect(info.body.version.number).toMatch(/^2\./);
+  });
+
+  it('uses DYNAMODB_ENDPOINT and OPENSEARCH_URL instead of starting engines', async () => {
+    process.env.DYNAMODB_ENDPOINT = dynamodbEndpoint();
+    process.env.OPENSEARCH_URL = `${opensearchUrl()}/`;
+
+    const engines = await startEngines();
+
+    expect(engines.dynamodb).toMatchObject({ url: dynamodbEndpoint(), external: true });
+    expect(engines.opensearch).toMatchObject({ url: opensearchUrl(), external: true });
+    expect([engines.dynamodb.pid, engines.opensearch.pid]).toEqual([undefined, undefined]);
+    expect(engines.describe()).toMatch(/OpenSearch \(external\) 2\.\d+\.\d+ at http/);
+    await engines.stop();
+  });
+
+  it('names the variable when OPENSEARCH_URL does not answer', async () => {
+    process.env.DYNAMODB_ENDPOINT = dynamodbEndpoint();
+    process.env.OPENSEARCH_URL = 'http://127.0.0.1:1';
+
+    await expect(startEngines()).rejects.toThrow(/OPENSEARCH_URL=http:\/\/127\.0\.0\.1:1 does not answer/);
+  });
+
+  it('leaves no Java process behind after stop()', async () => {
+    const engine = await startDynamoDbLocal();
+    const pid = engine.pid as number;
+    expect(alive(pid)).toBe(true);
+
+    await engine.stop();
+
+    expect(await waitUntilGone([pid], 5_000)).toEqual([]);
+  });
+
+  it('leaves no Java process behind when the parent process is killed outright', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/local/fixtures/start-engines-and-wait.ts'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, DYNAMODB_ENDPOINT: '', OPENSEARCH_URL: '' },
+      },
+    );
+    const lines = createInterface({ input: child.stdout! });
+    const [line] = (await once(lines, 'line')) as [string];
+    const { pids } = JSON.parse(line) as { pids: number[] };
+    expect(pids.every(alive)).toBe(true);
+
+    child.kill('SIGKILL');
+
+    expect(await waitUntilGone(pids, 10_000)).toEqual([]);
+  });
+});
