@@ -4,7 +4,7 @@
  * document written by one is found again by another. The contract for users
  * is docs/mapping.md.
  */
-import { isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { attributeToJson, base64, keyPart, readNumber, toDocumentBody } from './attribute-values.js';
@@ -123,9 +123,7 @@ export async function loadMappingConfig(raw: unknown, defaults?: { index?: strin
   const { transformModule, ...config } = parseMappingConfig(raw, defaults);
   if (transformModule === undefined) return config;
 
-  const url = /^file:/.test(transformModule)
-    ? transformModule
-    : pathToFileURL(isAbsolute(transformModule) ? transformModule : resolve(transformModule)).href;
+  const url = /^file:/.test(transformModule) ? transformModule : pathToFileURL(resolve(transformModule)).href;
   let loaded: Record<string, unknown>;
   try {
     loaded = await import(url);
@@ -256,6 +254,22 @@ export function aggregateCollection(
     value: keyed.filter((entry) => entry !== parent).map((entry) => toDocumentBody(entry.item)),
   });
   return [{ index, id: checkedId(partition), document }];
+}
+
+/**
+ * A document as the JSON of a bulk line. Plain JSON.stringify is enough: the
+ * built-in bodies hold only strings, safe numbers, booleans, null, arrays and
+ * objects. What a transform returns may not (a BigInt), and that is the item's
+ * problem: a MappingError, not a failed batch.
+ */
+export function encodeDocument(document: Record<string, unknown>): string {
+  try {
+    return JSON.stringify(document);
+  } catch (error) {
+    throw new MappingError(`the document cannot be written as JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
 }
 
 /** DynamoDB's own sort key order: S by UTF-8 bytes, N by value, B by unsigned bytes. */

@@ -5,6 +5,7 @@ import {
   attributeToJson,
   checkMappingForTable,
   documentId,
+  encodeDocument,
   indexFor,
   type MappingConfig,
   mapItem,
@@ -425,5 +426,17 @@ describe('transform hook', () => {
   it('rejects an asynchronous hook', () => {
     const config = { index: 'main', transform: (async () => []) as never };
     expect(() => mapItem(item, composite, config)).toThrow(/returned a Promise/);
+  });
+});
+
+describe('encodeDocument', () => {
+  it('writes a mapped body as plain JSON, big numbers as their exact strings', () => {
+    const body = toDocumentBody({ pk: { S: 'p' }, big: { N: '9007199254740993' }, small: { N: '1E-130' } });
+    expect(encodeDocument(body)).toBe('{"pk":"p","big":"9007199254740993","small":1e-130}');
+  });
+
+  it('turns a value JSON cannot hold (a BigInt from a transform) into a MappingError', () => {
+    expect(() => encodeDocument({ n: 10n })).toThrow(MappingError);
+    expect(() => encodeDocument({ n: 10n })).toThrow(/^the document cannot be written as JSON: /);
   });
 });
