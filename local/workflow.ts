@@ -1,0 +1,216 @@
+/**
+ * Runs the SAME state machine definition that Step Functions runs
+ * (statemachines/backfill.asl.json) on this machine, with
+ * aws-local-stepfunctions. Every Task state is bound by its name to local
+ * code: the SDK tasks to the local engines and the local updater, the Lambda
+ * tasks to the handlers' functions, and "Process segment" (SQS + task token in
+ * the cloud) to the worker's code in process. The interpreter runs the
+ * Distributed Map's items inline, honours MaxConcurrencyPath, Retry and the
+ * Choice/Fail states, and ignores what it does not know (HeartbeatSeconds,
+ * ItemReader, ResultWriter, ToleratedFailurePercentage).
+ */
+import './polyfills';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ExecutionAbortedError, ExecutionError, StateMachine } from 'aws-local-stepfunctions';
+import { BackfillError } from '../handlers/lib/errors';
+import type { SegmentMessage, SegmentResult } from '../handlers/lib/types';
+
+export const DEFINITION_PATH = join(
+  resolve(dirname(fileURLToPath(import.meta.url)), '..'),
+  'statemachines',
+  'backfill.asl.json',
+);
+
+/** The workflow's input, as a user passes it to start-execution (all optional). */
+export interface WorkflowInput {
+  totalSegments?: number;
+  maxConcurrency?: number;
+  readUnitsPerSecond?: number;
+  index?: string;
+  retentionBudgetHours?: number;
+}
+
+/** The input "Plan segments" receives. */
+export interface PlanTaskInput {
+  runId: string;
+  config: Required<Pick<WorkflowInput, 'maxConcurrency' | 'index' | 'retentionBudgetHours'>> & {
+    totalSegments: number | null;
+    readUnitsPerSecond: number | null;
+  };
+  table: Record<string, unknown>;
+}
+
+/** What "Plan segments" returns (the fields the definition reads). */
+export interface PlanTaskOutput {
+  runId: string;
+  table: string;
+  index: string;
+  totalSegments: number;
+  itemSource: 'INLINE' | 'S3';
+  segments?: number[];
+  startedAt: string;
+  [key: string]: unknown;
+}
+
+/** The input "Summarize" receives. */
+export interface SummarizeTaskInput {
+  runId: string;
+  totalSegments: number;
+  startedAt: string;
+  retentionBudgetHours: number;
+}
+
+/** The execution's output: the run summary. */
+export interface RunSummary {
+  runId: string;
+  segments: number;
+  scanned: number;
+  created: number;
+  alreadyPresent: number;
+  failed: number;
+  skipped: number;
+  retried: number;
+  durationSeconds: number;
+  durationHours?: number;
+  [key: string]: unknown;
+}
+
+/** The local code each Task state runs. */
+export interface LocalTaskBindings {
+  pauseUpdater(): Promise<void>;
+  enableUpdater(): Promise<void>;
+  updaterState(): 'Enabled' | 'Disabled';
+  /** DescribeTable's `Table`, as JSON (dates as strings). */
+  describeTable(tableName: string): Promise<Record<string, unknown>>;
+  planSegments(input: PlanTaskInput): Promise<PlanTaskOutput>;
+  /** Runs one whole segment (all its continuations); throws a named error on failure. */
+  processSegment(message: SegmentMessage): Promise<SegmentResult>;
+  summarize(input: SummarizeTaskInput): Promise<RunSummary>;
+}
+
+export interface LocalWorkflowOptions {
+  runId: string;
+  table: string;
+  index: string;
+  input?: WorkflowInput;
+  /** Deployment defaults the stack would substitute. */
+  defaults?: { maxConcurrency?: number; retentionBudgetHours?: number };
+  bindings: LocalTaskBindings;
+  /** Pause between retries of a failed segment (the cloud waits 30 s, 60 s, 120 s). */
+  segmentRetryIntervalMs?: number;
+  signal?: AbortSignal;
+}
+
+/** The execution failed: `error` is the error name the definition saw, `cause` the sentence. */
+export class WorkflowFailedError extends BackfillError {
+  constructor(
+    readonly error: string,
+    readonly causeText: string,
+    options?: { cause?: unknown },
+  ) {
+    super(causeText, options);
+    this.name = 'WorkflowFailedError';
+  }
+}
+
+export class WorkflowAbortedError extends BackfillError {
+  constructor() {
+    super('the backfill was interrupted; run the same command again to resume from the checkpoints');
+    this.name = 'WorkflowAbortedError';
+  }
+}
+
+/** Reads the definition and fills its `${Placeholder}`s; an unknown placeholder is an error. */
+export function loadDefinition(substitutions: Record<string, string>): Record<string, unknown> {
+  const text = readFileSync(DEFINITION_PATH, 'utf8').replace(/\$\{(\w+)\}/g, (_match, name: string) => {
+    const value = substitutions[name];
+    if (value === undefined) throw new BackfillError(`the workflow definition needs a value for \${${name}}`);
+    return value;
+  });
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+export async function runWorkflowLocally(options: LocalWorkflowOptions): Promise<RunSummary> {
+  const { bindings } = options;
+  const definition = loadDefinition({
+    TableName: options.table,
+    IndexName: options.index,
+    MaxConcurrency: String(options.defaults?.maxConcurrency ?? 4),
+    RetentionBudgetHours: String(options.defaults?.retentionBudgetHours ?? 23),
+    HeartbeatSeconds: '300',
+    SegmentTimeoutSeconds: '21600',
+    UpdaterMappingUuid: 'local-stream-follower',
+    PlanFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ddb2os-local-plan',
+    SummarizeFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ddb2os-local-summarize',
+    SegmentQueueUrl: 'local',
+    BucketName: 'local',
+  });
+  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  const segment = async (input: { MessageBody: SegmentMessage }) => {
+    const { taskToken: _token, ...message } = input.MessageBody;
+    return bindings.processSegment(message);
+  };
+  const execution = machine.run((options.input ?? {}) as never, {
+    context: {
+      Execution: {
+        Name: options.runId,
+        Input: (options.input ?? {}) as never,
+        StartTime: new Date().toISOString(),
+      },
+      // No task tokens locally: the worker runs in process and returns its result.
+      Task: { Token: 'local' },
+    },
+    overrides: {
+      waitTimeOverrides: { 'Wait for updater to pause': 0, 'Wait for updater to enable': 0 },
+      retryIntervalOverrides: {
+        'Process segment': options.segmentRetryIntervalMs ?? 1_000,
+        'Process segment from S3 list': options.segmentRetryIntervalMs ?? 1_000,
+      },
+      taskResourceLocalHandlers: {
+        'Pause updater': async () => {
+          await bindings.pauseUpdater();
+          return {};
+        },
+        'Get updater state': async () => ({ State: bindings.updaterState() }),
+        'Describe table': async (input: { TableName: string }) => ({
+          Table: await bindings.describeTable(input.TableName),
+        }),
+        'Plan segments': async (input: PlanTaskInput) => {
+          const plan = await bindings.planSegments(input);
+          // The cloud reads large lists from S3; locally the list always travels inline.
+          return { ...plan, itemSource: 'INLINE', segments: plan.segments ?? range(plan.totalSegments) };
+        },
+        'Process segment': segment,
+        'Process segment from S3 list': segment,
+        Summarize: async (input: SummarizeTaskInput) => bindings.summarize(input),
+        'Enable updater': async () => {
+          await bindings.enableUpdater();
+          return {};
+        },
+        'Get updater state after enable': async () => ({ State: bindings.updaterState() }),
+      } as never,
+    },
+  });
+  const onAbort = () => execution.abort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return (await execution.result) as RunSummary;
+  } catch (error) {
+    if (error instanceof ExecutionAbortedError) throw new WorkflowAbortedError();
+    if (error instanceof ExecutionError) {
+      const inner = error.cause as { name?: string; message?: string } | undefined;
+      throw new WorkflowFailedError(inner?.name ?? 'States.TaskFailed', inner?.message ?? error.message, {
+        cause: error,
+      });
+    }
+    throw error;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function range(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => i);
+}
