@@ -1,0 +1,310 @@
+/**
+ * Static checks of statemachines/backfill.asl.json: the file the stack
+ * deploys and the local runner executes. Nothing here runs the workflow.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { describe, expect, it } from 'vitest';
+
+interface AslState {
+  Type: string;
+  Next?: string;
+  End?: boolean;
+  Resource?: string;
+  Parameters?: Record<string, unknown>;
+  ItemSelector?: Record<string, unknown>;
+  ItemProcessor?: {
+    ProcessorConfig?: Record<string, string>;
+    StartAt: string;
+    States: Record<string, AslState>;
+  };
+  Retry?: { ErrorEquals: string[]; MaxAttempts?: number; BackoffRate?: number; JitterStrategy?: string }[];
+  Catch?: unknown[];
+  [field: string]: unknown;
+}
+interface AslDefinition {
+  StartAt: string;
+  States: Record<string, AslState>;
+}
+
+const require = createRequire(import.meta.url);
+const aslValidator = require('asl-validator') as (definition: unknown) => {
+  isValid: boolean;
+  errorsText: (separator?: string) => string;
+};
+
+const text = readFileSync(new URL('../../statemachines/backfill.asl.json', import.meta.url), 'utf8');
+
+/** Values of the shape the stack substitutes (CloudFormation replaces `${Name}` in the text). */
+const SUBSTITUTIONS: Record<string, string> = {
+  IndexName: 'orders',
+  MaxConcurrency: '10',
+  RetentionBudgetHours: '23',
+  HeartbeatSeconds: '300',
+  SegmentTimeoutSeconds: '21600',
+  UpdaterMappingUuid: '14e0db71-5d35-4eb5-b481-8945cf9d10c2',
+  TableName: 'orders',
+  PlanFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:plan',
+  SummarizeFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:summarize',
+  SegmentQueueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/segments',
+  BucketName: 'ddb2os-bucket',
+};
+
+function substituted(): AslDefinition {
+  return JSON.parse(
+    text.replace(/\$\{(\w+)\}/g, (placeholder, name: string) => SUBSTITUTIONS[name] ?? placeholder),
+  ) as AslDefinition;
+}
+
+const definition = substituted();
+const states = definition.States;
+const maps = ['Backfill segments', 'Backfill segments from S3'].map((name) => states[name] as AslState);
+const segmentTasks = maps.map((map) => {
+  const processor = map.ItemProcessor as NonNullable<AslState['ItemProcessor']>;
+  return processor.States[processor.StartAt] as AslState;
+});
+
+describe('the backfill definition file', () => {
+  it('is JSON before substitution, with every placeholder inside a string', () => {
+    expect(() => JSON.parse(text)).not.toThrow();
+  });
+
+  it('uses exactly the placeholders the stack substitutes', () => {
+    const placeholders = new Set([...text.matchAll(/\$\{(\w+)\}/g)].map((match) => match[1]));
+    expect([...placeholders].sort()).toEqual(Object.keys(SUBSTITUTIONS).sort());
+  });
+
+  it('is valid ASL for asl-validator once substituted', () => {
+    // A fresh copy: validators annotate the definition they are given.
+    const result = aslValidator(substituted());
+    expect(result.errorsText('\n')).toBe('');
+    expect(result.isValid).toBe(true);
+  });
+
+  it('is accepted by the aws-local-stepfunctions validator that the local runner uses', () => {
+    // A fresh copy: the constructor annotates the definition it is given.
+    expect(() => new StateMachine(substituted() as never)).not.toThrow();
+  });
+
+  it('keeps the Task state names the local runner binds its handlers to', () => {
+    const taskNames = (scope: Record<string, AslState>): string[] =>
+      Object.entries(scope).flatMap(([name, state]) => [
+        ...(state.Type === 'Task' ? [name] : []),
+        ...(state.ItemProcessor ? taskNames(state.ItemProcessor.States) : []),
+      ]);
+    expect(taskNames(states).sort()).toEqual(
+      [
+        'Pause updater',
+        'Get updater state',
+        'Describe table',
+        'Plan segments',
+        'Process segment',
+        'Process segment from S3 list',
+        'Summarize',
+        'Enable updater',
+        'Get updater state after enable',
+      ].sort(),
+    );
+  });
+});
+
+describe('reading the input', () => {
+  it('has a default for every optional input field, so {} works', () => {
+    const readInput = states['Read input'] as AslState;
+    const defaults = (readInput.Parameters as { defaults: Record<string, unknown> }).defaults;
+    const fields = Object.keys(defaults).map((key) => key.replace(/\.\$$/, ''));
+    expect(fields.sort()).toEqual(
+      ['index', 'maxConcurrency', 'readUnitsPerSecond', 'retentionBudgetHours', 'totalSegments'].sort(),
+    );
+  });
+
+  it('lets the input override the defaults and uses the execution name as runId', () => {
+    const applyDefaults = states['Apply defaults'] as AslState;
+    expect(applyDefaults.Parameters).toMatchObject({
+      'runId.$': '$$.Execution.Name',
+      'config.$': 'States.JsonMerge($.defaults, $.input, false)',
+    });
+  });
+});
+
+describe('pausing and enabling the updater', () => {
+  it('disables, then polls until the mapping is Disabled', () => {
+    expect(states['Pause updater']).toMatchObject({
+      Resource: 'arn:aws:states:::aws-sdk:lambda:updateEventSourceMapping',
+      Parameters: { Uuid: SUBSTITUTIONS.UpdaterMappingUuid, Enabled: false },
+    });
+    expect(states['Updater paused?']).toMatchObject({
+      Choices: [{ Variable: '$.updater.state', StringEquals: 'Disabled', Next: 'Describe table' }],
+      Default: 'Wait for updater to pause',
+    });
+    expect(states['Wait for updater to pause']).toMatchObject({ Seconds: 5, Next: 'Get updater state' });
+  });
+
+  it('enables, then polls until the mapping is Enabled, before it reports success', () => {
+    expect(states['Enable updater']).toMatchObject({ Parameters: { Enabled: true } });
+    expect(states['Updater enabled?']).toMatchObject({
+      Choices: [{ Variable: '$.updater.state', StringEquals: 'Enabled', Next: 'Backfill complete' }],
+      Default: 'Wait for updater to enable',
+    });
+  });
+});
+
+describe('the segment Maps', () => {
+  it('are Distributed Maps of STANDARD child executions (task tokens need them)', () => {
+    for (const map of maps) {
+      expect(map.ItemProcessor?.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+    }
+  });
+
+  it('tolerate no failure and catch nothing, so a failed Map Run fails the execution at the Map and a redrive reruns its failed segments', () => {
+    for (const map of maps) {
+      expect(map.ToleratedFailurePercentage).toBe(0);
+      expect(map.Catch).toBeUndefined();
+    }
+  });
+
+  it('take their concurrency from the input and write results to S3 rather than to the state', () => {
+    for (const map of maps) {
+      expect(map.MaxConcurrencyPath).toBe('$.config.maxConcurrency');
+      expect(map.ResultWriter).toMatchObject({
+        Resource: 'arn:aws:states:::s3:putObject',
+        Parameters: { Bucket: SUBSTITUTIONS.BucketName },
+      });
+    }
+  });
+
+  it('read the segments inline or from the S3 list the planner wrote', () => {
+    expect(maps[0]?.ItemsPath).toBe('$.plan.segments');
+    expect(maps[1]?.ItemReader).toMatchObject({
+      Resource: 'arn:aws:states:::s3:getObject',
+      ReaderConfig: { InputType: 'JSON' },
+      Parameters: { 'Bucket.$': '$.plan.bucket', 'Key.$': '$.plan.key' },
+    });
+    expect(states['Segment list inline?']).toMatchObject({
+      Choices: [
+        { Variable: '$.plan.itemSource', StringEquals: 'INLINE', Next: 'Backfill segments' },
+        { Variable: '$.plan.itemSource', StringEquals: 'S3', Next: 'Backfill segments from S3' },
+      ],
+    });
+  });
+
+  it('build each item from the plan and the segment number', () => {
+    for (const map of maps) {
+      expect(map.ItemSelector).toEqual({
+        MessageBody: {
+          'runId.$': '$.plan.runId',
+          'table.$': '$.plan.table',
+          'index.$': '$.plan.index',
+          'segment.$': '$$.Map.Item.Value',
+          'totalSegments.$': '$.plan.totalSegments',
+          'readUnitsPerSecond.$': '$.config.readUnitsPerSecond',
+          'heartbeatSeconds.$': '$.settings.heartbeatSeconds',
+          'segmentTimeoutSeconds.$': '$.settings.segmentTimeoutSeconds',
+        },
+      });
+    }
+  });
+
+  it('process segments the same way in both Maps', () => {
+    const [inline, fromS3] = segmentTasks.map(({ Comment: _comment, ...task }) => task);
+    expect(fromS3).toEqual(inline);
+  });
+});
+
+describe('processing a segment', () => {
+  const task = segmentTasks[0] as AslState;
+
+  it('sends the segment message with its task token to the queue and waits for the worker', () => {
+    expect(task.Resource).toBe('arn:aws:states:::sqs:sendMessage.waitForTaskToken');
+    expect(task.Parameters).toMatchObject({
+      QueueUrl: SUBSTITUTIONS.SegmentQueueUrl,
+      MessageBody: {
+        'taskToken.$': '$$.Task.Token',
+        'runId.$': '$.MessageBody.runId',
+        'segment.$': '$.MessageBody.segment',
+        'totalSegments.$': '$.MessageBody.totalSegments',
+      },
+    });
+  });
+
+  it('fails a segment whose worker stops heartbeating, and bounds an attempt by the segment timeout', () => {
+    // The paths resolve both in the state input and in the effective input (after Parameters).
+    expect(task.HeartbeatSecondsPath).toBe('$.MessageBody.heartbeatSeconds');
+    expect(task.TimeoutSecondsPath).toBe('$.MessageBody.segmentTimeoutSeconds');
+    const applyDefaults = states['Apply defaults'] as AslState;
+    expect(applyDefaults.Parameters?.settings).toEqual({
+      'heartbeatSeconds.$': "States.StringToJson('300')",
+      'segmentTimeoutSeconds.$': "States.StringToJson('21600')",
+    });
+  });
+
+  it('never retries configuration, message or source-table errors', () => {
+    expect(task.Retry?.[0]).toEqual({
+      ErrorEquals: ['ConfigurationError', 'InvalidMessageError', 'SourceTableError'],
+      MaxAttempts: 0,
+    });
+  });
+
+  it('retries timeouts, lost heartbeats, an unavailable sink and other task failures 3 times with jittered backoff', () => {
+    expect(task.Retry?.[1]).toMatchObject({
+      ErrorEquals: ['States.Timeout', 'States.HeartbeatTimeout', 'SinkUnavailableError', 'States.TaskFailed'],
+      MaxAttempts: 3,
+      BackoffRate: 2,
+      JitterStrategy: 'FULL',
+    });
+    expect(task.Retry).toHaveLength(2);
+  });
+});
+
+describe('the retention guard', () => {
+  it('fails, leaving the updater paused, when the backfill took longer than the budget', () => {
+    expect(states['Within retention budget?']).toMatchObject({
+      Choices: [
+        {
+          Variable: '$.summary.durationHours',
+          NumericGreaterThanPath: '$.config.retentionBudgetHours',
+          Next: 'Explain retention budget overrun',
+        },
+      ],
+      Default: 'Enable updater',
+    });
+    expect(states['Retention budget exceeded']).toEqual({
+      Type: 'Fail',
+      Error: 'RetentionBudgetExceededError',
+      CausePath: '$.cause',
+    });
+  });
+
+  it('explains in the cause what happened and what to do', () => {
+    const cause = String((states['Explain retention budget overrun'] as AslState).Parameters?.['cause.$']);
+    expect(cause).toMatch(
+      /^States\.Format\('The backfill took \{\} hours, more than the retention budget of \{\} hours/,
+    );
+    expect(cause).toContain('stays paused');
+    expect(cause).toContain('24 hours');
+    expect(cause).toContain('start a new execution with a higher maxConcurrency or totalSegments');
+    // An apostrophe would end the intrinsic's string literal.
+    expect(cause.slice("States.Format('".length, cause.lastIndexOf("',"))).not.toContain("'");
+  });
+});
+
+describe('the result', () => {
+  it('is the run summary', () => {
+    expect(states['Backfill complete']).toMatchObject({
+      Type: 'Pass',
+      End: true,
+      Parameters: {
+        'runId.$': '$.summary.runId',
+        'segments.$': '$.summary.segments',
+        'scanned.$': '$.summary.scanned',
+        'created.$': '$.summary.created',
+        'alreadyPresent.$': '$.summary.alreadyPresent',
+        'failed.$': '$.summary.failed',
+        'skipped.$': '$.summary.skipped',
+        'retried.$': '$.summary.retried',
+        'durationSeconds.$': '$.summary.durationSeconds',
+      },
+    });
+  });
+});
