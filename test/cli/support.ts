@@ -1,0 +1,40 @@
+/** Runs `ddb2os …` in process with captured output, as a user would see it. */
+import { PassThrough } from 'node:stream';
+import type { CliIo } from '../../cli/io';
+import { main } from '../../cli/main';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function runCli(
+  argv: string[],
+  options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal; tty?: boolean } = {},
+): Promise<CliResult> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const io: CliIo = {
+    stdout: Object.assign(stdout, { isTTY: options.tty ?? false, columns: 160 }),
+    stderr,
+    env: options.env ?? process.env,
+    signal: options.signal ?? new AbortController().signal,
+  };
+  const code = await main(argv, io);
+  return { code, stdout: out, stderr: err };
+}
+
+/** The last line of stdout parsed as JSON (what `--json` promises). */
+export function lastJsonLine(stdout: string): Record<string, unknown> {
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
+}
