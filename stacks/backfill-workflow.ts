@@ -1,0 +1,660 @@
+import { fileURLToPath } from 'node:url';
+import { ArnFormat, Duration, Names, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement, type Role } from 'aws-cdk-lib/aws-iam';
+import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IDomain } from 'aws-cdk-lib/aws-opensearchservice';
+import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { ENV } from '../handlers/lib/env';
+import { HandlerFunction } from './handler-function';
+import { acknowledge, wildcardResourceFinding } from './nag';
+
+/** The workflow definition, shared with the local runner. */
+export const DEFINITION_PATH = fileURLToPath(new URL('../statemachines/backfill.asl.json', import.meta.url));
+
+/** Key prefixes in the workflow bucket. The handlers write under these; IAM is scoped to them. */
+export const BUCKET_PREFIXES = {
+  /** Segment lists too large for the state, written by the plan function, read by the Map's item reader. */
+  plans: 'plans/',
+  /** Results of the Distributed Map (ResultWriter). */
+  mapResults: 'map-results/',
+  /** Items that could not become documents, with their reasons (see handlers/lib/dead-letter.ts). */
+  deadLetters: 'dead-letter/',
+} as const;
+
+/** The OpenSearch HTTP methods the worker and the updater use. */
+export const OPENSEARCH_HTTP_ACTIONS = [
+  'es:ESHttpGet',
+  'es:ESHttpHead',
+  'es:ESHttpPost',
+  'es:ESHttpPut',
+  'es:ESHttpDelete',
+];
+
+export interface BackfillWorkflowProps {
+  /**
+   * The DynamoDB table to backfill and follow. It must have a stream (NEW_IMAGE
+   * or NEW_AND_OLD_IMAGES); for an imported table pass `tableStreamArn` to
+   * `Table.fromTableAttributes`.
+   */
+  readonly table: ITable;
+  /**
+   * The OpenSearch Service domain to write to. Give either this or
+   * `domainEndpoint` and `domainArn`.
+   * @default - `domainEndpoint` and `domainArn`
+   */
+  readonly domain?: IDomain;
+  /**
+   * The domain endpoint, an `https://` URL. Only without `domain`.
+   * @default - from `domain`
+   */
+  readonly domainEndpoint?: string;
+  /**
+   * The domain ARN (`arn:aws:es:region:account:domain/name`), for IAM. Only without `domain`.
+   * @default - from `domain`
+   */
+  readonly domainArn?: string;
+  /**
+   * The OpenSearch index (or alias) that documents go to. Lowercase; none of
+   * `\ / * ? " < > | , #` or spaces; not starting with `_`, `-` or `+`.
+   */
+  readonly index: string;
+  /**
+   * Mapping configuration (routes, aggregation; see docs/mapping.md), passed
+   * to the worker and the updater as JSON in DDB2OS_MAPPING.
+   * @default - one document per item in `index`
+   */
+  readonly mapping?: Record<string, unknown>;
+  /**
+   * Segments processed at the same time (the Map's MaxConcurrency), unless the
+   * execution input says otherwise. 1 to 10,000.
+   * @default 10
+   */
+  readonly maxConcurrency?: number;
+  /**
+   * Most worker Lambdas running at once (the SQS event source's maximum
+   * concurrency). 2 to 1,000. Keep it at least the Map's concurrency, or
+   * segments wait in the queue and their heartbeats time out.
+   * @default - maxConcurrency, at least 2
+   */
+  readonly workerMaxConcurrency?: number;
+  /**
+   * Timeout of one worker invocation. A segment that takes longer is handed on
+   * to a new invocation. 1 to 15 minutes.
+   * @default Duration.minutes(15)
+   */
+  readonly workerTimeout?: Duration;
+  /**
+   * How long a segment may go without a heartbeat from its worker before the
+   * Map item fails (and is retried). At least 30 seconds, less than `segmentTimeout`.
+   * @default Duration.minutes(5)
+   */
+  readonly heartbeat?: Duration;
+  /**
+   * How long one attempt at a segment may take in all.
+   * @default Duration.hours(6)
+   */
+  readonly segmentTimeout?: Duration;
+  /**
+   * The longest a backfill may run and still enable the updater afterwards.
+   * Must be less than the stream's 24-hour retention, with room to spare.
+   * @default Duration.hours(23)
+   */
+  readonly retentionBudget?: Duration;
+  /**
+   * Table bytes per segment that the planner aims for (DDB2OS_TARGET_SEGMENT_BYTES).
+   * @default - the planner's default (256 MiB)
+   */
+  readonly targetSegmentBytes?: number;
+  /**
+   * Upper bound of one bulk request body in bytes (DDB2OS_BULK_MAX_BYTES). At most 100 MiB;
+   * small instance types accept only 10 MiB.
+   * @default - the handlers' default (5 MiB)
+   */
+  readonly bulkMaxBytes?: number;
+  /**
+   * What happens to the progress table, the workflow bucket and the log groups
+   * when the stack is deleted.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * The state machine's name. It is fixed at synth time because the state
+   * machine's own policy names it (a Distributed Map starts child executions of itself).
+   * @default - derived from the construct path
+   */
+  readonly stateMachineName?: string;
+}
+
+/**
+ * Everything a backfill runs on, and the stream updater: the Step Functions
+ * workflow (from statemachines/backfill.asl.json), the segment queue and
+ * worker, the updater with its (disabled) event source mapping, the progress
+ * table and the workflow bucket. No business logic lives here.
+ */
+export class BackfillWorkflow extends Construct {
+  readonly stateMachine: StateMachine;
+  readonly segmentQueue: Queue;
+  readonly segmentDeadLetterQueue: Queue;
+  /** Stream batches that the updater gave up on (the event source's on-failure destination). */
+  readonly streamFailureQueue: Queue;
+  readonly progressTable: Table;
+  /** Plans, Map results and dead letters. */
+  readonly bucket: Bucket;
+  readonly planFunction: HandlerFunction;
+  readonly workerFunction: HandlerFunction;
+  readonly updaterFunction: HandlerFunction;
+  readonly summarizeFunction: HandlerFunction;
+  /** UUID of the updater's event source mapping, which the workflow pauses and enables. */
+  readonly updaterMappingId: string;
+
+  constructor(scope: Construct, id: string, props: BackfillWorkflowProps) {
+    super(scope, id);
+    // Validate everything before any function is bundled: a bad prop fails fast.
+    const settings = resolveSettings(props);
+    const { table } = props;
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+
+    this.progressTable = new Table(this, 'ProgressTable', {
+      partitionKey: { name: 'runId', type: AttributeType.STRING },
+      sortKey: { name: 'segment', type: AttributeType.NUMBER },
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: TableEncryption.AWS_MANAGED,
+      removalPolicy,
+    });
+
+    this.bucket = new Bucket(this, 'Bucket', {
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      removalPolicy,
+      autoDeleteObjects: removalPolicy === RemovalPolicy.DESTROY,
+      lifecycleRules: [
+        { prefix: BUCKET_PREFIXES.plans, expiration: Duration.days(30) },
+        { prefix: BUCKET_PREFIXES.mapResults, expiration: Duration.days(30) },
+        { prefix: BUCKET_PREFIXES.deadLetters, expiration: Duration.days(90) },
+        { abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+    });
+
+    this.segmentDeadLetterQueue = new Queue(this, 'SegmentDeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.segmentQueue = new Queue(this, 'SegmentQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // AWS recommends six times the function timeout for an SQS event source.
+      visibilityTimeout: Duration.seconds(settings.workerTimeout.toSeconds() * 6),
+      retentionPeriod: Duration.days(4),
+      deadLetterQueue: { queue: this.segmentDeadLetterQueue, maxReceiveCount: 3 },
+    });
+    this.streamFailureQueue = new Queue(this, 'StreamFailureQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+
+    const sink = {
+      [ENV.TABLE_NAME]: table.tableName,
+      [ENV.INDEX_NAME]: props.index,
+      [ENV.OPENSEARCH_ENDPOINT]: settings.domainEndpoint,
+      [ENV.OPENSEARCH_SIGNING]: 'es',
+      [ENV.DEAD_LETTER_BUCKET]: this.bucket.bucketName,
+      ...(props.mapping ? { [ENV.MAPPING]: JSON.stringify(props.mapping) } : {}),
+      ...(props.bulkMaxBytes ? { [ENV.BULK_MAX_BYTES]: String(props.bulkMaxBytes) } : {}),
+    };
+
+    this.planFunction = new HandlerFunction(this, 'PlanFunction', {
+      handlerName: 'plan',
+      description: 'ddb2os: plans the backfill segments of a table',
+      timeout: Duration.minutes(5),
+      memorySize: 1024,
+      logRemovalPolicy: removalPolicy,
+      environment: {
+        [ENV.TABLE_NAME]: table.tableName,
+        [ENV.INDEX_NAME]: props.index,
+        [ENV.PLAN_BUCKET]: this.bucket.bucketName,
+        ...(props.targetSegmentBytes ? { [ENV.TARGET_SEGMENT_BYTES]: String(props.targetSegmentBytes) } : {}),
+      },
+    });
+    this.workerFunction = new HandlerFunction(this, 'WorkerFunction', {
+      handlerName: 'worker',
+      description: 'ddb2os: scans one table segment into OpenSearch',
+      timeout: settings.workerTimeout,
+      memorySize: 1024,
+      logRemovalPolicy: removalPolicy,
+      environment: {
+        ...sink,
+        [ENV.PROGRESS_TABLE]: this.progressTable.tableName,
+        [ENV.SEGMENT_QUEUE_URL]: this.segmentQueue.queueUrl,
+      },
+    });
+    this.updaterFunction = new HandlerFunction(this, 'UpdaterFunction', {
+      handlerName: 'updater',
+      description: 'ddb2os: applies DynamoDB stream changes to OpenSearch',
+      timeout: Duration.minutes(5),
+      memorySize: 512,
+      logRemovalPolicy: removalPolicy,
+      environment: sink,
+    });
+    this.summarizeFunction = new HandlerFunction(this, 'SummarizeFunction', {
+      handlerName: 'summarize',
+      description: 'ddb2os: adds up the segment counts of a backfill run',
+      timeout: Duration.minutes(5),
+      memorySize: 1024,
+      logRemovalPolicy: removalPolicy,
+      environment: { [ENV.PROGRESS_TABLE]: this.progressTable.tableName },
+    });
+
+    this.workerFunction.addEventSource(
+      new SqsEventSource(this.segmentQueue, {
+        batchSize: 1,
+        reportBatchItemFailures: true,
+        maxConcurrency: settings.workerMaxConcurrency,
+      }),
+    );
+    const updaterSource = new DynamoEventSource(table, {
+      // The workflow enables the mapping after the first backfill; from then on the
+      // updater replays the stream from the oldest record it has not applied.
+      enabled: false,
+      startingPosition: StartingPosition.TRIM_HORIZON,
+      batchSize: 100,
+      bisectBatchOnError: true,
+      retryAttempts: 10,
+      // A record can wait up to the retention budget while a backfill runs; the stream
+      // trims at 24 h anyway, so a shorter age would only discard changes the updater needs.
+      maxRecordAge: Duration.hours(24),
+      reportBatchItemFailures: true,
+      onFailure: new SqsDlq(this.streamFailureQueue),
+    });
+    this.updaterFunction.addEventSource(updaterSource);
+    this.updaterMappingId = updaterSource.eventSourceMappingId;
+
+    this.grantHandlers(props, settings.domainArn);
+
+    const stateMachineName =
+      props.stateMachineName ?? Names.uniqueResourceName(this, { maxLength: 80, separator: '-' });
+    const stateMachineLogs = new LogGroup(this, 'StateMachineLogs', {
+      retention: RetentionDays.ONE_MONTH,
+      removalPolicy,
+    });
+    this.stateMachine = new StateMachine(this, 'StateMachine', {
+      stateMachineName,
+      stateMachineType: StateMachineType.STANDARD,
+      definitionBody: DefinitionBody.fromFile(DEFINITION_PATH),
+      definitionSubstitutions: {
+        IndexName: props.index,
+        MaxConcurrency: String(settings.maxConcurrency),
+        RetentionBudgetHours: String(settings.retentionBudget.toHours({ integral: false })),
+        HeartbeatSeconds: String(settings.heartbeat.toSeconds()),
+        SegmentTimeoutSeconds: String(settings.segmentTimeout.toSeconds()),
+        UpdaterMappingUuid: this.updaterMappingId,
+        TableName: table.tableName,
+        PlanFunctionArn: this.planFunction.functionArn,
+        SummarizeFunctionArn: this.summarizeFunction.functionArn,
+        SegmentQueueUrl: this.segmentQueue.queueUrl,
+        BucketName: this.bucket.bucketName,
+      },
+      logs: { destination: stateMachineLogs, level: LogLevel.ALL, includeExecutionData: true },
+      tracingEnabled: true,
+    });
+    this.grantStateMachine(table, stateMachineName, updaterSource.eventSourceMappingArn);
+    this.suppressNagFindings(settings.domainArn, stateMachineName);
+  }
+
+  private grantHandlers(props: BackfillWorkflowProps, domainArn: string): void {
+    const { table } = props;
+    const opensearch = new PolicyStatement({
+      actions: OPENSEARCH_HTTP_ACTIONS,
+      resources: [`${domainArn}/*`],
+    });
+    const putDeadLetters = new PolicyStatement({
+      actions: ['s3:PutObject'],
+      resources: [this.bucket.arnForObjects(`${BUCKET_PREFIXES.deadLetters}*`)],
+    });
+
+    this.planFunction.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: [this.bucket.arnForObjects(`${BUCKET_PREFIXES.plans}*`)],
+      }),
+    );
+
+    table.grant(this.workerFunction, 'dynamodb:Scan', 'dynamodb:DescribeTable');
+    this.progressTable.grantReadWriteData(this.workerFunction);
+    this.workerFunction.addToRolePolicy(opensearch);
+    this.workerFunction.addToRolePolicy(putDeadLetters);
+    this.workerFunction.addToRolePolicy(
+      new PolicyStatement({
+        // Continuations: the worker hands the rest of a segment on through its own queue.
+        actions: ['sqs:SendMessage'],
+        resources: [this.segmentQueue.queueArn],
+      }),
+    );
+    this.workerFunction.addToRolePolicy(
+      new PolicyStatement({
+        // Task-token APIs take no resource: IAM accepts only '*' for them.
+        actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+        resources: ['*'],
+      }),
+    );
+
+    table.grant(this.updaterFunction, 'dynamodb:GetItem', 'dynamodb:Query');
+    this.updaterFunction.addToRolePolicy(opensearch);
+    this.updaterFunction.addToRolePolicy(putDeadLetters);
+
+    this.progressTable.grant(this.summarizeFunction, 'dynamodb:Query');
+  }
+
+  private grantStateMachine(table: ITable, stateMachineName: string, updaterMappingArn: string): void {
+    const stack = Stack.of(this);
+    const statements = [
+      new PolicyStatement({
+        actions: ['lambda:UpdateEventSourceMapping', 'lambda:GetEventSourceMapping'],
+        resources: [updaterMappingArn],
+      }),
+      new PolicyStatement({ actions: ['dynamodb:DescribeTable'], resources: [table.tableArn] }),
+      new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.segmentQueue.queueArn] }),
+      new PolicyStatement({
+        actions: ['lambda:InvokeFunction'],
+        resources: [this.planFunction.functionArn, this.summarizeFunction.functionArn],
+      }),
+      // A Distributed Map runs its items as child executions of this state machine.
+      new PolicyStatement({
+        actions: ['states:StartExecution'],
+        resources: [
+          stack.formatArn({
+            service: 'states',
+            resource: 'stateMachine',
+            resourceName: stateMachineName,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+      new PolicyStatement({
+        actions: ['states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution'],
+        resources: [
+          stack.formatArn({
+            service: 'states',
+            resource: 'execution',
+            resourceName: `${stateMachineName}/*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+      new PolicyStatement({
+        // The item reader reads the planner's list; the result writer writes (multipart) results.
+        actions: ['s3:GetObject'],
+        resources: [
+          this.bucket.arnForObjects(`${BUCKET_PREFIXES.plans}*`),
+          this.bucket.arnForObjects(`${BUCKET_PREFIXES.mapResults}*`),
+        ],
+      }),
+      new PolicyStatement({
+        actions: ['s3:PutObject', 's3:ListMultipartUploadParts', 's3:AbortMultipartUpload'],
+        resources: [this.bucket.arnForObjects(`${BUCKET_PREFIXES.mapResults}*`)],
+      }),
+    ];
+    for (const statement of statements) this.stateMachine.addToRolePolicy(statement);
+  }
+
+  /** Each acknowledgement names the cdk-nag finding and says why it stays. */
+  private suppressNagFindings(domainArn: string, stateMachineName: string): void {
+    const functions = [this.planFunction, this.workerFunction, this.updaterFunction, this.summarizeFunction];
+    for (const fn of functions) {
+      acknowledge(
+        fn,
+        ['AwsSolutions-L1', 'Serverless-LambdaLatestVersion'],
+        'Node.js 22 is the runtime the handlers are built (esbuild target node22) and tested for; ' +
+          'moving to a newer runtime is a deliberate change, not a drift.',
+      );
+      acknowledge(
+        fn,
+        ['Serverless-LambdaDLQ'],
+        'No function is invoked asynchronously: plan and summarize are invoked synchronously by Step ' +
+          'Functions, the worker by an SQS event source (its queue has a dead-letter queue), the updater ' +
+          'by a stream event source (with an on-failure destination).',
+      );
+      acknowledge(
+        fn.role as Role,
+        ['AwsSolutions-IAM5[Resource::*]'],
+        'X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no resource-level permissions.' +
+          (fn === this.workerFunction
+            ? ' states:SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat take a task token, not a resource, ' +
+              'so IAM only accepts "*" for them.'
+            : '') +
+          (fn === this.updaterFunction
+            ? ' dynamodb:ListStreams (granted by the stream event source) supports no resource-level permissions.'
+            : ''),
+      );
+    }
+    const opensearchIndexes = wildcardResourceFinding(this, `${domainArn}/*`);
+    const deadLetters = wildcardResourceFinding(
+      this,
+      this.bucket.arnForObjects(`${BUCKET_PREFIXES.deadLetters}*`),
+    );
+    const plans = wildcardResourceFinding(this, this.bucket.arnForObjects(`${BUCKET_PREFIXES.plans}*`));
+    const mapResults = wildcardResourceFinding(
+      this,
+      this.bucket.arnForObjects(`${BUCKET_PREFIXES.mapResults}*`),
+    );
+    for (const fn of [this.workerFunction, this.updaterFunction]) {
+      acknowledge(
+        fn.role as Role,
+        [opensearchIndexes],
+        'Documents go to the configured index and to the indexes the mapping routes to, which are data, ' +
+          'not infrastructure: access is limited to the HTTP methods the handlers use on this one domain.',
+      );
+      acknowledge(
+        fn.role as Role,
+        [deadLetters],
+        'Dead-letter objects get one new key per batch (runId/segment/timestamp); PutObject only, only under dead-letter/.',
+      );
+    }
+    acknowledge(
+      this.planFunction.role as Role,
+      [plans],
+      'The planner writes one segment list per run under plans/; PutObject only, only under that prefix.',
+    );
+    acknowledge(
+      this.stateMachine.role,
+      [
+        'AwsSolutions-IAM5[Resource::*]',
+        plans,
+        mapResults,
+        wildcardResourceFinding(
+          this,
+          Stack.of(this).formatArn({
+            service: 'states',
+            resource: 'execution',
+            resourceName: `${stateMachineName}/*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ),
+      ],
+      'Resource "*": CloudWatch Logs delivery and X-Ray APIs support no resource-level permissions. ' +
+        'plans/*: the Map item reader reads the list the planner wrote for this run. map-results/*: the Map ' +
+        'result writer creates one object set per Map Run. execution:<name>/*: the Distributed Map child ' +
+        'executions of this state machine get generated names; they are described, stopped and redriven.',
+    );
+    acknowledge(
+      this.bucket,
+      ['AwsSolutions-S1'],
+      'The bucket holds transient workflow objects (segment lists, Map results, dead letters) that only this ' +
+        "stack's roles write, all expiring by lifecycle rules; CloudTrail data events can audit object access " +
+        'where required, without a second bucket for access logs.',
+    );
+    acknowledge(
+      this.streamFailureQueue,
+      ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'],
+      "This queue is itself a dead-letter destination: the updater's stream event source sends the batches it " +
+        'gave up on here. Nothing consumes it automatically, so it needs no dead-letter queue of its own.',
+    );
+    acknowledge(
+      this.segmentDeadLetterQueue,
+      ['Serverless-SQSRedrivePolicy'],
+      'This is the dead-letter queue of the segment queue; a dead-letter queue of a dead-letter queue would add nothing.',
+    );
+    acknowledge(
+      this.workerFunction,
+      ['Serverless-LambdaEventSourceMappingDestination'],
+      'SQS event source mappings do not support on-failure destinations; the segment queue sends messages ' +
+        'that fail 3 times to its dead-letter queue instead.',
+    );
+  }
+}
+
+interface ResolvedSettings {
+  domainEndpoint: string;
+  domainArn: string;
+  maxConcurrency: number;
+  workerMaxConcurrency: number;
+  workerTimeout: Duration;
+  heartbeat: Duration;
+  segmentTimeout: Duration;
+  retentionBudget: Duration;
+}
+
+/** Checks the props and fills in the defaults; every message names the prop and what it must be. */
+function resolveSettings(props: BackfillWorkflowProps): ResolvedSettings {
+  if (!props.table.tableStreamArn) {
+    throw new Error(
+      `BackfillWorkflow: the table ${props.table.node.path} has no stream, and the updater follows the stream. ` +
+        'Enable a stream (NEW_AND_OLD_IMAGES or NEW_IMAGE) on the table; for an imported table, ' +
+        'pass its stream ARN as tableStreamArn to Table.fromTableAttributes.',
+    );
+  }
+  const { domainEndpoint, domainArn } = resolveDomain(props);
+  validateIndexName(props.index);
+  const mappingIndex = props.mapping?.index;
+  if (mappingIndex !== undefined && mappingIndex !== props.index) {
+    throw new Error(
+      `BackfillWorkflow: mapping.index (${String(mappingIndex)}) differs from index (${props.index}); ` +
+        'set the index once, with the index prop.',
+    );
+  }
+  const maxConcurrency = props.maxConcurrency ?? 10;
+  requireInteger('maxConcurrency', maxConcurrency, 1, 10_000);
+  const workerMaxConcurrency = props.workerMaxConcurrency ?? Math.min(Math.max(maxConcurrency, 2), 1000);
+  requireInteger('workerMaxConcurrency', workerMaxConcurrency, 2, 1000);
+
+  const workerTimeout = props.workerTimeout ?? Duration.minutes(15);
+  requireDuration('workerTimeout', workerTimeout, Duration.minutes(1), Duration.minutes(15));
+  const segmentTimeout = props.segmentTimeout ?? Duration.hours(6);
+  const heartbeat = props.heartbeat ?? Duration.minutes(5);
+  requireDuration('segmentTimeout', segmentTimeout, Duration.minutes(1), Duration.days(7));
+  requireDuration('heartbeat', heartbeat, Duration.seconds(30), segmentTimeout);
+  if (heartbeat.toSeconds() >= segmentTimeout.toSeconds()) {
+    throw new Error(
+      `BackfillWorkflow: heartbeat (${heartbeat.toHumanString()}) must be shorter than segmentTimeout ` +
+        `(${segmentTimeout.toHumanString()}).`,
+    );
+  }
+  const retentionBudget = props.retentionBudget ?? Duration.hours(23);
+  if (retentionBudget.toSeconds() <= 0 || retentionBudget.toSeconds() >= Duration.hours(24).toSeconds()) {
+    throw new Error(
+      `BackfillWorkflow: retentionBudget (${retentionBudget.toHumanString()}) must be more than 0 and ` +
+        'less than 24 hours, the DynamoDB stream retention: the updater can only catch up on changes ' +
+        'that are still in the stream.',
+    );
+  }
+  if (props.targetSegmentBytes !== undefined) {
+    requireInteger('targetSegmentBytes', props.targetSegmentBytes, 1, Number.MAX_SAFE_INTEGER);
+  }
+  if (props.bulkMaxBytes !== undefined) {
+    requireInteger('bulkMaxBytes', props.bulkMaxBytes, 1, 100 * 1024 * 1024);
+  }
+  return {
+    domainEndpoint,
+    domainArn,
+    maxConcurrency,
+    workerMaxConcurrency,
+    workerTimeout,
+    heartbeat,
+    segmentTimeout,
+    retentionBudget,
+  };
+}
+
+function resolveDomain(props: BackfillWorkflowProps): { domainEndpoint: string; domainArn: string } {
+  if (props.domain) {
+    if (props.domainEndpoint !== undefined || props.domainArn !== undefined) {
+      throw new Error('BackfillWorkflow: give either domain, or domainEndpoint and domainArn, not both.');
+    }
+    return { domainEndpoint: `https://${props.domain.domainEndpoint}`, domainArn: props.domain.domainArn };
+  }
+  const { domainEndpoint, domainArn } = props;
+  if (domainEndpoint === undefined || domainArn === undefined) {
+    throw new Error(
+      'BackfillWorkflow: give the OpenSearch domain: domain, or both domainEndpoint and domainArn.',
+    );
+  }
+  if (!Token.isUnresolved(domainEndpoint)) {
+    let url: URL | undefined;
+    try {
+      url = new URL(domainEndpoint);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol !== 'https:' || url.pathname !== '/' || url.search !== '') {
+      throw new Error(
+        `BackfillWorkflow: domainEndpoint must be the domain's https URL, like ` +
+          `https://search-name-abc123.us-east-1.es.amazonaws.com (got ${domainEndpoint}).`,
+      );
+    }
+  }
+  if (
+    !Token.isUnresolved(domainArn) &&
+    !/^arn:aws[a-z-]*:es:[a-z0-9-]+:\d{12}:domain\/[a-z][a-z0-9-]*$/.test(domainArn)
+  ) {
+    throw new Error(
+      `BackfillWorkflow: domainArn must be an OpenSearch domain ARN, like ` +
+        `arn:aws:es:us-east-1:123456789012:domain/name (got ${domainArn}).`,
+    );
+  }
+  return { domainEndpoint: domainEndpoint.replace(/\/$/, ''), domainArn };
+}
+
+/** OpenSearch index naming rules, so a bad name fails at synth rather than at the first bulk request. */
+function validateIndexName(index: string): void {
+  if (Token.isUnresolved(index)) return;
+  const problems: string[] = [];
+  if (index.length === 0) problems.push('is empty');
+  if (Buffer.byteLength(index, 'utf8') > 255) problems.push('is longer than 255 bytes');
+  if (index !== index.toLowerCase()) problems.push('has uppercase letters');
+  const forbidden = [...new Set(index.match(/[\\/*?"<>|, #:]/g) ?? [])];
+  if (forbidden.length > 0) problems.push(`contains ${forbidden.map((c) => `'${c}'`).join(' ')}`);
+  if (/^[_\-+]/.test(index)) problems.push("starts with '_', '-' or '+'");
+  if (index === '.' || index === '..') problems.push("is '.' or '..'");
+  if (problems.length > 0) {
+    throw new Error(
+      `BackfillWorkflow: index "${index}" is not a valid OpenSearch index name: it ${problems.join(', ')}. ` +
+        'Use lowercase letters, digits and - _ . (not first).',
+    );
+  }
+}
+
+function requireInteger(name: string, value: number, min: number, max: number): void {
+  if (Token.isUnresolved(value)) return;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`BackfillWorkflow: ${name} must be a whole number from ${min} to ${max} (got ${value}).`);
+  }
+}
+
+function requireDuration(name: string, value: Duration, min: Duration, max: Duration): void {
+  const seconds = value.toSeconds();
+  if (seconds < min.toSeconds() || seconds > max.toSeconds()) {
+    throw new Error(
+      `BackfillWorkflow: ${name} must be from ${min.toHumanString()} to ${max.toHumanString()} ` +
+        `(got ${value.toHumanString()}).`,
+    );
+  }
+}

@@ -1,0 +1,509 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Table } from 'aws-cdk-lib/aws-dynamodb';
+import { Domain } from 'aws-cdk-lib/aws-opensearchservice';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  BackfillWorkflow,
+  type BackfillWorkflowProps,
+  DEFINITION_PATH,
+} from '../../stacks/backfill-workflow';
+import {
+  DOMAIN_ARN,
+  DOMAIN_ENDPOINT,
+  STREAM_ARN,
+  stackWithStreamTable,
+  testApp,
+  unacknowledgedNagFindings,
+} from './fixtures';
+
+function logicalId(
+  stack: Stack,
+  workflow: BackfillWorkflow,
+  pick: (w: BackfillWorkflow) => { node: { defaultChild?: unknown } },
+): string {
+  return stack.getLogicalId(pick(workflow).node.defaultChild as never);
+}
+
+describe('BackfillWorkflow', () => {
+  let stack: Stack;
+  let workflow: BackfillWorkflow;
+  let template: Template;
+  const ref = (pick: (w: BackfillWorkflow) => { node: { defaultChild?: unknown } }) => ({
+    Ref: logicalId(stack, workflow, pick),
+  });
+  const arnOf = (pick: (w: BackfillWorkflow) => { node: { defaultChild?: unknown } }) => ({
+    'Fn::GetAtt': [logicalId(stack, workflow, pick), 'Arn'],
+  });
+
+  beforeAll(() => {
+    const fixture = stackWithStreamTable();
+    stack = fixture.stack;
+    workflow = new BackfillWorkflow(stack, 'Workflow', {
+      table: fixture.table,
+      index: 'orders',
+      domainEndpoint: DOMAIN_ENDPOINT,
+      domainArn: DOMAIN_ARN,
+      stateMachineName: 'ddb2os-test-backfill',
+    });
+    template = Template.fromStack(stack);
+  });
+
+  it('creates the updater event source mapping disabled, at TRIM_HORIZON, with bisection, bounded retries and a failure destination', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: STREAM_ARN,
+      FunctionName: ref((w) => w.updaterFunction),
+      Enabled: false,
+      StartingPosition: 'TRIM_HORIZON',
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: 10,
+      MaximumRecordAgeInSeconds: 86400,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      DestinationConfig: { OnFailure: { Destination: arnOf((w) => w.streamFailureQueue) } },
+    });
+  });
+
+  it('feeds the worker one segment message at a time, reporting failed messages, with bounded concurrency', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: arnOf((w) => w.segmentQueue),
+      FunctionName: ref((w) => w.workerFunction),
+      BatchSize: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 10 },
+    });
+  });
+
+  it('keeps a segment message invisible for six times the worker timeout', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 6 * 15 * 60,
+      SqsManagedSseEnabled: true,
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ DDB2OS_SEGMENT_QUEUE_URL: Match.anyValue() }) },
+      Timeout: 15 * 60,
+    });
+  });
+
+  it('moves a segment message that failed three times to the dead-letter queue', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      RedrivePolicy: { deadLetterTargetArn: arnOf((w) => w.segmentDeadLetterQueue), maxReceiveCount: 3 },
+    });
+  });
+
+  it('refuses unencrypted transport to every queue', () => {
+    const policies = template.findResources('AWS::SQS::QueuePolicy');
+    expect(Object.keys(policies)).toHaveLength(3);
+    for (const policy of Object.values(policies)) {
+      expect(policy.Properties.PolicyDocument.Statement).toContainEqual(
+        expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+      );
+    }
+  });
+
+  it('deploys the state machine from the definition file with logging of everything and X-Ray tracing', () => {
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineName: 'ddb2os-test-backfill',
+      StateMachineType: 'STANDARD',
+      DefinitionS3Location: Match.objectLike({ Key: Match.stringLikeRegexp('\\.json$') }),
+      LoggingConfiguration: {
+        Level: 'ALL',
+        IncludeExecutionData: true,
+        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: Match.anyValue() } }],
+      },
+      TracingConfiguration: { Enabled: true },
+    });
+  });
+
+  it('substitutes every placeholder of the definition file, and nothing else', () => {
+    const placeholders = [...readFileSync(DEFINITION_PATH, 'utf8').matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]);
+    const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
+    expect(Object.keys(machine?.Properties.DefinitionSubstitutions).sort()).toEqual(
+      [...new Set(placeholders)].sort(),
+    );
+  });
+
+  it('substitutes the defaults the workflow input falls back to', () => {
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      DefinitionSubstitutions: Match.objectLike({
+        IndexName: 'orders',
+        MaxConcurrency: '10',
+        RetentionBudgetHours: '23',
+        HeartbeatSeconds: '300',
+        SegmentTimeoutSeconds: '21600',
+        TableName: 'orders',
+        UpdaterMappingUuid: { Ref: Match.stringLikeRegexp('UpdaterFunctionDynamoDBEventSource') },
+      }),
+    });
+  });
+
+  it('lets the state machine pause and enable only the updater event source mapping', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref((w) => w.stateMachine.role as never)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Effect: 'Allow',
+            Action: ['lambda:UpdateEventSourceMapping', 'lambda:GetEventSourceMapping'],
+            Resource: {
+              'Fn::Join': [
+                '',
+                Match.arrayWith([
+                  ':event-source-mapping:',
+                  { Ref: Match.stringLikeRegexp('UpdaterFunctionDynamoDBEventSource') },
+                ]),
+              ],
+            },
+          },
+        ]),
+      },
+    });
+  });
+
+  it('lets the state machine describe the table, send to the segment queue and invoke plan and summarize, nothing wider', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref((w) => w.stateMachine.role as never)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Effect: 'Allow',
+            Action: 'dynamodb:DescribeTable',
+            Resource: { 'Fn::Join': ['', Match.arrayWith([':table/orders'])] },
+          },
+          { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: arnOf((w) => w.segmentQueue) },
+          {
+            Effect: 'Allow',
+            Action: 'lambda:InvokeFunction',
+            Resource: [arnOf((w) => w.planFunction), arnOf((w) => w.summarizeFunction)],
+          },
+        ]),
+      },
+    });
+  });
+
+  it('lets the state machine run, stop and redrive its own Distributed Map child executions', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref((w) => w.stateMachine.role as never)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Effect: 'Allow',
+            Action: 'states:StartExecution',
+            Resource: { 'Fn::Join': ['', Match.arrayWith([':stateMachine:ddb2os-test-backfill'])] },
+          },
+          {
+            Effect: 'Allow',
+            Action: ['states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution'],
+            Resource: { 'Fn::Join': ['', Match.arrayWith([':execution:ddb2os-test-backfill/*'])] },
+          },
+        ]),
+      },
+    });
+  });
+
+  it('lets the worker answer task tokens, and call only the HTTP methods it uses on the one domain', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref((w) => w.workerFunction.role as never)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Effect: 'Allow',
+            Action: ['es:ESHttpGet', 'es:ESHttpHead', 'es:ESHttpPost', 'es:ESHttpPut', 'es:ESHttpDelete'],
+            Resource: `${DOMAIN_ARN}/*`,
+          },
+          {
+            Effect: 'Allow',
+            Action: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+            Resource: '*',
+          },
+        ]),
+      },
+    });
+  });
+
+  it('lets the updater read single items of the table, not scan it', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref((w) => w.updaterFunction.role as never)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
+            Resource: STREAM_ARN,
+          }),
+          Match.objectLike({ Action: ['dynamodb:GetItem', 'dynamodb:Query'] }),
+        ]),
+      },
+    });
+  });
+
+  it('keeps checkpoints in an on-demand progress table keyed by runId and segment, with point-in-time recovery', () => {
+    template.hasResource('AWS::DynamoDB::Table', {
+      Properties: {
+        KeySchema: [
+          { AttributeName: 'runId', KeyType: 'HASH' },
+          { AttributeName: 'segment', KeyType: 'RANGE' },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: 'runId', AttributeType: 'S' },
+          { AttributeName: 'segment', AttributeType: 'N' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: true },
+      },
+      DeletionPolicy: 'Retain',
+    });
+  });
+
+  it('keeps plans, Map results and dead letters in a private, encrypted bucket that expires them', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ Prefix: 'plans/', ExpirationInDays: 30 }),
+          Match.objectLike({ Prefix: 'dead-letter/', ExpirationInDays: 90 }),
+        ]),
+      },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('runs every function on Node.js 22, ARM64, with active tracing, JSON logs and source maps', () => {
+    const functions = template.findResources('AWS::Lambda::Function');
+    expect(Object.keys(functions)).toHaveLength(4);
+    for (const fn of Object.values(functions)) {
+      expect(fn.Properties).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Architectures: ['arm64'],
+        TracingConfig: { Mode: 'Active' },
+        LoggingConfig: { LogFormat: 'JSON' },
+        Environment: {
+          Variables: expect.objectContaining({
+            NODE_OPTIONS: '--enable-source-maps',
+            POWERTOOLS_SERVICE_NAME: 'ddb2os',
+          }),
+        },
+      });
+    }
+    template.resourceCountIs('AWS::Logs::LogGroup', 5);
+    template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it('tells the worker and the updater where the domain, the index and the dead letters are', () => {
+    for (const pick of [
+      (w: BackfillWorkflow) => w.workerFunction,
+      (w: BackfillWorkflow) => w.updaterFunction,
+    ]) {
+      const [fn] = Object.values(
+        template.findResources('AWS::Lambda::Function', {
+          Properties: { Role: arnOf((w) => pick(w).role as never) },
+        }),
+      );
+      expect(fn?.Properties.Environment.Variables).toMatchObject({
+        DDB2OS_TABLE_NAME: 'orders',
+        DDB2OS_INDEX_NAME: 'orders',
+        DDB2OS_OPENSEARCH_ENDPOINT: DOMAIN_ENDPOINT,
+        DDB2OS_OPENSEARCH_SIGNING: 'es',
+        DDB2OS_DEAD_LETTER_BUCKET: ref((w) => w.bucket),
+      });
+    }
+  });
+
+  it('leaves no cdk-nag AwsSolutions or Serverless finding unacknowledged', () => {
+    expect(unacknowledgedNagFindings(stack)).toEqual([]);
+  });
+});
+
+describe('BackfillWorkflow props', () => {
+  function build(props: Partial<BackfillWorkflowProps> = {}): () => BackfillWorkflow {
+    const { stack, table } = stackWithStreamTable();
+    return () =>
+      new BackfillWorkflow(stack, 'Workflow', {
+        table,
+        index: 'orders',
+        domainEndpoint: DOMAIN_ENDPOINT,
+        domainArn: DOMAIN_ARN,
+        ...props,
+      });
+  }
+
+  it('accepts an OpenSearch domain construct instead of an endpoint and ARN', () => {
+    const { stack, table } = stackWithStreamTable();
+    const domain = Domain.fromDomainEndpoint(stack, 'Domain', DOMAIN_ENDPOINT);
+    new BackfillWorkflow(stack, 'Workflow', { table, index: 'orders', domain });
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ DDB2OS_OPENSEARCH_ENDPOINT: DOMAIN_ENDPOINT }) },
+    });
+  });
+
+  it('rejects a table without a stream', () => {
+    const stack = new Stack(testApp(), 'Test');
+    const table = Table.fromTableName(stack, 'Orders', 'orders');
+    expect(
+      () =>
+        new BackfillWorkflow(stack, 'Workflow', {
+          table,
+          index: 'orders',
+          domainEndpoint: DOMAIN_ENDPOINT,
+          domainArn: DOMAIN_ARN,
+        }),
+    ).toThrow(/has no stream.*tableStreamArn/s);
+  });
+
+  it('rejects a missing domain', () => {
+    expect(build({ domainEndpoint: undefined })).toThrow(
+      'give the OpenSearch domain: domain, or both domainEndpoint and domainArn',
+    );
+  });
+
+  it('rejects a domain together with an endpoint', () => {
+    const { stack, table } = stackWithStreamTable();
+    const domain = Domain.fromDomainEndpoint(stack, 'Domain', DOMAIN_ENDPOINT);
+    expect(
+      () =>
+        new BackfillWorkflow(stack, 'Workflow', {
+          table,
+          index: 'orders',
+          domain,
+          domainEndpoint: DOMAIN_ENDPOINT,
+        }),
+    ).toThrow('give either domain, or domainEndpoint and domainArn, not both');
+  });
+
+  it('rejects an endpoint that is not an https URL', () => {
+    expect(build({ domainEndpoint: 'search-x.us-east-1.es.amazonaws.com' })).toThrow(
+      /domainEndpoint must be the domain's https URL/,
+    );
+    expect(build({ domainEndpoint: 'http://search-x.us-east-1.es.amazonaws.com' })).toThrow(/https URL/);
+  });
+
+  it('rejects a domain ARN that is not one', () => {
+    expect(build({ domainArn: 'arn:aws:es:us-east-1:123456789012:x' })).toThrow(
+      /domainArn must be an OpenSearch domain ARN/,
+    );
+  });
+
+  it.each([
+    ['Orders', 'has uppercase letters'],
+    ['my orders', "contains ' '"],
+    ['a,b#c', "contains ',' '#'"],
+    ['_orders', "starts with '_', '-' or '+'"],
+    ['-orders', "starts with '_', '-' or '+'"],
+    ['', 'is empty'],
+  ])('rejects the index name %j: it %s', (index, problem) => {
+    expect(build({ index })).toThrow(`is not a valid OpenSearch index name: it ${problem}`);
+  });
+
+  it('rejects a mapping whose index differs from the index', () => {
+    expect(build({ mapping: { index: 'other' } })).toThrow(
+      'mapping.index (other) differs from index (orders)',
+    );
+  });
+
+  it.each([0, 1.5, 10_001])('rejects maxConcurrency %s', (maxConcurrency) => {
+    expect(build({ maxConcurrency })).toThrow(
+      `maxConcurrency must be a whole number from 1 to 10000 (got ${maxConcurrency})`,
+    );
+  });
+
+  it('rejects a worker concurrency that SQS event sources do not allow', () => {
+    expect(build({ workerMaxConcurrency: 1 })).toThrow(
+      'workerMaxConcurrency must be a whole number from 2 to 1000',
+    );
+  });
+
+  it('rejects a worker timeout beyond the Lambda maximum', () => {
+    expect(build({ workerTimeout: Duration.minutes(16) })).toThrow(
+      'workerTimeout must be from 1 minute to 15 minutes (got 16 minutes)',
+    );
+  });
+
+  it('rejects a heartbeat that is not shorter than the segment timeout', () => {
+    expect(build({ heartbeat: Duration.hours(1), segmentTimeout: Duration.hours(1) })).toThrow(
+      'heartbeat (1 hour) must be shorter than segmentTimeout (1 hour)',
+    );
+  });
+
+  it('rejects a heartbeat under 30 seconds', () => {
+    expect(build({ heartbeat: Duration.seconds(10) })).toThrow('heartbeat must be from 30 seconds');
+  });
+
+  it('rejects a retention budget of 24 hours or more: the stream keeps changes for 24 hours', () => {
+    expect(build({ retentionBudget: Duration.hours(24) })).toThrow(
+      'retentionBudget (1 day) must be more than 0 and less than 24 hours, the DynamoDB stream retention',
+    );
+  });
+
+  it('rejects a bulk size above 100 MiB', () => {
+    expect(build({ bulkMaxBytes: 200 * 1024 * 1024 })).toThrow(
+      'bulkMaxBytes must be a whole number from 1 to 104857600',
+    );
+  });
+
+  it('passes the mapping, bulk size and segment size to the handlers that use them', () => {
+    const { stack, table } = stackWithStreamTable();
+    new BackfillWorkflow(stack, 'Workflow', {
+      table,
+      index: 'orders',
+      domainEndpoint: DOMAIN_ENDPOINT,
+      domainArn: DOMAIN_ARN,
+      mapping: { routes: [{ prefix: 'order#', index: 'orders' }] },
+      bulkMaxBytes: 1_000_000,
+      targetSegmentBytes: 64 * 1024 * 1024,
+    });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          DDB2OS_MAPPING: '{"routes":[{"prefix":"order#","index":"orders"}]}',
+          DDB2OS_BULK_MAX_BYTES: '1000000',
+        }),
+      },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ DDB2OS_TARGET_SEGMENT_BYTES: String(64 * 1024 * 1024) }) },
+    });
+  });
+});
+
+describe('BackfillWorkflow bundling', () => {
+  it('bundles each handler with the local esbuild (no Docker) into minified ESM with a source map', () => {
+    const app = new App();
+    const stack = new Stack(app, 'Bundled');
+    const table = Table.fromTableAttributes(stack, 'Orders', {
+      tableName: 'orders',
+      tableStreamArn: STREAM_ARN,
+    });
+    new BackfillWorkflow(stack, 'Workflow', {
+      table,
+      index: 'orders',
+      domainEndpoint: DOMAIN_ENDPOINT,
+      domainArn: DOMAIN_ARN,
+    });
+    const assembly = app.synth();
+    const assets = readdirSync(assembly.directory).filter((name) => name.startsWith('asset.'));
+    const bundles = assets.filter((name) => existsSync(join(assembly.directory, name, 'index.mjs')));
+    expect(bundles).toHaveLength(4);
+    for (const bundle of bundles) {
+      const code = readFileSync(join(assembly.directory, bundle, 'index.mjs'), 'utf8');
+      expect(code).toContain('createRequire');
+      expect(code).toMatch(/sourceMappingURL=index\.mjs\.map/);
+      expect(existsSync(join(assembly.directory, bundle, 'index.mjs.map'))).toBe(true);
+    }
+  });
+});

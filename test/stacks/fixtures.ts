@@ -1,0 +1,47 @@
+import { App, Stack } from 'aws-cdk-lib';
+import { type ITable, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { nagPacks } from '../../stacks/nag';
+
+export const STREAM_ARN =
+  'arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2024-01-01T00:00:00.000';
+export const DOMAIN_ENDPOINT = 'https://search-x.us-east-1.es.amazonaws.com';
+export const DOMAIN_ARN = 'arn:aws:es:us-east-1:123456789012:domain/x';
+
+/** Context for the existing-resources mode, as `-c` flags would give it. */
+export const EXISTING_CONTEXT = {
+  tableName: 'orders',
+  tableStreamArn: STREAM_ARN,
+  domainEndpoint: DOMAIN_ENDPOINT,
+  domainArn: DOMAIN_ARN,
+  index: 'orders',
+};
+
+/**
+ * An app that skips esbuild bundling (the handlers' code is irrelevant to the
+ * template), so that a synth takes milliseconds.
+ */
+export function testApp(context: Record<string, unknown> = {}): App {
+  return new App({ context: { 'aws:cdk:bundling-stacks': [], ...context } });
+}
+
+export function stackWithStreamTable(): { stack: Stack; table: ITable } {
+  const stack = new Stack(testApp(), 'Test');
+  const table = Table.fromTableAttributes(stack, 'Orders', {
+    tableName: 'orders',
+    tableStreamArn: STREAM_ARN,
+  });
+  return { stack, table };
+}
+
+/** The cdk-nag findings (AwsSolutions and Serverless packs) that nobody acknowledged, as `rule at path` lines. */
+export function unacknowledgedNagFindings(stack: Stack): string[] {
+  return nagPacks(stack).flatMap((pack) =>
+    pack
+      .validateScope(stack)
+      .violations.flatMap((violation) =>
+        violation.violatingResources.map(
+          (resource) => `${violation.severity} ${violation.ruleName} at ${resource.constructPath}`,
+        ),
+      ),
+  );
+}
