@@ -302,6 +302,14 @@ export class BackfillStack extends Stack {
       value: bucket.bucketName,
       description: 'Dead letters (dead-letter/), segment lists (plans/) and Map results (map-results/)',
     });
+    new CfnOutput(this, 'OpenSearchRoleArns', {
+      value: [this.workflow.workerFunction.role, this.workflow.updaterFunction.role]
+        .map((role) => (role as NonNullable<typeof role>).roleArn)
+        .join(','),
+      description:
+        'The worker and updater roles: allow them in the domain access policy, and map them to a role ' +
+        'with write access if fine-grained access control is on',
+    });
     new CfnOutput(this, 'DashboardUrl', {
       value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${this.dashboard.dashboard.dashboardName}`,
       description: 'Segments, documents per second, dead letters and the updater lag',

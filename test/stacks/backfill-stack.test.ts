@@ -86,6 +86,23 @@ describe('BackfillStack with an existing table and domain', () => {
     template.hasOutput('DeadLetterBucketName', { Value: Match.anyValue() });
   });
 
+  it('outputs the roles that need access to the domain', () => {
+    const roleArn = (fn: { role?: unknown }) => ({
+      'Fn::GetAtt': [
+        stack.getLogicalId((fn.role as { node: { defaultChild: never } }).node.defaultChild),
+        'Arn',
+      ],
+    });
+    template.hasOutput('OpenSearchRoleArns', {
+      Value: {
+        'Fn::Join': [
+          '',
+          [roleArn(stack.workflow.workerFunction), ',', roleArn(stack.workflow.updaterFunction)],
+        ],
+      },
+    });
+  });
+
   it('has a dashboard of segments, documents per second, dead letters and the updater lag', () => {
     const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
     const body = JSON.stringify(dashboard?.Properties.DashboardBody);
