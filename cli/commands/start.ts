@@ -1,9 +1,233 @@
-// Placeholder until the command lands.
+/**
+ * `ddb2os start`: start the deployed backfill workflow and follow its Map Run
+ * until the execution ends.
+ */
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { optionalString, type ParsedArgs } from '../args';
+import { EXIT, UsageError } from '../cli-error';
+import {
+  AWS_DETAILS,
+  AWS_FLAGS,
+  type AwsTarget,
+  type CloudDeps,
+  CloudError,
+  consoleUrl,
+  errorName,
+  explainAwsError,
+  type FollowSummary,
+  flagSpecs,
+  followExecution,
+  parseStatesArn,
+  reportFollowed,
+  resolveTarget,
+  type StatesArn,
+  stateMachineArnFromStack,
+  withDefaults,
+} from '../cloud';
 import type { Command } from '../command';
 
-export const startCommand: Command = {
-  spec: { name: 'start', summary: 'not implemented yet', usage: 'ddb2os start', flags: {}, examples: [] },
-  run: async () => {
-    throw new Error('ddb2os start is not implemented yet');
-  },
-};
+/** The input keys the workflow reads (statemachines/backfill.asl.json, "Read input"). */
+export const WORKFLOW_INPUT_KEYS = [
+  'totalSegments',
+  'maxConcurrency',
+  'readUnitsPerSecond',
+  'index',
+  'retentionBudgetHours',
+] as const;
+
+/** Characters Step Functions refuses in an execution name. */
+const NAME_FORBIDDEN = /[\s<>{}[\]?*"#%\\^|~`$&,;:/\p{Cc}]/u;
+
+export function createStartCommand(deps: CloudDeps = {}): Command {
+  const cloud = withDefaults(deps);
+  return {
+    spec: {
+      name: 'start',
+      summary: 'start the deployed workflow and follow its Map Run until it ends',
+      usage:
+        'ddb2os start (--state-machine-arn ARN | --stack NAME) [--input JSON] [--name NAME] [--no-follow] [--json]',
+      flags: flagSpecs({
+        'state-machine-arn': {
+          type: 'string',
+          value: 'ARN',
+          description: 'the backfill state machine',
+        },
+        stack: {
+          type: 'string',
+          value: 'NAME',
+          description: 'or: the CloudFormation stack whose StateMachineArn output names it',
+        },
+        input: {
+          type: 'string',
+          value: 'JSON',
+          description: `execution input, a JSON object (default {}); keys: ${WORKFLOW_INPUT_KEYS.join(', ')}`,
+        },
+        name: {
+          type: 'string',
+          value: 'NAME',
+          description: 'execution name, also the run id that keys the checkpoints (default: generated)',
+        },
+        ...AWS_FLAGS,
+        'no-follow': { type: 'boolean', description: 'print the execution ARN and return at once' },
+        json: { type: 'boolean', description: 'print one summary object as the last stdout line' },
+      }),
+      details: [
+        'Prints the execution ARN and its console link, then polls the execution and its Map Run',
+        '(ListMapRuns, DescribeMapRun: segments pending, running, succeeded, failed, timed out, aborted)',
+        'every 5 seconds until the execution ends: a redrawn block on a terminal, one timestamped line',
+        'per change elsewhere. At the end: the run summary, or the error and cause.',
+        '',
+        'Exit code: 0 when the execution SUCCEEDED; 1 when it FAILED, TIMED_OUT or ABORTED (one line',
+        'on stderr with the error, the cause and, if segments failed, the `ddb2os redrive` command);',
+        '130 when Ctrl-C stops the following. Ctrl-C never stops the execution itself.',
+        '',
+        'With --json the progress goes to stderr and stdout holds only the summary object.',
+        '',
+        AWS_DETAILS,
+      ].join('\n'),
+      examples: [
+        'ddb2os start --stack Ddb2osStack',
+        `ddb2os start --stack Ddb2osStack --input '{"totalSegments": 64, "maxConcurrency": 16}'`,
+        'ddb2os start --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:Backfill --name orders-2025-06-01',
+        'ddb2os start --stack Ddb2osStack --no-follow --json --profile prod --region eu-west-1',
+      ],
+    },
+    run: async (args, io) => {
+      const json = args.values.json === true;
+      const out = json ? io.stderr : io.stdout;
+      const input = parseInput(optionalString(args, 'input'));
+      const name = parseName(optionalString(args, 'name'));
+      const { stateMachineArn, target } = await resolveStateMachine(args, io);
+
+      const unknownKeys = Object.keys(input).filter(
+        (key) => !(WORKFLOW_INPUT_KEYS as readonly string[]).includes(key),
+      );
+      if (unknownKeys.length > 0) {
+        io.stderr.write(
+          `ddb2os: note: the workflow ignores the input key(s) ${unknownKeys.join(', ')} ` +
+            `(it reads ${WORKFLOW_INPUT_KEYS.join(', ')})\n`,
+        );
+      }
+
+      const sfn = cloud.sfn(target);
+      let executionArn: string;
+      let startDate: string | undefined;
+      try {
+        const started = await sfn.send(
+          new StartExecutionCommand({
+            stateMachineArn,
+            input: JSON.stringify(input),
+            ...(name ? { name } : {}),
+          }),
+        );
+        if (!started.executionArn) throw new CloudError('StartExecution returned no execution ARN');
+        executionArn = started.executionArn;
+        if (started.startDate) startDate = new Date(started.startDate).toISOString();
+      } catch (error) {
+        throw explainStartError(error, { stateMachineArn, name, target });
+      }
+
+      const url = consoleUrl(executionArn, target.region);
+      out.write(`execution ${executionArn}\nconsole   ${url}\n`);
+      if (args.values['no-follow'] === true) {
+        out.write(`Not following. See it with: ddb2os status ${executionArn}\n`);
+        if (json) {
+          const summary: FollowSummary = {
+            executionArn,
+            consoleUrl: url,
+            follow: 'not-followed',
+            status: 'RUNNING',
+            ...(startDate ? { startDate } : {}),
+          };
+          io.stdout.write(`${JSON.stringify(summary)}\n`);
+        }
+        return EXIT.ok;
+      }
+      out.write('Following until it ends (Ctrl-C stops following, not the execution).\n');
+      const result = await followExecution({ sfn, executionArn, target, io, out, deps: cloud });
+      return reportFollowed(result, { io, out, target, json, now: cloud.now() });
+    },
+  };
+
+  async function resolveStateMachine(
+    args: ParsedArgs,
+    io: Parameters<Command['run']>[1],
+  ): Promise<{ stateMachineArn: string; target: AwsTarget }> {
+    const arnFlag = optionalString(args, 'state-machine-arn');
+    const stack = optionalString(args, 'stack');
+    if (arnFlag !== undefined && stack !== undefined) {
+      throw new UsageError('pass either --state-machine-arn or --stack, not both');
+    }
+    if (arnFlag === undefined && stack === undefined) {
+      throw new UsageError(
+        'which state machine? pass --stack NAME (the deployed ddb2os stack) or --state-machine-arn ARN',
+      );
+    }
+    if (arnFlag !== undefined) {
+      const arn: StatesArn = parseStatesArn(arnFlag, '--state-machine-arn', 'stateMachine');
+      return { stateMachineArn: arn.arn, target: await resolveTarget(args, io, cloud, { arn }) };
+    }
+    const target = await resolveTarget(args, io, cloud);
+    const stateMachineArn = await stateMachineArnFromStack(
+      cloud.cloudFormation(target),
+      stack as string,
+      target,
+    );
+    parseStatesArn(stateMachineArn, `the StateMachineArn output of stack ${stack}`, 'stateMachine');
+    return { stateMachineArn, target };
+  }
+}
+
+/** `--input`: a JSON object, or a UsageError that says what is wrong with it. */
+export function parseInput(raw: string | undefined): Record<string, unknown> {
+  if (raw === undefined) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (error) {
+    throw new UsageError(`--input is not valid JSON: ${(error as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+    throw new UsageError(`--input must be a JSON object such as '{"totalSegments": 64}', got ${kind}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function parseName(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (raw.length < 1 || raw.length > 80) {
+    throw new UsageError(`--name must be 1 to 80 characters long, got ${raw.length}`);
+  }
+  const bad = NAME_FORBIDDEN.exec(raw);
+  if (bad) {
+    throw new UsageError(
+      `--name "${raw}" contains ${JSON.stringify(bad[0])}, which execution names may not hold ` +
+        '(use letters, digits, - and _)',
+    );
+  }
+  return raw;
+}
+
+function explainStartError(
+  error: unknown,
+  context: { stateMachineArn: string; name: string | undefined; target: AwsTarget },
+): Error {
+  switch (errorName(error)) {
+    case 'StateMachineDoesNotExist':
+      return new CloudError(`state machine ${context.stateMachineArn} not found in ${context.target.region}`);
+    case 'ExecutionAlreadyExists':
+      return new CloudError(
+        `an execution named ${context.name ?? '(generated)'} already exists for this state machine ` +
+          '(names stay taken for 90 days): choose another --name, or rerun its failed segments with ddb2os redrive',
+      );
+    case 'InvalidExecutionInput':
+      return new CloudError(`Step Functions refused the --input: ${(error as Error).message}`);
+    case 'StateMachineDeleting':
+      return new CloudError(`state machine ${context.stateMachineArn} is being deleted`);
+    default:
+      return explainAwsError(error, context.target);
+  }
+}
+
+export const startCommand = createStartCommand();
