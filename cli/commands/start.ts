@@ -35,6 +35,9 @@ export const WORKFLOW_INPUT_KEYS = [
   'retentionBudgetHours',
 ] as const;
 
+/** The stack name `cdk deploy` uses unless told otherwise (stacks/app.ts). */
+export const DEFAULT_STACK = 'Ddb2osBackfill';
+
 /** Characters Step Functions refuses in an execution name. */
 const NAME_FORBIDDEN = /[\s<>{}[\]?*"#%\\^|~`$&,;:/\p{Cc}]/u;
 
@@ -45,7 +48,7 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
       name: 'start',
       summary: 'start the deployed workflow and follow its Map Run until it ends',
       usage:
-        'ddb2os start (--state-machine-arn ARN | --stack NAME) [--input JSON] [--name NAME] [--no-follow] [--json]',
+        'ddb2os start [--stack NAME | --state-machine-arn ARN] [--input JSON] [--name NAME] [--no-follow] [--json]',
       flags: flagSpecs({
         'state-machine-arn': {
           type: 'string',
@@ -55,7 +58,7 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
         stack: {
           type: 'string',
           value: 'NAME',
-          description: 'or: the CloudFormation stack whose StateMachineArn output names it',
+          description: `or: the stack whose StateMachineArn output names it (default ${DEFAULT_STACK})`,
         },
         input: {
           type: 'string',
@@ -86,10 +89,10 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
         AWS_DETAILS,
       ].join('\n'),
       examples: [
-        'ddb2os start --stack Ddb2osStack',
-        `ddb2os start --stack Ddb2osStack --input '{"totalSegments": 64, "maxConcurrency": 16}'`,
+        'ddb2os start',
+        `ddb2os start --stack Ddb2osBackfill --input '{"totalSegments": 64, "maxConcurrency": 16}'`,
         'ddb2os start --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:Backfill --name orders-2025-06-01',
-        'ddb2os start --stack Ddb2osStack --no-follow --json --profile prod --region eu-west-1',
+        'ddb2os start --stack Orders-Backfill --no-follow --json --profile prod --region eu-west-1',
       ],
     },
     run: async (args, io) => {
@@ -158,22 +161,24 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
     if (arnFlag !== undefined && stack !== undefined) {
       throw new UsageError('pass either --state-machine-arn or --stack, not both');
     }
-    if (arnFlag === undefined && stack === undefined) {
-      throw new UsageError(
-        'which state machine? pass --stack NAME (the deployed ddb2os stack) or --state-machine-arn ARN',
-      );
-    }
     if (arnFlag !== undefined) {
       const arn: StatesArn = parseStatesArn(arnFlag, '--state-machine-arn', 'stateMachine');
       return { stateMachineArn: arn.arn, target: await resolveTarget(args, io, cloud, { arn }) };
     }
     const target = await resolveTarget(args, io, cloud);
-    const stateMachineArn = await stateMachineArnFromStack(
-      cloud.cloudFormation(target),
-      stack as string,
-      target,
-    );
-    parseStatesArn(stateMachineArn, `the StateMachineArn output of stack ${stack}`, 'stateMachine');
+    const stackName = stack ?? DEFAULT_STACK;
+    let stateMachineArn: string;
+    try {
+      stateMachineArn = await stateMachineArnFromStack(cloud.cloudFormation(target), stackName, target);
+    } catch (error) {
+      if (stack === undefined && error instanceof CloudError) {
+        throw new CloudError(
+          `${error.message} (the default stack name: pass --stack NAME or --state-machine-arn ARN)`,
+        );
+      }
+      throw error;
+    }
+    parseStatesArn(stateMachineArn, `the StateMachineArn output of stack ${stackName}`, 'stateMachine');
     return { stateMachineArn, target };
   }
 }

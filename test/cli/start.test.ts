@@ -30,7 +30,7 @@ const ENV = { AWS_REGION: REGION };
 
 function stack(outputs: { OutputKey: string; OutputValue: string }[]) {
   return stubClient<CloudFormationClient>({
-    DescribeStacks: () => ({ Stacks: [{ StackName: 'Ddb2osStack', Outputs: outputs }] }),
+    DescribeStacks: () => ({ Stacks: [{ StackName: 'Ddb2osBackfill', Outputs: outputs }] }),
   });
 }
 
@@ -81,14 +81,14 @@ describe('ddb2os start', () => {
 
     // Act
     const result = await runCli(
-      ['start', '--stack', 'Ddb2osStack', '--input', '{"totalSegments": 4, "maxConcurrency": 2}'],
+      ['start', '--stack', 'Ddb2osBackfill', '--input', '{"totalSegments": 4, "maxConcurrency": 2}'],
       { env: ENV },
     );
 
     // Assess
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
-    expect(holder.world.cloudFormation.inputs('DescribeStacks')).toEqual([{ StackName: 'Ddb2osStack' }]);
+    expect(holder.world.cloudFormation.inputs('DescribeStacks')).toEqual([{ StackName: 'Ddb2osBackfill' }]);
     expect(holder.world.sfn.inputs('StartExecution')).toEqual([
       { stateMachineArn: STATE_MACHINE_ARN, input: '{"totalSegments":4,"maxConcurrency":2}' },
     ]);
@@ -301,6 +301,25 @@ describe('ddb2os start', () => {
     );
   });
 
+  it('without --stack or --state-machine-arn, uses the default stack Ddb2osBackfill and says so when it is missing (CloudFormation stubbed)', async () => {
+    // Prepare
+    holder.world.cloudFormation = stubClient<CloudFormationClient>({
+      DescribeStacks: () => {
+        throw awsError('ValidationError', 'Stack with id Ddb2osBackfill does not exist');
+      },
+    });
+
+    // Act
+    const result = await runCli(['start'], { env: ENV });
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(holder.world.cloudFormation.inputs('DescribeStacks')).toEqual([{ StackName: 'Ddb2osBackfill' }]);
+    expect(result.stderr).toBe(
+      `ddb2os: stack Ddb2osBackfill not found in ${REGION} (the default stack name: pass --stack NAME or --state-machine-arn ARN)\n`,
+    );
+  });
+
   it('a stack that does not exist is one line naming it and the region (CloudFormation stubbed)', async () => {
     // Prepare
     holder.world.cloudFormation = stubClient<CloudFormationClient>({
@@ -355,7 +374,6 @@ describe('ddb2os start', () => {
       '--state-machine-arn "arn:aws:lambda',
     ],
     [['--state-machine-arn', EXECUTION_ARN], '--state-machine-arn "arn:aws:states'],
-    [[], 'which state machine? pass --stack NAME'],
     [
       ['--stack', 'S', '--state-machine-arn', STATE_MACHINE_ARN],
       'pass either --state-machine-arn or --stack',
@@ -427,6 +445,6 @@ describe('ddb2os start', () => {
     ]) {
       expect(result.stdout).toContain(flag);
     }
-    expect(result.stdout).toContain('Examples:\n  ddb2os start --stack Ddb2osStack\n');
+    expect(result.stdout).toContain('Examples:\n  ddb2os start\n');
   });
 });
