@@ -25,6 +25,14 @@ export class InvalidMessageError extends BackfillError {
   }
 }
 
+/** A stream record lacks what every DynamoDB stream record carries (event name, sequence number, keys). */
+export class InvalidStreamRecordError extends BackfillError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InvalidStreamRecordError';
+  }
+}
+
 /** An item cannot be turned into a document (dead-lettered, never fails a segment). */
 export class MappingError extends BackfillError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -1,0 +1,157 @@
+/**
+ * Stream records in one shape. The updater Lambda receives records as JSON
+ * (binary values as base64 strings); the local stream follower reads them
+ * through the DynamoDB Streams API (binary values as Uint8Array, times as
+ * Date). Both become a `StreamChange` whose attribute values have the form the
+ * DynamoDB SDK returns from GetItem and Query, so the mapping sees one shape
+ * whatever the source.
+ */
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import type {
+  AttributeValue as StreamsApiAttributeValue,
+  _Record as StreamsApiRecord,
+} from '@aws-sdk/client-dynamodb-streams';
+import type { DynamoDBRecord, AttributeValue as LambdaAttributeValue } from 'aws-lambda';
+import { InvalidStreamRecordError } from './errors';
+import type { Item } from './types';
+
+/** One change of one item, as the stream recorded it. */
+export interface StreamChange {
+  eventName: 'INSERT' | 'MODIFY' | 'REMOVE';
+  /** Orders the changes of one shard; a decimal string. */
+  sequenceNumber: string;
+  /** The item's key attributes. */
+  keys: Item;
+  /** The item after the change (absent for REMOVE and for KEYS_ONLY and OLD_IMAGE streams). */
+  newImage?: Item;
+  /** The item before the change (absent for INSERT and for KEYS_ONLY and NEW_IMAGE streams). */
+  oldImage?: Item;
+  /** When the change was made, in seconds since the epoch (as in the Lambda event). */
+  approximateCreationDateTime?: number;
+}
+
+/** A record of a Lambda `DynamoDBStreamEvent` (binary values are base64 strings). */
+export function fromLambdaRecord(record: DynamoDBRecord): StreamChange {
+  const stream = record.dynamodb;
+  return buildChange(record.eventName, stream?.SequenceNumber, stream?.ApproximateCreationDateTime, {
+    keys: lambdaItem(stream?.Keys),
+    newImage: lambdaItem(stream?.NewImage),
+    oldImage: lambdaItem(stream?.OldImage),
+  });
+}
+
+/** A record of the DynamoDB Streams API's GetRecords (binary values are Uint8Array). */
+export function fromStreamsRecord(record: StreamsApiRecord): StreamChange {
+  const stream = record.dynamodb;
+  const created = stream?.ApproximateCreationDateTime;
+  return buildChange(
+    record.eventName,
+    stream?.SequenceNumber,
+    created === undefined ? undefined : created.getTime() / 1000,
+    {
+      keys: streamsApiItem(stream?.Keys),
+      newImage: streamsApiItem(stream?.NewImage),
+      oldImage: streamsApiItem(stream?.OldImage),
+    },
+  );
+}
+
+/** Lambda's JSON attribute value → SDK form: B and BS become Uint8Array. */
+export function fromLambdaAttributeValue(value: LambdaAttributeValue): AttributeValue {
+  return convert(value as WireValue, decodeBase64);
+}
+
+/** Streams API attribute value → the DynamoDB client's type (the two SDK packages declare it separately). */
+export function fromStreamsAttributeValue(value: StreamsApiAttributeValue): AttributeValue {
+  return convert(value as WireValue, asBytes);
+}
+
+type Images = { keys: Item | undefined; newImage: Item | undefined; oldImage: Item | undefined };
+
+function buildChange(
+  eventName: string | undefined,
+  sequenceNumber: string | undefined,
+  approximateCreationDateTime: number | undefined,
+  images: Images,
+): StreamChange {
+  if (eventName !== 'INSERT' && eventName !== 'MODIFY' && eventName !== 'REMOVE') {
+    throw new InvalidStreamRecordError(
+      `stream record ${sequenceNumber ?? '(no sequence number)'} has event name ${String(eventName)}, not INSERT, MODIFY or REMOVE`,
+    );
+  }
+  if (typeof sequenceNumber !== 'string' || sequenceNumber === '') {
+    throw new InvalidStreamRecordError(`a ${eventName} stream record has no sequence number`);
+  }
+  if (images.keys === undefined) {
+    throw new InvalidStreamRecordError(`stream record ${sequenceNumber} has no Keys`);
+  }
+  const change: StreamChange = { eventName, sequenceNumber, keys: images.keys };
+  if (images.newImage !== undefined) change.newImage = images.newImage;
+  if (images.oldImage !== undefined) change.oldImage = images.oldImage;
+  if (approximateCreationDateTime !== undefined)
+    change.approximateCreationDateTime = approximateCreationDateTime;
+  return change;
+}
+
+function lambdaItem(item: Record<string, LambdaAttributeValue> | undefined): Item | undefined {
+  return item === undefined ? undefined : convertItem(item as Record<string, WireValue>, decodeBase64);
+}
+
+function streamsApiItem(item: Record<string, StreamsApiAttributeValue> | undefined): Item | undefined {
+  return item === undefined ? undefined : convertItem(item as Record<string, WireValue>, asBytes);
+}
+
+/** The members both wire forms share; only binary differs. */
+interface WireValue {
+  S?: string;
+  N?: string;
+  B?: unknown;
+  SS?: string[];
+  NS?: string[];
+  BS?: unknown[];
+  M?: Record<string, WireValue>;
+  L?: WireValue[];
+  NULL?: boolean;
+  BOOL?: boolean;
+}
+
+function convertItem(item: Record<string, WireValue>, binary: (value: unknown) => unknown): Item {
+  const converted: Item = {};
+  for (const [name, value] of Object.entries(item)) setMember(converted, name, convert(value, binary));
+  return converted;
+}
+
+/**
+ * A value of a type this module does not know is passed on as it is: the
+ * mapping then rejects that one item (dead-lettered with the reason) instead
+ * of this failing the whole batch.
+ */
+function convert(value: WireValue, binary: (value: unknown) => unknown): AttributeValue {
+  if (value === null || typeof value !== 'object') return value as AttributeValue;
+  if (value.B !== undefined) return { B: binary(value.B) } as AttributeValue;
+  if (value.BS !== undefined && Array.isArray(value.BS))
+    return { BS: value.BS.map(binary) } as AttributeValue;
+  if (value.M !== undefined && typeof value.M === 'object' && value.M !== null)
+    return { M: convertItem(value.M, binary) };
+  if (value.L !== undefined && Array.isArray(value.L))
+    return { L: value.L.map((element) => convert(element, binary)) };
+  return value as AttributeValue;
+}
+
+/** Leaves anything that is not a base64 string alone, for the mapping to reject with a clear reason. */
+function decodeBase64(value: unknown): unknown {
+  return typeof value === 'string' ? new Uint8Array(Buffer.from(value, 'base64')) : value;
+}
+
+function asBytes(value: unknown): unknown {
+  return value;
+}
+
+/** Attribute names are data: `__proto__` must stay an ordinary member. */
+function setMember(item: Item, name: string, value: AttributeValue): void {
+  if (name === '__proto__') {
+    Object.defineProperty(item, name, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    item[name] = value;
+  }
+}
