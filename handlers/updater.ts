@@ -1,4 +1,177 @@
-// Placeholder: the real handler lands with the handlers issue.
-export const handler = async (): Promise<never> => {
-  throw new Error('handlers/updater.ts is not implemented yet');
+/**
+ * The updater Lambda: a DynamoDB Streams event source (ReportBatchItemFailures)
+ * whose batches are applied to OpenSearch by applyStreamRecords. A batch that
+ * could not be applied completely answers with the first record to retry;
+ * Lambda then retries from that record, so nothing after it is lost or applied
+ * out of order. docs/stream-updater.md has the rules.
+ *
+ * Powertools' BatchProcessor is not used: it hands records over one by one,
+ * and the updater needs the whole batch to send the last state of each item
+ * once, in one bulk request.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { Tracer } from '@aws-lambda-powertools/tracer';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
+import { type ApplyStreamDeps, applyStreamRecords, describeKeySchema } from './lib/apply-stream';
+import { S3DeadLetterSink } from './lib/dead-letter';
+import { ENV } from './lib/env';
+import { ConfigurationError } from './lib/errors';
+import { checkMappingForTable, loadMappingConfig } from './lib/mapping';
+import { createOpenSearchClient, type OpenSearchSigning } from './lib/opensearch';
+import { fromLambdaRecord } from './lib/stream-records';
+
+/** The updater's settings, from the environment variables named in handlers/lib/env.ts. */
+export interface UpdaterConfig {
+  table: string;
+  index: string;
+  endpoint: string;
+  signing?: OpenSearchSigning;
+  /** DDB2OS_MAPPING as given (JSON), if set. */
+  mapping?: string;
+  deadLetterBucket: string;
+  dynamodbEndpoint?: string;
+  bulkMaxBytes?: number;
+  bulkMaxDocs?: number;
+}
+
+/** Reads the configuration once; throws ConfigurationError naming the first missing or invalid variable. */
+export function readUpdaterConfig(env: Record<string, string | undefined> = process.env): UpdaterConfig {
+  const required = (name: string): string => {
+    const value = env[name]?.trim();
+    if (!value) throw new ConfigurationError(`environment variable ${name} is not set`);
+    return value;
+  };
+  const optional = (name: string): string | undefined => env[name]?.trim() || undefined;
+  const positive = (name: string): number | undefined => {
+    const text = optional(name);
+    if (text === undefined) return undefined;
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new ConfigurationError(`environment variable ${name} must be a positive integer, not "${text}"`);
+    }
+    return value;
+  };
+  const signing = optional(ENV.OPENSEARCH_SIGNING);
+  if (signing !== undefined && signing !== 'es' && signing !== 'aoss' && signing !== 'none') {
+    throw new ConfigurationError(
+      `environment variable ${ENV.OPENSEARCH_SIGNING} must be es, aoss or none, not "${signing}"`,
+    );
+  }
+  return {
+    table: required(ENV.TABLE_NAME),
+    index: required(ENV.INDEX_NAME),
+    endpoint: required(ENV.OPENSEARCH_ENDPOINT),
+    signing,
+    mapping: optional(ENV.MAPPING),
+    deadLetterBucket: required(ENV.DEAD_LETTER_BUCKET),
+    dynamodbEndpoint: optional(ENV.DYNAMODB_ENDPOINT),
+    bulkMaxBytes: positive(ENV.BULK_MAX_BYTES),
+    bulkMaxDocs: positive(ENV.BULK_MAX_DOCS),
+  };
+}
+
+/** What handleStreamEvent needs: the apply dependencies, and optionally where metrics go. */
+export interface UpdaterDeps extends ApplyStreamDeps {
+  metrics?: Metrics;
+  /** Milliseconds since the epoch (for the lag metric). @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * Applies one stream batch and answers in the ReportBatchItemFailures form:
+ * the first record to retry, or nothing. A record without event name,
+ * sequence number or keys fails the whole batch (InvalidStreamRecordError);
+ * the event source's retries, bisection and on-failure destination take it
+ * from there.
+ */
+export async function handleStreamEvent(
+  event: DynamoDBStreamEvent,
+  deps: UpdaterDeps,
+): Promise<DynamoDBBatchResponse> {
+  const changes = (event.Records ?? []).map(fromLambdaRecord);
+  if (changes.length === 0) return { batchItemFailures: [] };
+  const result = await applyStreamRecords(changes, deps);
+
+  const { metrics } = deps;
+  if (metrics) {
+    metrics.addMetric('StreamRecordsApplied', MetricUnit.Count, result.applied);
+    metrics.addMetric('StreamRecordsDeadLettered', MetricUnit.Count, result.deadLettered);
+    const oldest = Math.min(...changes.map((change) => change.approximateCreationDateTime ?? Infinity));
+    if (Number.isFinite(oldest)) {
+      const lag = Math.max(0, (deps.now ?? Date.now)() / 1000 - oldest);
+      metrics.addMetric('StreamLagSeconds', MetricUnit.Seconds, Math.round(lag));
+    }
+  }
+  const logger = deps.telemetry?.logger;
+  const { firstFailedSequenceNumber, ...counts } = result;
+  if (firstFailedSequenceNumber === undefined) {
+    logger?.info('stream batch applied', { records: changes.length, ...counts });
+    return { batchItemFailures: [] };
+  }
+  logger?.warn('stream batch applied in part; Lambda retries from the first failed record', {
+    records: changes.length,
+    ...counts,
+    firstFailedSequenceNumber,
+  });
+  return { batchItemFailures: [{ itemIdentifier: firstFailedSequenceNumber }] };
+}
+
+const logger = new Logger();
+const metrics = new Metrics();
+const tracer = new Tracer();
+
+let coldStart: Promise<ApplyStreamDeps> | undefined;
+
+/** Clients, key schema (one DescribeTable) and mapping, once per execution environment. */
+async function prepare(): Promise<ApplyStreamDeps> {
+  const config = readUpdaterConfig();
+  const dynamodb = tracer.captureAWSv3Client(
+    new DynamoDBClient(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
+  );
+  const s3 = tracer.captureAWSv3Client(new S3Client({}));
+  const keySchema = await describeKeySchema(dynamodb, config.table);
+  const mapping = await loadMappingConfig(config.mapping, { index: config.index });
+  checkMappingForTable(mapping, keySchema);
+  logger.info('updater ready', { table: config.table, index: mapping.index, keySchema });
+  return {
+    opensearch: createOpenSearchClient({ endpoint: config.endpoint, signing: config.signing }),
+    dynamodb,
+    table: config.table,
+    keySchema,
+    mapping,
+    deadLetters: new S3DeadLetterSink(s3, config.deadLetterBucket),
+    telemetry: { logger },
+    bulk: { maxBytes: config.bulkMaxBytes, maxDocs: config.bulkMaxDocs },
+  };
+}
+
+export const handler = async (
+  event: DynamoDBStreamEvent,
+  context: Context,
+): Promise<DynamoDBBatchResponse> => {
+  logger.addContext(context);
+  const facade = tracer.getSegment();
+  const segment = facade?.addNewSubsegment('## updater');
+  if (segment) tracer.setSegment(segment);
+  tracer.annotateColdStart();
+  tracer.addServiceNameAnnotation();
+  try {
+    // A failed start (a missing variable, DescribeTable throttled) is tried again on the next batch.
+    coldStart ??= prepare().catch((error: unknown) => {
+      coldStart = undefined;
+      throw error;
+    });
+    return await handleStreamEvent(event, { ...(await coldStart), metrics });
+  } catch (error) {
+    tracer.addErrorAsMetadata(error as Error);
+    logger.error('the stream batch failed as a whole and will be retried', error as Error);
+    throw error;
+  } finally {
+    segment?.close();
+    if (facade) tracer.setSegment(facade);
+    metrics.publishStoredMetrics();
+  }
 };
