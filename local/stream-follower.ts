@@ -1,0 +1,535 @@
+/**
+ * The local stand-in for the updater's event source mapping: reads the table's
+ * stream through the DynamoDB Streams API and hands each GetRecords page, in
+ * order, to the same apply code the updater Lambda runs.
+ *
+ * - Every shard is read in order, a parent shard to its end before its
+ *   children; streams of the table that were disabled (and are still within
+ *   their 24 hours) before the current one.
+ * - The last applied sequence number of each shard is stored durably (a
+ *   `StreamPositionStore`), after every page; a new follower resumes there,
+ *   or starts at TRIM_HORIZON the first time.
+ * - A page whose apply reports `firstFailedSequenceNumber` is retried from
+ *   that record, with backoff: a record is never skipped.
+ *
+ * One follower per table at a time: two would both apply and store positions.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ConditionalCheckFailedException,
+  CreateTableCommand,
+  DescribeTableCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  ResourceInUseException,
+  ResourceNotFoundException,
+  UpdateItemCommand,
+  waitUntilTableExists,
+} from '@aws-sdk/client-dynamodb';
+import {
+  DescribeStreamCommand,
+  type DynamoDBStreamsClient,
+  ExpiredIteratorException,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  ListStreamsCommand,
+  type Shard,
+  type _Record as StreamRecord,
+  TrimmedDataAccessException,
+} from '@aws-sdk/client-dynamodb-streams';
+import type { ApplyResult } from '../handlers/lib/apply-stream';
+import { BackfillError, describeError, SinkUnavailableError, SourceTableError } from '../handlers/lib/errors';
+import { fromStreamsRecord, type StreamChange } from '../handlers/lib/stream-records';
+
+/** Where a follower keeps the last applied sequence number of each shard. */
+export interface StreamPositionStore {
+  /** shardId → sequence number of the last record applied. */
+  load(): Promise<Map<string, string>>;
+  /** Stores durably before it resolves. */
+  save(shardId: string, sequenceNumber: string): Promise<void>;
+  /** Drops the positions of shards that no stream lists any more (trimmed after 24 hours). */
+  forget(shardIds: string[]): Promise<void>;
+}
+
+export interface DynamoDBStreamPositionStoreOptions {
+  dynamodb: DynamoDBClient;
+  /** The run's progress table (pk `runId` S, sk `segment` N); created, on demand, when missing. */
+  progressTable: string;
+  /** The table whose stream is followed. */
+  table: string;
+}
+
+/**
+ * Positions in the progress table: one item, `runId = "stream#<table>"`,
+ * `segment = 0`, with the map `shards` (shardId → sequence number).
+ */
+export class DynamoDBStreamPositionStore implements StreamPositionStore {
+  readonly runId: string;
+  private readonly key: { runId: { S: string }; segment: { N: string } };
+
+  private constructor(private readonly options: DynamoDBStreamPositionStoreOptions) {
+    this.runId = `stream#${options.table}`;
+    this.key = { runId: { S: this.runId }, segment: { N: '0' } };
+  }
+
+  /** Creates the progress table (PAY_PER_REQUEST) and the positions item when missing. */
+  static async open(options: DynamoDBStreamPositionStoreOptions): Promise<DynamoDBStreamPositionStore> {
+    const store = new DynamoDBStreamPositionStore(options);
+    await ensureProgressTable(options.dynamodb, options.progressTable);
+    try {
+      await options.dynamodb.send(
+        new PutItemCommand({
+          TableName: options.progressTable,
+          Item: { ...store.key, table: { S: options.table }, shards: { M: {} } },
+          ConditionExpression: 'attribute_not_exists(runId)',
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+    return store;
+  }
+
+  async load(): Promise<Map<string, string>> {
+    const { Item } = await this.options.dynamodb.send(
+      new GetItemCommand({ TableName: this.options.progressTable, Key: this.key, ConsistentRead: true }),
+    );
+    const shards = Item?.shards?.M ?? {};
+    return new Map(
+      Object.entries(shards).flatMap(([id, value]) => (value.S === undefined ? [] : [[id, value.S]])),
+    );
+  }
+
+  async save(shardId: string, sequenceNumber: string): Promise<void> {
+    await this.options.dynamodb.send(
+      new UpdateItemCommand({
+        TableName: this.options.progressTable,
+        Key: this.key,
+        UpdateExpression: 'SET #shards.#shard = :sequence, updatedAt = :now',
+        ExpressionAttributeNames: { '#shards': 'shards', '#shard': shardId },
+        ExpressionAttributeValues: {
+          ':sequence': { S: sequenceNumber },
+          ':now': { S: new Date().toISOString() },
+        },
+      }),
+    );
+  }
+
+  async forget(shardIds: string[]): Promise<void> {
+    if (shardIds.length === 0) return;
+    const names: Record<string, string> = { '#shards': 'shards' };
+    shardIds.forEach((id, i) => {
+      names[`#s${i}`] = id;
+    });
+    await this.options.dynamodb.send(
+      new UpdateItemCommand({
+        TableName: this.options.progressTable,
+        Key: this.key,
+        UpdateExpression: `REMOVE ${shardIds.map((_, i) => `#shards.#s${i}`).join(', ')}`,
+        ExpressionAttributeNames: names,
+      }),
+    );
+  }
+}
+
+async function ensureProgressTable(dynamodb: DynamoDBClient, table: string): Promise<void> {
+  try {
+    await dynamodb.send(new DescribeTableCommand({ TableName: table }));
+    return;
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException)) throw error;
+  }
+  try {
+    await dynamodb.send(
+      new CreateTableCommand({
+        TableName: table,
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [
+          { AttributeName: 'runId', KeyType: 'HASH' },
+          { AttributeName: 'segment', KeyType: 'RANGE' },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: 'runId', AttributeType: 'S' },
+          { AttributeName: 'segment', AttributeType: 'N' },
+        ],
+      }),
+    );
+  } catch (error) {
+    // Someone else created it meanwhile.
+    if (!(error instanceof ResourceInUseException)) throw error;
+  }
+  await waitUntilTableExists({ client: dynamodb, maxWaitTime: 120 }, { TableName: table });
+}
+
+/** What a follower reports after each page it applied (or tried to). */
+export interface FollowerBatchInfo {
+  streamArn: string;
+  shardId: string;
+  /** Records handed to `apply` in this attempt. */
+  records: number;
+  result: ApplyResult;
+  /** 1 for the first attempt at these records. */
+  attempt: number;
+  /** Age of the page's newest record when it was applied. */
+  lagSeconds?: number;
+}
+
+export interface StreamFollowerOptions {
+  streams: DynamoDBStreamsClient;
+  dynamodb: DynamoDBClient;
+  table: string;
+  /** The updater's apply code, e.g. `(changes) => applyStreamRecords(changes, deps)`. */
+  apply: (changes: StreamChange[]) => Promise<ApplyResult>;
+  positions: StreamPositionStore;
+  /** Pause between passes of start() that found nothing new. @default 1000 */
+  pollIntervalMs?: number;
+  onBatch?: (info: FollowerBatchInfo) => void;
+  /** An error of a start() pass (the loop goes on, from the stored positions). @default one line on stderr */
+  onError?: (error: unknown) => void;
+  /** Attempts at one page before drain() rejects (start() then begins a new pass). @default 8, 500 ms, 15 s */
+  retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
+  /** GetRecords page size (at most 1000). @default 1000 */
+  recordsPerPage?: number;
+}
+
+/** stop() was called while a page was waiting to be retried. */
+class FollowerStopped extends BackfillError {
+  constructor() {
+    super('the stream follower was stopped');
+    this.name = 'FollowerStopped';
+  }
+}
+
+export class StreamFollower {
+  private positions?: Map<string, string>;
+  /** Open shards: where the last pass stopped reading. */
+  private readonly iterators = new Map<string, string>();
+  /** Closed shards read to their end. */
+  private readonly finished = new Set<string>();
+  private exclusive: Promise<unknown> = Promise.resolve();
+  private loop?: Promise<void>;
+  private stopping = false;
+  private wake?: () => void;
+  private interruptible = false;
+
+  constructor(private readonly options: StreamFollowerOptions) {}
+
+  /**
+   * Applies everything the stream holds up to now (all shards, parents before
+   * children, in order), then resolves: everything written to the table
+   * before drain() was called is in the index. Rejects when a page still
+   * fails after its retries; what was applied before it stays applied and
+   * stored.
+   */
+  drain(): Promise<{ records: number }> {
+    return this.serially(async () => ({ records: await this.pass() }));
+  }
+
+  /** Keeps polling until stop(). */
+  start(): void {
+    if (this.loop) return;
+    this.stopping = false;
+    this.loop = this.follow();
+  }
+
+  /** Stops polling; resolves when the page being applied is done and its position stored. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.loop;
+    this.loop = undefined;
+    this.stopping = false;
+  }
+
+  private async follow(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      try {
+        await this.serially(() => this.pass(true));
+        failures = 0;
+      } catch (error) {
+        if (this.stopping && error instanceof FollowerStopped) break;
+        failures += 1;
+        // Iterators may point past a page that failed: start from the stored positions.
+        this.iterators.clear();
+        (this.options.onError ?? reportError)(error);
+      }
+      await this.pause(failures > 0 ? this.backoff(failures) : (this.options.pollIntervalMs ?? 1000));
+    }
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.exclusive.then(work, work);
+    this.exclusive = run.catch(() => undefined);
+    return run;
+  }
+
+  private pause(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  /** One pass over every stream of the table; returns the records read. A start() pass ends early on stop(). */
+  private async pass(interruptible = false): Promise<number> {
+    this.interruptible = interruptible;
+    this.positions ??= await this.options.positions.load();
+    const listed = new Set<string>();
+    let records = 0;
+    for (const streamArn of await this.streamArns()) records += await this.passStream(streamArn, listed);
+    if (this.interrupted()) return records;
+    // Only a complete pass knows every shard that is still listed.
+    const gone = [...this.positions.keys()].filter((id) => !listed.has(id));
+    if (gone.length > 0) {
+      await this.options.positions.forget(gone);
+      for (const id of gone) this.positions.delete(id);
+    }
+    return records;
+  }
+
+  /** The table's streams, oldest first: a disabled stream's changes came before the current one's. */
+  private async streamArns(): Promise<string[]> {
+    const { streams, dynamodb, table } = this.options;
+    const labelled = new Map<string, string>();
+    let ExclusiveStartStreamArn: string | undefined;
+    do {
+      const page = await streams.send(new ListStreamsCommand({ TableName: table, ExclusiveStartStreamArn }));
+      for (const stream of page.Streams ?? []) {
+        if (stream.StreamArn) labelled.set(stream.StreamArn, stream.StreamLabel ?? '');
+      }
+      ExclusiveStartStreamArn = page.LastEvaluatedStreamArn;
+    } while (ExclusiveStartStreamArn);
+    const described = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
+    const latest = described.Table?.LatestStreamArn;
+    if (latest && described.Table?.StreamSpecification?.StreamEnabled) {
+      labelled.set(latest, described.Table.LatestStreamLabel ?? labelled.get(latest) ?? '');
+    }
+    if (labelled.size === 0) {
+      throw new SourceTableError(
+        `table ${table} has no stream: enable one (NEW_AND_OLD_IMAGES) so ddb2os can follow its changes`,
+      );
+    }
+    return [...labelled.entries()]
+      .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+      .map(([arn]) => arn);
+  }
+
+  private async passStream(streamArn: string, listed: Set<string>): Promise<number> {
+    let records = 0;
+    for (;;) {
+      const shards = await this.describeShards(streamArn);
+      const byId = new Map(shards.map((shard) => [shard.ShardId!, shard]));
+      for (const id of byId.keys()) listed.add(id);
+      let finishedOne = false;
+      for (const shard of orderShards(shards)) {
+        if (this.interrupted()) return records;
+        if (this.isFinished(shard)) continue;
+        const parent = shard.ParentShardId === undefined ? undefined : byId.get(shard.ParentShardId);
+        if (parent && !this.isFinished(parent)) continue;
+        const read = await this.readShard(streamArn, shard);
+        records += read.records;
+        finishedOne ||= read.finished;
+      }
+      // A shard that just ended may have children that the description did not list yet.
+      if (!finishedOne) return records;
+    }
+  }
+
+  private async describeShards(streamArn: string): Promise<Shard[]> {
+    const shards: Shard[] = [];
+    let ExclusiveStartShardId: string | undefined;
+    do {
+      const { StreamDescription } = await this.options.streams.send(
+        new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId }),
+      );
+      shards.push(...(StreamDescription?.Shards ?? []).filter((shard) => shard.ShardId));
+      ExclusiveStartShardId = StreamDescription?.LastEvaluatedShardId;
+    } while (ExclusiveStartShardId);
+    return shards;
+  }
+
+  private interrupted(): boolean {
+    return this.interruptible && this.stopping;
+  }
+
+  private isFinished(shard: Shard): boolean {
+    const id = shard.ShardId!;
+    if (this.finished.has(id)) return true;
+    const ending = shard.SequenceNumberRange?.EndingSequenceNumber;
+    const position = this.positions?.get(id);
+    return ending !== undefined && position !== undefined && compareSequenceNumbers(position, ending) >= 0;
+  }
+
+  /** Reads one shard until its end (closed) or until it has nothing more (open). */
+  private async readShard(streamArn: string, shard: Shard): Promise<{ records: number; finished: boolean }> {
+    const id = shard.ShardId!;
+    let iterator = this.iterators.get(id) ?? (await this.newIterator(streamArn, id));
+    this.iterators.delete(id);
+    let renewed = false;
+    let records = 0;
+    for (;;) {
+      let page: { Records?: StreamRecord[]; NextShardIterator?: string };
+      try {
+        page = await this.options.streams.send(
+          new GetRecordsCommand({ ShardIterator: iterator, Limit: this.options.recordsPerPage ?? 1000 }),
+        );
+      } catch (error) {
+        if (!(error instanceof ExpiredIteratorException) || renewed) throw error;
+        iterator = await this.newIterator(streamArn, id);
+        renewed = true;
+        continue;
+      }
+      const batch = page.Records ?? [];
+      if (batch.length > 0) {
+        await this.applyPage(streamArn, id, batch);
+        records += batch.length;
+      }
+      if (page.NextShardIterator === undefined) {
+        // The shard is closed and read to its end: record that, so no pass reads it again.
+        const ending = shard.SequenceNumberRange?.EndingSequenceNumber;
+        const position = this.positions!.get(id);
+        if (
+          ending !== undefined &&
+          (position === undefined || compareSequenceNumbers(ending, position) > 0)
+        ) {
+          await this.savePosition(id, ending);
+        }
+        this.finished.add(id);
+        return { records, finished: true };
+      }
+      iterator = page.NextShardIterator;
+      if (batch.length === 0 || this.interrupted()) {
+        this.iterators.set(id, iterator);
+        return { records, finished: false };
+      }
+    }
+  }
+
+  private async newIterator(streamArn: string, shardId: string): Promise<string> {
+    const position = this.positions!.get(shardId);
+    try {
+      const { ShardIterator } = await this.options.streams.send(
+        new GetShardIteratorCommand(
+          position === undefined
+            ? { StreamArn: streamArn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }
+            : {
+                StreamArn: streamArn,
+                ShardId: shardId,
+                ShardIteratorType: 'AFTER_SEQUENCE_NUMBER',
+                SequenceNumber: position,
+              },
+        ),
+      );
+      if (!ShardIterator) throw new Error('GetShardIterator returned no iterator');
+      return ShardIterator;
+    } catch (error) {
+      if (error instanceof TrimmedDataAccessException) {
+        throw new SourceTableError(
+          `the stream of ${this.options.table} no longer holds the records after ${position} in shard ${shardId} ` +
+            '(streams keep 24 hours): changes were missed, run a new backfill',
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Applies one page; retries from the first failed record until it is applied, or gives up and throws. */
+  private async applyPage(streamArn: string, shardId: string, records: StreamRecord[]): Promise<void> {
+    let changes = records.map(fromStreamsRecord);
+    const attempts = this.options.retry?.attempts ?? 8;
+    for (let attempt = 1; ; attempt++) {
+      let failure: unknown;
+      try {
+        const result = await this.options.apply(changes);
+        const failed = result.firstFailedSequenceNumber;
+        const index =
+          failed === undefined
+            ? changes.length
+            : changes.findIndex((change) => change.sequenceNumber === failed);
+        // A sequence number that is not in the page: nothing of it counts as applied.
+        const applied = Math.max(0, index);
+        if (applied > 0) await this.savePosition(shardId, changes[applied - 1]!.sequenceNumber);
+        this.options.onBatch?.({
+          streamArn,
+          shardId,
+          records: changes.length,
+          result,
+          attempt,
+          lagSeconds: lagOf(changes[changes.length - 1]!),
+        });
+        if (applied === changes.length) return;
+        changes = changes.slice(applied);
+        failure = new SinkUnavailableError(
+          `stream record ${changes[0]!.sequenceNumber} of shard ${shardId} could not be applied`,
+        );
+      } catch (error) {
+        failure = error;
+      }
+      if (this.stopping) throw new FollowerStopped();
+      if (attempt >= attempts) {
+        throw new SinkUnavailableError(
+          `stream record ${changes[0]!.sequenceNumber} of shard ${shardId} could not be applied after ${attempt} attempts: ${describeError(failure)}`,
+          { cause: failure },
+        );
+      }
+      await sleep(this.backoff(attempt));
+    }
+  }
+
+  private async savePosition(shardId: string, sequenceNumber: string): Promise<void> {
+    await this.options.positions.save(shardId, sequenceNumber);
+    this.positions!.set(shardId, sequenceNumber);
+  }
+
+  private backoff(attempt: number): number {
+    const base = this.options.retry?.baseDelayMs ?? 500;
+    const max = this.options.retry?.maxDelayMs ?? 15_000;
+    return Math.random() * Math.min(max, base * 2 ** (attempt - 1));
+  }
+}
+
+/**
+ * Shards in the order they must be read: every parent before its children,
+ * otherwise by starting sequence number. A parent that is no longer listed
+ * (trimmed) does not hold a child back.
+ */
+export function orderShards(shards: Shard[]): Shard[] {
+  const byId = new Map(shards.map((shard) => [shard.ShardId, shard]));
+  const start = (shard: Shard) => shard.SequenceNumberRange?.StartingSequenceNumber ?? '0';
+  const sorted = [...shards].sort((a, b) => compareSequenceNumbers(start(a), start(b)));
+  const ordered: Shard[] = [];
+  const visited = new Set<Shard>();
+  const visit = (shard: Shard) => {
+    if (visited.has(shard)) return;
+    visited.add(shard);
+    const parent = shard.ParentShardId === undefined ? undefined : byId.get(shard.ParentShardId);
+    if (parent) visit(parent);
+    ordered.push(shard);
+  };
+  for (const shard of sorted) visit(shard);
+  return ordered;
+}
+
+/** Sequence numbers are decimal strings of varying length: compare them as numbers. */
+export function compareSequenceNumbers(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function lagOf(change: StreamChange): number | undefined {
+  const created = change.approximateCreationDateTime;
+  return created === undefined ? undefined : Math.max(0, Date.now() / 1000 - created);
+}
+
+function reportError(error: unknown): void {
+  console.error(`stream follower: ${describeError(error)}; trying again`);
+}
