@@ -77,7 +77,7 @@ describe('handleStreamEvent', () => {
     await search.close();
   });
 
-  it('Lambda-shaped batches of the real stream (binary keys and sets as base64): the index equals the table', async () => {
+  it('Lambda-shaped batches of the real stream (binary keys and sets as base64; updates, deletes, a re-create): the index equals the table', async () => {
     // Prepare
     for (let i = 0; i < 8; i++) {
       await put({
@@ -88,7 +88,12 @@ describe('handleStreamEvent', () => {
         size: { N: `0.${i}000000000000001` },
       });
     }
-    await put({ pk: { S: 'file' }, sk: { B: binary(1, 255) }, blob: { B: binary(9) } });
+    for (let i = 0; i < 5; i++)
+      await put({ pk: { S: 'file' }, sk: { B: binary(1, 255) }, blob: { B: binary(i) } });
+    await dynamodb.send(
+      new DeleteItemCommand({ TableName: table, Key: { pk: { S: 'file' }, sk: { B: binary(3, 255) } } }),
+    );
+    await put({ pk: { S: 'file' }, sk: { B: binary(3, 255) }, recreated: { BOOL: true } });
     await dynamodb.send(
       new DeleteItemCommand({ TableName: table, Key: { pk: { S: 'file' }, sk: { B: binary(2, 255) } } }),
     );
@@ -106,8 +111,9 @@ describe('handleStreamEvent', () => {
     expect(responses.every((response) => response.batchItemFailures.length === 0)).toBe(true);
     await expectIndexEqualsTable({ search, dynamodb, table, index }, keySchema, deps.mapping, ['parts']);
     const emitted = metrics.serializeMetrics() as unknown as Record<string, unknown>;
-    expect(emitted.StreamRecordsApplied).toEqual([4, 4, 2]);
-    expect(emitted.StreamRecordsDeadLettered).toEqual([0, 0, 0]);
+    expect(records.length).toBe(16);
+    expect(emitted.StreamRecordsApplied).toEqual([4, 4, 4, 4]);
+    expect(emitted.StreamRecordsDeadLettered).toEqual([0, 0, 0, 0]);
     expect((emitted.StreamLagSeconds as number[]).every((lag) => lag >= 0 && lag < 600)).toBe(true);
     metrics.clearMetrics();
   });

@@ -123,10 +123,12 @@ describe('applyStreamRecords', () => {
     const changes = await t.newChanges();
     expect(changes.length).toBe(12 + 4 + 3 + 2 + 30);
 
-    // Act: in pages of 7 (a key's changes span pages), then all again as one batch (a re-delivery)
+    // Act: in pages of 7 (a key's changes span pages) with bulk requests of at most 3 actions or 400 bytes,
+    // then all again as one batch (a re-delivery; its deletes find nothing to delete)
     const counts = { applied: 0, deadLettered: 0 };
     for (let i = 0; i < changes.length; i += 7) {
-      const result = await applyStreamRecords(changes.slice(i, i + 7), t.deps);
+      const small = { ...t.deps, bulk: { maxDocs: 3, maxBytes: 400 } };
+      const result = await applyStreamRecords(changes.slice(i, i + 7), small);
       expect(result.firstFailedSequenceNumber).toBeUndefined();
       counts.applied += result.applied;
       counts.deadLettered += result.deadLettered;
