@@ -1,0 +1,168 @@
+/**
+ * The estimate `ddb2os plan` prints: read request units of a full scan, the
+ * on-demand cost, and the time at a given read rate or at an assumed
+ * per-segment throughput. Plain arithmetic on DescribeTable's figures.
+ */
+
+/**
+ * Items one segment scans and bulk-creates per second, when no read limit is
+ * set. A first figure for items of about 1 KB against a domain that keeps up;
+ * the benchmarks will refine it.
+ */
+export const ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT = 1_500;
+
+/** On-demand price of one million read request units in us-east-1 (USD). */
+export const DEFAULT_PRICE_PER_MILLION_RRU = 0.125;
+
+/** Segments processed at once when none is given: the stack's default maxConcurrency. */
+export const DEFAULT_CONCURRENCY = 10;
+
+/** The stack's default retention budget: a backfill that runs longer keeps the updater paused. */
+export const RETENTION_BUDGET_HOURS = 23;
+
+/** Bytes one read request unit covers (eventually consistent reads cost half a unit each). */
+export const READ_UNIT_BYTES = 4_096;
+
+export interface EstimateInput {
+  itemCount: number;
+  tableSizeBytes: number;
+  totalSegments: number;
+  /** Segments at a time (the Map's maxConcurrency). */
+  concurrency: number;
+  /** Read limit per segment (RRU/s); absent: the assumed throughput sets the pace. */
+  readUnitsPerSecond?: number;
+  pricePerMillionRru: number;
+  /** Items per second per segment when no read limit is set. */
+  itemsPerSecondPerSegment?: number;
+}
+
+export interface Estimate {
+  totalSegments: number;
+  itemsPerSegment: number;
+  bytesPerSegment: number;
+  averageItemBytes: number;
+  /** RRU of one full eventually consistent scan: ceil(bytes / 4096) / 2. */
+  readRequestUnits: number;
+  pricePerMillionRru: number;
+  /** On-demand cost of the reads, USD. */
+  readCostUsd: number;
+  /** Segments that actually run at once: min(concurrency, segments). */
+  parallelSegments: number;
+  /** Rounds of `parallelSegments` segments. */
+  waves: number;
+  /** What sets the pace. */
+  basis: 'read-limit' | 'assumed-throughput';
+  /** Table read rate while segments run in parallel (RRU/s). */
+  readRateRruPerSecond: number;
+  itemsPerSecond: number;
+  seconds: number;
+  /**
+   * With a read limit: true when the limit allows more items per second per segment than the
+   * assumed throughput, so the workers or the domain, not the limit, may set the pace.
+   */
+  readLimitAboveAssumedThroughput: boolean;
+  /** True when the estimate runs past the retention budget (the updater would stay paused). */
+  exceedsRetentionBudget: boolean;
+  /** The figures the estimate rests on, in words. */
+  assumptions: string[];
+}
+
+/** Read request units of a full eventually consistent Scan: 0.5 RRU per 4 KB read. */
+export function readRequestUnitsForScan(bytes: number): number {
+  return Math.ceil(bytes / READ_UNIT_BYTES) / 2;
+}
+
+export function estimateBackfill(input: EstimateInput): Estimate {
+  const segments = Math.max(1, input.totalSegments);
+  const itemsPerSegment = input.itemCount / segments;
+  const bytesPerSegment = input.tableSizeBytes / segments;
+  const averageItemBytes = input.itemCount > 0 ? input.tableSizeBytes / input.itemCount : 0;
+  const readRequestUnits = readRequestUnitsForScan(input.tableSizeBytes);
+  const parallelSegments = Math.min(Math.max(1, input.concurrency), segments);
+  const waves = Math.ceil(segments / parallelSegments);
+  // Half a unit per 4 KB: one RRU reads 8 KB eventually consistently.
+  const rruPerItem = averageItemBytes / (2 * READ_UNIT_BYTES);
+  const assumptions = [
+    `read request units: eventually consistent Scan, 0.5 RRU per 4 KB read = ceil(tableSizeBytes / 4096) / 2 ` +
+      `(at least; each Scan page rounds up to the next 4 KB)`,
+    `cost: $${input.pricePerMillionRru} per million read request units (on-demand; --price-per-million-rru; ` +
+      'default: us-east-1 on-demand). Provisioned tables pay for capacity instead.',
+    `${parallelSegments} segment(s) at a time (of ${segments}), so ${waves} wave(s)`,
+    'item count and size: DescribeTable, which DynamoDB updates about every six hours',
+  ];
+
+  let readRateRruPerSecond: number;
+  let itemsPerSecond: number;
+  let seconds: number;
+  let basis: Estimate['basis'];
+  let readLimitAboveAssumedThroughput = false;
+  const assumedPerSegment = input.itemsPerSecondPerSegment ?? ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT;
+  if (input.readUnitsPerSecond !== undefined) {
+    basis = 'read-limit';
+    readRateRruPerSecond = input.readUnitsPerSecond * parallelSegments;
+    itemsPerSecond = rruPerItem > 0 ? readRateRruPerSecond / rruPerItem : 0;
+    seconds = readRateRruPerSecond > 0 ? readRequestUnits / readRateRruPerSecond : 0;
+    readLimitAboveAssumedThroughput = itemsPerSecond / parallelSegments > assumedPerSegment;
+    assumptions.push(
+      `time: ${input.readUnitsPerSecond} RRU/s per segment x ${parallelSegments} segment(s) = ` +
+        `${readRateRruPerSecond} RRU/s on the table, if the workers and the domain keep up with it`,
+    );
+    if (readLimitAboveAssumedThroughput) {
+      assumptions.push(
+        `the read limit allows about ${Math.round(itemsPerSecond / parallelSegments).toLocaleString('en-US')} ` +
+          `items/s per segment, more than the assumed ${assumedPerSegment.toLocaleString('en-US')}: ` +
+          'the workers or the domain may set the pace, not the limit',
+      );
+    }
+  } else {
+    basis = 'assumed-throughput';
+    itemsPerSecond = assumedPerSegment * parallelSegments;
+    readRateRruPerSecond = itemsPerSecond * rruPerItem;
+    seconds = waves * (itemsPerSegment / assumedPerSegment);
+    assumptions.push(
+      `time: an assumed ${assumedPerSegment.toLocaleString('en-US')} items/s per segment (a first figure that ` +
+        'the benchmarks will refine), no read limit; set --read-units-per-second to plan at a read rate',
+    );
+  }
+  assumptions.push('plus a minute or two to pause the updater, plan, summarize and enable the updater');
+
+  return {
+    totalSegments: segments,
+    itemsPerSegment,
+    bytesPerSegment,
+    averageItemBytes,
+    readRequestUnits,
+    pricePerMillionRru: input.pricePerMillionRru,
+    readCostUsd: (readRequestUnits / 1_000_000) * input.pricePerMillionRru,
+    parallelSegments,
+    waves,
+    basis,
+    readRateRruPerSecond,
+    itemsPerSecond,
+    seconds,
+    readLimitAboveAssumedThroughput,
+    exceedsRetentionBudget: seconds > RETENTION_BUDGET_HOURS * 3600,
+    assumptions,
+  };
+}
+
+/** `9.8 GiB`, `245.0 MiB`, `5,040 B`. */
+export function formatBytes(bytes: number): string {
+  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  if (bytes < 1024) return `${Math.round(bytes).toLocaleString('en-US')} B`;
+  let value = bytes;
+  let unit = 'B';
+  for (const next of units) {
+    if (value < 1024) break;
+    value /= 1024;
+    unit = next;
+  }
+  return `${value.toFixed(1)} ${unit}`;
+}
+
+/** `$0.16`, `$1,234.50`, or `under $0.01` (the JSON keeps the exact figure). */
+export function formatUsd(amount: number): string {
+  if (amount === 0) return '$0.00';
+  if (amount < 0.01) return 'under $0.01';
+  return `$${amount.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+}
