@@ -297,6 +297,12 @@ export class StreamFollower {
   /** The table's streams, oldest first: a disabled stream's changes came before the current one's. */
   private async streamArns(): Promise<string[]> {
     const { streams, dynamodb, table } = this.options;
+    const described = await dynamodb.send(new DescribeTableCommand({ TableName: table })).catch((error) => {
+      if (error instanceof ResourceNotFoundException) {
+        throw new SourceTableError(`table ${table} does not exist`, { cause: error });
+      }
+      throw error;
+    });
     const labelled = new Map<string, string>();
     let ExclusiveStartStreamArn: string | undefined;
     do {
@@ -306,7 +312,6 @@ export class StreamFollower {
       }
       ExclusiveStartStreamArn = page.LastEvaluatedStreamArn;
     } while (ExclusiveStartStreamArn);
-    const described = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
     const latest = described.Table?.LatestStreamArn;
     if (latest && described.Table?.StreamSpecification?.StreamEnabled) {
       labelled.set(latest, described.Table.LatestStreamLabel ?? labelled.get(latest) ?? '');

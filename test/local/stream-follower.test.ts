@@ -252,6 +252,28 @@ describe('StreamFollower', () => {
   });
 });
 
+describe('StreamFollower on a table it cannot follow', () => {
+  it('says the table has no stream, or does not exist', async () => {
+    const table = await createTable(dynamodb, uniqueName('follow-no-stream'), { keySchema });
+    tables.push(table);
+    const follower = (name: string) =>
+      new StreamFollower({
+        streams,
+        dynamodb,
+        table: name,
+        apply: async () => ({ applied: 0, indexed: 0, deleted: 0, skipped: 0, deadLettered: 0 }),
+        positions: { load: async () => new Map(), save: async () => {}, forget: async () => {} },
+      });
+
+    await expect(follower(table).drain()).rejects.toThrow(
+      `table ${table} has no stream: enable one (NEW_AND_OLD_IMAGES) so ddb2os can follow its changes`,
+    );
+    await expect(follower(`${table}-missing`).drain()).rejects.toThrow(
+      `table ${table}-missing does not exist`,
+    );
+  });
+});
+
 describe('orderShards', () => {
   const shard = (id: string, start: string, parent?: string): Shard => ({
     ShardId: id,
