@@ -152,8 +152,15 @@ export function* demoItems(count: number, seed = 42): Generator<Item> {
   }
 }
 
-/** Creates the demo table (pk, sk, stream with new and old images), replacing one left from an earlier run. */
-export async function createDemoTable(dynamodb: DynamoDBClient, table: string): Promise<void> {
+/**
+ * Creates the demo table (pk, sk; with a stream of new and old images unless
+ * `stream: false`), replacing one left from an earlier run.
+ */
+export async function createDemoTable(
+  dynamodb: DynamoDBClient,
+  table: string,
+  options: { stream?: boolean } = {},
+): Promise<void> {
   try {
     await dynamodb.send(new DeleteTableCommand({ TableName: table }));
     // DynamoDB Local deletes at once; DynamoDB takes a moment.
@@ -176,7 +183,8 @@ export async function createDemoTable(dynamodb: DynamoDBClient, table: string): 
         { AttributeName: 'sk', AttributeType: 'S' },
       ],
       BillingMode: 'PAY_PER_REQUEST',
-      StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' },
+      StreamSpecification:
+        options.stream === false ? undefined : { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' },
     }),
   );
   await waitUntilTableExists({ client: dynamodb, maxWaitTime: 120 }, { TableName: table });

@@ -1,0 +1,314 @@
+/**
+ * A whole backfill on one machine: the workflow definition run by the local
+ * interpreter, every Task state bound to the same code the Lambdas run, the
+ * same progress table for checkpoints, and a stream follower in place of the
+ * updater's event source mapping. `ddb2os run`, `ddb2os demo`, the benchmarks
+ * and the reliability tests all come through here.
+ */
+import {
+  DescribeTableCommand,
+  type DescribeTableCommandOutput,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  ResourceNotFoundException,
+} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import type { Client } from '@opensearch-project/opensearch';
+import { applyStreamRecords } from '../handlers/lib/apply-stream';
+import { ensureProgressTable, SegmentCheckpointStore } from '../handlers/lib/checkpoint';
+import { DirectoryDeadLetterSink } from '../handlers/lib/dead-letter';
+import { BackfillError, describeError, SourceTableError } from '../handlers/lib/errors';
+import { restoreIndexAfterBackfill } from '../handlers/lib/index-settings';
+import { checkMappingForTable, type MappingConfig } from '../handlers/lib/mapping';
+import { planBackfill, targetIndices } from '../handlers/lib/plan-segments';
+import { type SegmentProgress, scanSegment } from '../handlers/lib/scan-segment';
+import { summarizeRun } from '../handlers/lib/summarize-run';
+import type { KeySchema, SegmentMessage, SegmentResult } from '../handlers/lib/types';
+import { DynamoDBStreamPositionStore, StreamFollower } from './stream-follower';
+import { type RunSummary, runWorkflowLocally, type WorkflowInput } from './workflow';
+
+export const DEFAULT_PROGRESS_TABLE = 'ddb2os-progress';
+
+/** What the backfill reports as it goes, for a progress display. */
+export type BackfillEvent =
+  | { type: 'plan'; runId: string; totalSegments: number; itemCount: number; resumed: boolean }
+  | { type: 'segment-start'; segment: number; attempt: number }
+  | { type: 'segment-progress'; segment: number; progress: SegmentProgress }
+  | { type: 'segment-done'; segment: number; result: SegmentResult }
+  | { type: 'segment-failed'; segment: number; attempt: number; error: string; cause: string }
+  | { type: 'updater'; state: 'Disabled' | 'Enabled' };
+
+export interface LocalBackfillOptions {
+  dynamodb: DynamoDBClient;
+  streams: DynamoDBStreamsClient;
+  opensearch: Client;
+  table: string;
+  index: string;
+  mapping: MappingConfig;
+  /** Checkpoints and stream positions (created when missing). @default ddb2os-progress */
+  progressTable?: string;
+  /** Folder for dead letters. @default .ddb2os */
+  deadLetterDir?: string;
+  /** Resume this run; default: resume the table's unfinished local run, else start a new one. */
+  runId?: string;
+  /** Start a new run even when an unfinished one exists. */
+  restart?: boolean;
+  input?: WorkflowInput;
+  bulk?: { maxBytes?: number; maxDocs?: number; concurrency?: number };
+  /** Pause before a failed segment is tried again (the cloud waits 30 s and more). @default 1000 */
+  segmentRetryIntervalMs?: number;
+  onEvent?: (event: BackfillEvent) => void;
+  signal?: AbortSignal;
+  /**
+   * Called before each attempt at a segment; a throw fails that attempt as a
+   * worker failure would (the definition's Retry then applies). For fault
+   * injection in tests: the local stand-in for a Lambda that crashes.
+   */
+  beforeSegmentAttempt?: (segment: number, attempt: number) => void | Promise<void>;
+  /** Replaces the retention budget check's clock: hours the run is said to have taken. */
+  reportedDurationHours?: number;
+}
+
+export interface LocalBackfillResult {
+  summary: RunSummary;
+  runId: string;
+  keySchema: KeySchema;
+  deadLetterLocation: string;
+}
+
+/** Reads the key schema and checks the table can be followed (it has a stream). */
+export async function describeSourceTable(
+  dynamodb: DynamoDBClient,
+  table: string,
+): Promise<{ keySchema: KeySchema; description: Record<string, unknown>; itemCount: number }> {
+  let response: DescribeTableCommandOutput;
+  try {
+    response = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
+  } catch (error) {
+    if (error instanceof ResourceNotFoundException) {
+      throw new SourceTableError(`table "${table}" does not exist`, { cause: error });
+    }
+    throw error;
+  }
+  const description = JSON.parse(JSON.stringify(response.Table ?? {})) as Record<string, unknown>;
+  const keys = (description.KeySchema ?? []) as { AttributeName: string; KeyType: string }[];
+  const partitionKey = keys.find((key) => key.KeyType === 'HASH')?.AttributeName;
+  if (!partitionKey) throw new SourceTableError(`table "${table}" has no partition key in its description`);
+  const sortKey = keys.find((key) => key.KeyType === 'RANGE')?.AttributeName;
+  const stream = description.StreamSpecification as
+    | { StreamEnabled?: boolean; StreamViewType?: string }
+    | undefined;
+  if (!stream?.StreamEnabled) {
+    throw new SourceTableError(
+      `table "${table}" has no stream: enable a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES) so changes made during and after the backfill reach the index`,
+    );
+  }
+  return {
+    keySchema: sortKey ? { partitionKey, sortKey } : { partitionKey },
+    description,
+    itemCount: Number(description.ItemCount ?? 0),
+  };
+}
+
+/**
+ * The table's local run: an item in the progress table that remembers the
+ * run id until that run completes, so an interrupted `ddb2os run` resumes.
+ */
+async function resolveRunId(
+  dynamodb: DynamoDBClient,
+  progressTable: string,
+  table: string,
+  index: string,
+  options: { runId?: string; restart?: boolean },
+): Promise<{ runId: string; resumed: boolean }> {
+  if (options.runId) return { runId: options.runId, resumed: true };
+  const key = { runId: { S: `local#${table}#${index}` }, segment: { N: '0' } };
+  if (!options.restart) {
+    const { Item } = await dynamodb.send(
+      new GetItemCommand({ TableName: progressTable, Key: key, ConsistentRead: true }),
+    );
+    if (Item?.currentRunId?.S && Item.status?.S !== 'COMPLETED')
+      return { runId: Item.currentRunId.S, resumed: true };
+  }
+  const runId = `${table}-${new Date().toISOString().replaceAll(/[:.]/g, '-')}`;
+  await dynamodb.send(
+    new PutItemCommand({
+      TableName: progressTable,
+      Item: {
+        ...key,
+        currentRunId: { S: runId },
+        status: { S: 'IN_PROGRESS' },
+        startedAt: { S: new Date().toISOString() },
+      },
+    }),
+  );
+  return { runId, resumed: false };
+}
+
+async function markRunCompleted(
+  dynamodb: DynamoDBClient,
+  progressTable: string,
+  table: string,
+  index: string,
+  runId: string,
+) {
+  await dynamodb.send(
+    new PutItemCommand({
+      TableName: progressTable,
+      Item: {
+        runId: { S: `local#${table}#${index}` },
+        segment: { N: '0' },
+        currentRunId: { S: runId },
+        status: { S: 'COMPLETED' },
+        completedAt: { S: new Date().toISOString() },
+      },
+    }),
+  );
+}
+
+/** Runs the backfill workflow locally; the updater stays paused until it succeeds. */
+export async function runLocalBackfill(options: LocalBackfillOptions): Promise<LocalBackfillResult> {
+  const progressTable = options.progressTable ?? DEFAULT_PROGRESS_TABLE;
+  const { dynamodb, opensearch, table, index, mapping } = options;
+  const source = await describeSourceTable(dynamodb, table);
+  checkMappingForTable(mapping, source.keySchema);
+  await ensureProgressTable(dynamodb, progressTable);
+  const checkpoints = new SegmentCheckpointStore(dynamodb, progressTable);
+  const deadLetters = new DirectoryDeadLetterSink(options.deadLetterDir ?? '.ddb2os');
+  const { runId, resumed } = await resolveRunId(dynamodb, progressTable, table, index, options);
+  const emit = options.onEvent ?? (() => {});
+  let updater: 'Disabled' | 'Enabled' = 'Disabled';
+  const attempts = new Map<number, number>();
+  const inFlight = new Set<Promise<unknown>>();
+
+  const processSegment = async (message: SegmentMessage): Promise<SegmentResult> => {
+    const attempt = (attempts.get(message.segment) ?? 0) + 1;
+    attempts.set(message.segment, attempt);
+    emit({ type: 'segment-start', segment: message.segment, attempt });
+    const work = (async () => {
+      try {
+        await options.beforeSegmentAttempt?.(message.segment, attempt);
+        // Locally there is no Lambda time limit: the segment runs to its end unless interrupted.
+        const outcome = await scanSegment(
+          { ...message, readUnitsPerSecond: message.readUnitsPerSecond ?? undefined },
+          { dynamodb, opensearch, checkpoints, deadLetters, mapping, keySchema: source.keySchema },
+          {
+            bulkMaxBytes: options.bulk?.maxBytes,
+            bulkMaxDocs: options.bulk?.maxDocs,
+            bulkConcurrency: options.bulk?.concurrency,
+            signal: options.signal,
+            onProgress: (progress) => emit({ type: 'segment-progress', segment: message.segment, progress }),
+          },
+        );
+        if (outcome.status !== 'COMPLETED') {
+          throw new BackfillError(`segment ${message.segment} was interrupted; its checkpoint is saved`);
+        }
+        emit({ type: 'segment-done', segment: message.segment, result: outcome.result });
+        return outcome.result;
+      } catch (error) {
+        const name = error instanceof Error ? error.name : 'Error';
+        emit({
+          type: 'segment-failed',
+          segment: message.segment,
+          attempt,
+          error: name,
+          cause: describeError(error),
+        });
+        throw error;
+      }
+    })();
+    inFlight.add(work);
+    try {
+      return await work;
+    } finally {
+      inFlight.delete(work);
+    }
+  };
+
+  try {
+    const summary = await runWorkflowLocally({
+      runId,
+      table,
+      index,
+      input: options.input,
+      segmentRetryIntervalMs: options.segmentRetryIntervalMs,
+      signal: options.signal,
+      bindings: {
+        pauseUpdater: async () => {
+          updater = 'Disabled';
+          emit({ type: 'updater', state: updater });
+        },
+        enableUpdater: async () => {
+          updater = 'Enabled';
+          emit({ type: 'updater', state: updater });
+        },
+        updaterState: () => updater,
+        describeTable: async () => source.description,
+        planSegments: async (input) => {
+          const plan = await planBackfill(input, { opensearch, mapping });
+          emit({
+            type: 'plan',
+            runId,
+            totalSegments: plan.totalSegments,
+            itemCount: source.itemCount,
+            resumed,
+          });
+          return plan;
+        },
+        processSegment,
+        summarize: async (input) => {
+          const summary = await summarizeRun(input, { checkpoints });
+          await restoreIndexAfterBackfill(opensearch, targetIndices(mapping));
+          return options.reportedDurationHours === undefined
+            ? summary
+            : { ...summary, durationHours: options.reportedDurationHours };
+        },
+      },
+    });
+    await markRunCompleted(dynamodb, progressTable, table, index, runId);
+    return { summary, runId, keySchema: source.keySchema, deadLetterLocation: deadLetters.location };
+  } finally {
+    // An interrupted or failed run: let the segments still working finish their page and save their checkpoint.
+    await Promise.allSettled([...inFlight]);
+  }
+}
+
+export interface LocalUpdaterOptions {
+  dynamodb: DynamoDBClient;
+  streams: DynamoDBStreamsClient;
+  opensearch: Client;
+  table: string;
+  keySchema: KeySchema;
+  mapping: MappingConfig;
+  progressTable?: string;
+  deadLetterDir?: string;
+  onBatch?: (records: number, lagSeconds: number | undefined) => void;
+}
+
+/** The stand-in for the updater's event source mapping: a follower of the table's stream. */
+export async function createLocalUpdater(options: LocalUpdaterOptions): Promise<StreamFollower> {
+  const deadLetters = new DirectoryDeadLetterSink(options.deadLetterDir ?? '.ddb2os');
+  const positions = await DynamoDBStreamPositionStore.open({
+    dynamodb: options.dynamodb,
+    progressTable: options.progressTable ?? DEFAULT_PROGRESS_TABLE,
+    table: options.table,
+  });
+  return new StreamFollower({
+    streams: options.streams,
+    dynamodb: options.dynamodb,
+    table: options.table,
+    positions,
+    apply: (changes) =>
+      applyStreamRecords(changes, {
+        opensearch: options.opensearch,
+        dynamodb: options.dynamodb,
+        table: options.table,
+        keySchema: options.keySchema,
+        mapping: options.mapping,
+        deadLetters,
+        runId: 'updater',
+      }),
+    onBatch: (info) => options.onBatch?.(info.result.applied, info.lagSeconds),
+  });
+}

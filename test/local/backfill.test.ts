@@ -1,0 +1,313 @@
+/**
+ * The workflow definition (statemachines/backfill.asl.json) run end to end by
+ * the local interpreter against the real DynamoDB Local and OpenSearch. Faults
+ * are injected only at the "Process segment" boundary, where SQS and a Lambda
+ * stand in the cloud (no local engine for those).
+ */
+import {
+  BatchWriteItemCommand,
+  DeleteItemCommand,
+  type DynamoDBClient,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import type { Client } from '@opensearch-project/opensearch';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SegmentCheckpointStore } from '../../handlers/lib/checkpoint';
+import { ConfigurationError, SinkUnavailableError } from '../../handlers/lib/errors';
+import type { MappingConfig } from '../../handlers/lib/mapping';
+import type { Item, KeySchema } from '../../handlers/lib/types';
+import { type BackfillEvent, createLocalUpdater, runLocalBackfill } from '../../local/backfill';
+import { indexMatchesTable, verifyIndex } from '../../local/verify';
+import { WorkflowFailedError } from '../../local/workflow';
+import {
+  createTable,
+  deleteIndex,
+  deleteTable,
+  dynamoClient,
+  openSearchClient,
+  streamsClient,
+  uniqueName,
+} from '../support/engines';
+
+const keySchema: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
+
+function key(i: number): Item {
+  return { pk: { S: `user#${i % 500}` }, sk: { N: String(i) } };
+}
+
+function item(i: number): Item {
+  return {
+    pk: { S: `user#${i % 500}` },
+    sk: { N: String(i) },
+    name: { S: `item ${i}` },
+    amount: { N: `${i}.25` },
+    big: { N: `9007199254740${String(993 + i)}` },
+  };
+}
+
+async function putItems(dynamodb: DynamoDBClient, table: string, count: number): Promise<void> {
+  const requests = Array.from({ length: count }, (_, i) => ({ PutRequest: { Item: item(i) } }));
+  const chunks: (typeof requests)[] = [];
+  for (let i = 0; i < requests.length; i += 25) chunks.push(requests.slice(i, i + 25));
+  for (let i = 0; i < chunks.length; i += 8) {
+    await Promise.all(
+      chunks
+        .slice(i, i + 8)
+        .map((chunk) => dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [table]: chunk } }))),
+    );
+  }
+}
+
+async function count(opensearch: Client, index: string): Promise<number> {
+  await opensearch.indices.refresh({ index });
+  return (await opensearch.count({ index })).body.count;
+}
+
+describe('the backfill workflow, run locally from the same definition file', () => {
+  let dynamodb: DynamoDBClient;
+  let streams: DynamoDBStreamsClient;
+  let opensearch: Client;
+  const progressTable = uniqueName('progress');
+  const created: { tables: string[]; indices: string[] } = { tables: [progressTable], indices: [] };
+
+  beforeAll(() => {
+    dynamodb = dynamoClient();
+    streams = streamsClient();
+    opensearch = openSearchClient();
+  });
+
+  afterAll(async () => {
+    for (const table of created.tables) await deleteTable(dynamodb, table);
+    for (const index of created.indices) await deleteIndex(opensearch, index);
+  });
+
+  async function fixture(items: number) {
+    const table = await createTable(dynamodb, uniqueName('backfill'), {
+      keySchema,
+      sortKeyType: 'N',
+      stream: 'NEW_AND_OLD_IMAGES',
+    });
+    const index = uniqueName('backfill-index');
+    created.tables.push(table);
+    created.indices.push(index);
+    await putItems(dynamodb, table, items);
+    const mapping: MappingConfig = { index };
+    return { table, index, mapping };
+  }
+
+  it('backfills every item, then the updater applies the changes made during the backfill: index = table', async () => {
+    const { table, index, mapping } = await fixture(3_000);
+    const events: BackfillEvent[] = [];
+    let writes = 0;
+    let stop = false;
+    // Puts, updates and deletes on the table for the whole backfill.
+    const writer = (async () => {
+      for (let i = 0; !stop; i += 1) {
+        const n = (i * 37) % 3_000;
+        if (i % 3 === 0) {
+          await dynamodb.send(
+            new UpdateItemCommand({
+              TableName: table,
+              Key: key(n),
+              UpdateExpression: 'SET amount = :a',
+              ExpressionAttributeValues: { ':a': { N: `${i}.5` } },
+            }),
+          );
+        } else if (i % 3 === 1) {
+          await dynamodb.send(new DeleteItemCommand({ TableName: table, Key: key(n) }));
+        } else {
+          await dynamodb.send(new PutItemCommand({ TableName: table, Item: item(10_000 + i) }));
+        }
+        writes += 1;
+      }
+    })();
+
+    const result = await runLocalBackfill({
+      dynamodb,
+      streams,
+      opensearch,
+      table,
+      index,
+      mapping,
+      progressTable,
+      restart: true,
+      input: { totalSegments: 4, maxConcurrency: 2 },
+      onEvent: (event) => events.push(event),
+    });
+    stop = true;
+    await writer;
+
+    expect(result.summary.segments).toBe(4);
+    expect(result.summary.scanned).toBeGreaterThan(0);
+    expect(result.summary.created + result.summary.alreadyPresent).toBe(result.summary.scanned);
+    expect(events.filter((event) => event.type === 'updater').map((event) => event.state)).toEqual([
+      'Disabled',
+      'Enabled',
+    ]);
+    expect(writes).toBeGreaterThan(0);
+
+    const updater = await createLocalUpdater({
+      dynamodb,
+      streams,
+      opensearch,
+      table,
+      keySchema,
+      mapping,
+      progressTable,
+    });
+    await updater.drain();
+    const report = await verifyIndex({
+      dynamodb,
+      opensearch,
+      table: { name: table, keySchema, keyTypes: { pk: 'S', sk: 'N' } },
+      mapping,
+    });
+    expect({ missing: report.missing, extra: report.extra, differing: report.differing }).toEqual({
+      missing: 0,
+      extra: 0,
+      differing: 0,
+    });
+    expect(indexMatchesTable(report)).toBe(true);
+  });
+
+  it('fails the run when a segment keeps failing, leaves the updater paused, and a rerun does only that segment', async () => {
+    const { table, index, mapping } = await fixture(1_200);
+    const events: BackfillEvent[] = [];
+    const attempts: number[] = [];
+
+    const failing = runLocalBackfill({
+      dynamodb,
+      streams,
+      opensearch,
+      table,
+      index,
+      mapping,
+      progressTable,
+      restart: true,
+      input: { totalSegments: 4, maxConcurrency: 4 },
+      segmentRetryIntervalMs: 10,
+      onEvent: (event) => events.push(event),
+      beforeSegmentAttempt: (segment, attempt) => {
+        if (segment !== 2) return;
+        attempts.push(attempt);
+        throw new SinkUnavailableError('OpenSearch at http://127.0.0.1:1 did not answer after 8 attempts');
+      },
+    });
+
+    const error = await failing.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).error).toBe('SinkUnavailableError');
+    expect((error as WorkflowFailedError).causeText).toContain('did not answer after 8 attempts');
+    expect(attempts).toEqual([1, 2, 3, 4]); // the first try and the definition's 3 retries
+    expect(events.some((event) => event.type === 'updater' && event.state === 'Enabled')).toBe(false);
+    const planned = events.find((event) => event.type === 'plan');
+    const runId = planned?.type === 'plan' ? planned.runId : '';
+    const checkpoints = await new SegmentCheckpointStore(dynamodb, progressTable).listCheckpoints(runId);
+    const completed = checkpoints.filter((c) => c.status === 'COMPLETED').map((c) => c.segment);
+    expect(completed.sort()).toEqual([0, 1, 3]);
+    const indexedAfterFailure = await count(opensearch, index);
+    expect(indexedAfterFailure).toBeLessThan(1_200);
+
+    const rerunEvents: BackfillEvent[] = [];
+    const rerun = await runLocalBackfill({
+      dynamodb,
+      streams,
+      opensearch,
+      table,
+      index,
+      mapping,
+      progressTable,
+      input: { totalSegments: 4, maxConcurrency: 4 },
+      onEvent: (event) => rerunEvents.push(event),
+    });
+
+    expect(rerun.runId).toBe(runId);
+    expect(rerun.summary.scanned).toBe(1_200);
+    expect(rerun.summary.created).toBe(1_200);
+    expect(rerun.summary.alreadyPresent).toBe(0);
+    expect(await count(opensearch, index)).toBe(1_200);
+    // Only segment 2 scanned anything in the rerun.
+    const scannedInRerun = rerunEvents
+      .filter((event) => event.type === 'segment-progress')
+      .map((event) => (event.type === 'segment-progress' ? event.segment : -1));
+    expect(new Set(scannedInRerun)).toEqual(new Set([2]));
+    expect(rerunEvents.filter((event) => event.type === 'updater').at(-1)).toMatchObject({
+      state: 'Enabled',
+    });
+  });
+
+  it('does not retry a segment whose message is invalid (ConfigurationError)', async () => {
+    const { table, index, mapping } = await fixture(50);
+    const attempts: number[] = [];
+
+    const error = await runLocalBackfill({
+      dynamodb,
+      streams,
+      opensearch,
+      table,
+      index,
+      mapping,
+      progressTable,
+      restart: true,
+      input: { totalSegments: 1 },
+      segmentRetryIntervalMs: 10,
+      beforeSegmentAttempt: (_segment, attempt) => {
+        attempts.push(attempt);
+        throw new ConfigurationError('readUnitsPerSecond must be a positive number');
+      },
+    }).catch((e: unknown) => e);
+
+    expect((error as WorkflowFailedError).error).toBe('ConfigurationError');
+    expect(attempts).toEqual([1]);
+  });
+
+  it('refuses to enable the updater after a backfill that ran past the retention budget', async () => {
+    const { table, index, mapping } = await fixture(100);
+    const events: BackfillEvent[] = [];
+
+    const error = await runLocalBackfill({
+      dynamodb,
+      streams,
+      opensearch,
+      table,
+      index,
+      mapping,
+      progressTable,
+      restart: true,
+      input: { totalSegments: 2, retentionBudgetHours: 23 },
+      reportedDurationHours: 30,
+      onEvent: (event) => events.push(event),
+    }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).error).toBe('RetentionBudgetExceededError');
+    expect((error as WorkflowFailedError).causeText).toMatch(
+      /took 30 hours, more than the retention budget of 23 hours, so the stream updater stays paused/,
+    );
+    expect(events.some((event) => event.type === 'updater' && event.state === 'Enabled')).toBe(false);
+  });
+
+  it('names a table that does not exist, and one without a stream', async () => {
+    const noStream = await createTable(dynamodb, uniqueName('nostream'), {
+      keySchema: { partitionKey: 'pk' },
+    });
+    created.tables.push(noStream);
+    const base = {
+      dynamodb,
+      streams,
+      opensearch,
+      index: 'unused',
+      mapping: { index: 'unused' },
+      progressTable,
+    };
+
+    await expect(runLocalBackfill({ ...base, table: 'no-such-table' })).rejects.toThrow(
+      'table "no-such-table" does not exist',
+    );
+    await expect(runLocalBackfill({ ...base, table: noStream })).rejects.toThrow(
+      new RegExp(`table "${noStream}" has no stream: enable a stream`),
+    );
+  });
+});
