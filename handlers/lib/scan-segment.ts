@@ -94,7 +94,12 @@ export interface ScanSegmentOptions {
   bulkConcurrency?: number;
   /** Scan `Limit` (items per page). @default unset: pages of up to 1 MB */
   pageLimit?: number;
-  /** Asked after each page: true stops after it (everything acknowledged, checkpoint saved) with YIELDED. */
+  /**
+   * Asked once per page as it arrives (and while waiting out the read budget
+   * or throttling): true makes that page the last one read; the segment stops
+   * once it is acknowledged and checkpointed, with YIELDED. With aggregation
+   * it counts only after a whole partition was written in this invocation.
+   */
   shouldYield?: () => boolean;
   /** Called after each checkpoint with the counts so far. */
   onProgress?: (progress: SegmentProgress) => void;
