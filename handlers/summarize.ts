@@ -1,4 +1,64 @@
-// Placeholder: the real handler lands with the handlers issue.
-export const handler = async (): Promise<never> => {
-  throw new Error('handlers/summarize.ts is not implemented yet');
+/**
+ * The summarize Lambda: adds up the run's segment checkpoints and puts back
+ * the settings of the indices the plan created for the bulk load. Input
+ * `{ runId, totalSegments, startedAt, retentionBudgetHours, index? }` (or
+ * `{ config, plan }`); output the RunSummary.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Tracer } from '@aws-lambda-powertools/tracer';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { Client } from '@opensearch-project/opensearch';
+import type { Context } from 'aws-lambda';
+import { SegmentCheckpointStore } from './lib/checkpoint';
+import { restoreIndexAfterBackfill } from './lib/index-settings';
+import { loadMappingConfig, type MappingConfig } from './lib/mapping';
+import { createOpenSearchClient } from './lib/opensearch';
+import { targetIndices } from './lib/plan-segments';
+import { type RunSummary, readSummarizeInput, summarizeRun } from './lib/summarize-run';
+import { readSummarizeConfig } from './lib/worker-config';
+
+const logger = new Logger();
+const tracer = new Tracer();
+
+interface SummarizeDeps {
+  checkpoints: SegmentCheckpointStore;
+  opensearch: Client;
+  mapping: MappingConfig;
+}
+
+let coldStart: Promise<SummarizeDeps> | undefined;
+
+async function prepare(): Promise<SummarizeDeps> {
+  const config = readSummarizeConfig();
+  const dynamodb = tracer.captureAWSv3Client(
+    new DynamoDBClient(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
+  );
+  return {
+    checkpoints: new SegmentCheckpointStore(dynamodb, config.progressTable),
+    opensearch: createOpenSearchClient({ endpoint: config.endpoint, signing: config.signing }),
+    mapping: await loadMappingConfig(config.mapping, { index: config.index }),
+  };
+}
+
+export const handler = async (event: unknown, context: Context): Promise<RunSummary> => {
+  logger.addContext(context);
+  try {
+    // A failed start (a missing variable) is tried again on the next invocation.
+    coldStart ??= prepare().catch((error: unknown) => {
+      coldStart = undefined;
+      throw error;
+    });
+    const { checkpoints, opensearch, mapping } = await coldStart;
+    const request = readSummarizeInput(event);
+    const summary = await summarizeRun(request, { checkpoints });
+    const indices = await restoreIndexAfterBackfill(
+      opensearch,
+      targetIndices({ ...mapping, index: request.index ?? mapping.index }),
+    );
+    logger.info('backfill summarized', { ...summary, indices });
+    return summary;
+  } catch (error) {
+    logger.error('summarizing failed', { error: (error as Error).message, name: (error as Error).name });
+    throw error;
+  }
 };
