@@ -1,9 +1,293 @@
-// Placeholder until the command lands.
+/**
+ * `ddb2os plan`: the segment plan of a table (the same planner the workflow
+ * runs) and an estimate of the read request units, cost and time of a backfill.
+ */
+import { DescribeTableCommand, type DescribeTableCommandOutput } from '@aws-sdk/client-dynamodb';
+import { SourceTableError } from '../../handlers/lib/errors';
+import { planSegments, segmentCount } from '../../handlers/lib/plan-segments';
+import { optionalInteger, optionalPositiveNumber, optionalString, requiredString } from '../args';
+import { EXIT, UsageError } from '../cli-error';
+import {
+  AWS_DETAILS,
+  AWS_FLAGS,
+  type CloudDeps,
+  CloudError,
+  errorName,
+  explainAwsError,
+  flagSpecs,
+  resolveTarget,
+  withDefaults,
+} from '../cloud';
 import type { Command } from '../command';
+import {
+  ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_PRICE_PER_MILLION_RRU,
+  type Estimate,
+  estimateBackfill,
+  formatBytes,
+  formatUsd,
+  RETENTION_BUDGET_HOURS,
+} from '../estimate';
+import { duration, fmt } from '../progress';
 
-export const planCommand: Command = {
-  spec: { name: 'plan', summary: 'not implemented yet', usage: 'ddb2os plan', flags: {}, examples: [] },
-  run: async () => {
-    throw new Error('ddb2os plan is not implemented yet');
-  },
-};
+const MIB = 1024 * 1024;
+
+export function createPlanCommand(deps: CloudDeps = {}): Command {
+  const cloud = withDefaults(deps);
+  return {
+    spec: {
+      name: 'plan',
+      summary: 'print the segment plan of a table and an estimate of read units, time and cost',
+      usage:
+        'ddb2os plan --table TABLE [--segments N] [--concurrency N] [--read-units-per-second N] [--json]',
+      flags: flagSpecs({
+        table: { type: 'string', value: 'TABLE', description: 'the DynamoDB table to plan for' },
+        'dynamodb-endpoint': {
+          type: 'string',
+          value: 'URL',
+          description: 'DynamoDB endpoint (e.g. DynamoDB Local, http://127.0.0.1:8000)',
+        },
+        ...AWS_FLAGS,
+        segments: {
+          type: 'string',
+          value: 'N',
+          description: 'segment count to plan with (default: the planner chooses from the table size)',
+        },
+        concurrency: {
+          type: 'string',
+          value: 'N',
+          description: `segments at a time, the Map's maxConcurrency (default ${DEFAULT_CONCURRENCY}, the stack's default)`,
+        },
+        'read-units-per-second': {
+          type: 'string',
+          value: 'N',
+          description: 'read limit per segment in RRU/s (default: no limit)',
+        },
+        'target-segment-mib': {
+          type: 'string',
+          value: 'N',
+          description: "table MiB per segment the planner aims for (default: the planner's, 256)",
+        },
+        'price-per-million-rru': {
+          type: 'string',
+          value: 'USD',
+          description: `on-demand price of a million read request units (default ${DEFAULT_PRICE_PER_MILLION_RRU}, us-east-1)`,
+        },
+        json: { type: 'boolean', description: 'print the plan and the estimate as one JSON object' },
+      }),
+      details: [
+        'Reads the table with DescribeTable (no Scan: nothing is read from the table) and runs the',
+        "workflow's planner on its item count and size. DynamoDB updates those figures about every six",
+        'hours, so a new or recently changed table may show fewer items than it holds.',
+        '',
+        'Read request units: an eventually consistent Scan costs 0.5 RRU per 4 KB read, so a full scan',
+        'costs at least ceil(tableSizeBytes / 4096) / 2 RRU. Cost: RRU / 1,000,000 x the on-demand price.',
+        'Time: with --read-units-per-second, RRU / (limit x segments at a time); without, an assumed',
+        `${fmt(ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT)} items/s per segment (a first figure, to be refined by the benchmarks).`,
+        `A backfill longer than the retention budget (${RETENTION_BUDGET_HOURS} h by default) keeps the updater paused.`,
+        '',
+        AWS_DETAILS,
+      ].join('\n'),
+      examples: [
+        'ddb2os plan --table orders --region eu-west-1',
+        'ddb2os plan --table orders --concurrency 32 --read-units-per-second 500',
+        'ddb2os plan --table orders --segments 200 --price-per-million-rru 0.1415 --json',
+        'ddb2os plan --table demo --dynamodb-endpoint http://127.0.0.1:8000',
+      ],
+    },
+    run: async (args, io) => {
+      const table = requiredString(args, 'table', 'plan');
+      const endpoint = optionalString(args, 'dynamodb-endpoint');
+      if (endpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(endpoint)) {
+        throw new UsageError(`--dynamodb-endpoint "${endpoint}" is not an http(s) URL`);
+      }
+      const totalSegments = optionalInteger(args, 'segments', 1, 1_000_000);
+      const concurrency = optionalInteger(args, 'concurrency', 1, 10_000) ?? DEFAULT_CONCURRENCY;
+      const readUnitsPerSecond = optionalPositiveNumber(args, 'read-units-per-second');
+      const targetMib = optionalPositiveNumber(args, 'target-segment-mib');
+      const price = optionalPositiveNumber(args, 'price-per-million-rru') ?? DEFAULT_PRICE_PER_MILLION_RRU;
+      // Local engines ignore the region, but the SDK wants one.
+      const target = await resolveTarget(args, io, cloud, endpoint ? { fallback: 'us-east-1' } : {});
+      const where = endpoint ?? target.region;
+
+      let description: DescribeTableCommandOutput['Table'];
+      try {
+        const answer = await cloud
+          .dynamodb({ ...target, ...(endpoint ? { endpoint } : {}) })
+          .send(new DescribeTableCommand({ TableName: table }), { abortSignal: io.signal });
+        description = answer.Table;
+      } catch (error) {
+        if (errorName(error) === 'ResourceNotFoundException') {
+          throw new CloudError(`table ${table} not found in ${where}`);
+        }
+        throw explainAwsError(error, target);
+      }
+      const itemCount = description?.ItemCount ?? 0;
+      const tableSizeBytes = description?.TableSizeBytes ?? 0;
+      const billingMode =
+        description?.BillingModeSummary?.BillingMode ?? (description ? 'PROVISIONED' : 'UNKNOWN');
+
+      const targetSegmentBytes =
+        targetMib === undefined ? undefined : Math.max(1, Math.round(targetMib * MIB));
+      const plan = segmentPlan(description, { totalSegments, targetSegmentBytes, tableSizeBytes });
+      const estimate = estimateBackfill({
+        itemCount,
+        tableSizeBytes,
+        totalSegments: plan.totalSegments,
+        concurrency,
+        ...(readUnitsPerSecond !== undefined ? { readUnitsPerSecond } : {}),
+        pricePerMillionRru: price,
+      });
+      // What to start the workflow with to get this plan: only what differs from the workflow's own choice.
+      const startInput = {
+        ...(totalSegments !== undefined || targetMib !== undefined
+          ? { totalSegments: estimate.totalSegments }
+          : {}),
+        ...(args.values.concurrency !== undefined ? { maxConcurrency: concurrency } : {}),
+        ...(readUnitsPerSecond !== undefined ? { readUnitsPerSecond } : {}),
+      };
+
+      if (args.values.json === true) {
+        io.stdout.write(
+          `${JSON.stringify({
+            table,
+            source: endpoint ? { endpoint } : { region: target.region },
+            billingMode,
+            itemCount,
+            tableSizeBytes,
+            figuresFrom:
+              'DescribeTable (DynamoDB updates ItemCount and TableSizeBytes about every six hours)',
+            ...(targetSegmentBytes !== undefined ? { targetSegmentBytes } : {}),
+            concurrency,
+            ...(readUnitsPerSecond !== undefined ? { readUnitsPerSecond } : {}),
+            ...estimate,
+            startInput,
+            warnings: plan.warnings,
+          })}\n`,
+        );
+        return EXIT.ok;
+      }
+      const provisioned =
+        billingMode === 'PROVISIONED'
+          ? (description?.ProvisionedThroughput?.ReadCapacityUnits ?? undefined)
+          : undefined;
+      io.stdout.write(
+        `${planText({ table, where, billingMode, itemCount, tableSizeBytes, estimate, provisioned, startInput, warnings: plan.warnings }).join('\n')}\n`,
+      );
+      return EXIT.ok;
+    },
+  };
+}
+
+function planText(plan: {
+  table: string;
+  where: string;
+  billingMode: string;
+  itemCount: number;
+  tableSizeBytes: number;
+  estimate: Estimate;
+  provisioned: number | undefined;
+  startInput: Record<string, number>;
+  warnings: string[];
+}): string[] {
+  const { estimate: e } = plan;
+  const mode = plan.billingMode === 'PAY_PER_REQUEST' ? 'on-demand' : plan.billingMode.toLowerCase();
+  const row = (label: string, value: string) => `  ${label.padEnd(20)} ${value}`;
+  const note = (text: string) => `  ${''.padEnd(20)} ${text}`;
+  const lines = [
+    `Table ${plan.table} (${plan.where}, ${mode})`,
+    row('items', fmt(plan.itemCount)),
+    row('size', `${formatBytes(plan.tableSizeBytes)} (${fmt(plan.tableSizeBytes)} bytes)`),
+    note('from DescribeTable, which DynamoDB updates about every six hours'),
+  ];
+  if (plan.itemCount === 0) {
+    lines.push(note('0 items: an empty table, or one created or filled in the last six hours'));
+  }
+  for (const warning of plan.warnings) lines.push(`  note: ${warning}`);
+  lines.push(
+    '',
+    'Plan',
+    row('segments', fmt(e.totalSegments)),
+    row('per segment', `${fmt(Math.round(e.itemsPerSegment))} items, ${formatBytes(e.bytesPerSegment)}`),
+    row('at a time', `${fmt(e.parallelSegments)} segment(s), ${fmt(e.waves)} wave(s)`),
+    '',
+    'Estimate',
+    row('read request units', `${fmt(e.readRequestUnits)} for one full scan`),
+    note('eventually consistent Scan: 0.5 RRU per 4 KB read = ceil(tableSizeBytes / 4096) / 2'),
+    row('read cost', `${formatUsd(e.readCostUsd)} at $${e.pricePerMillionRru} per million RRU (on-demand)`),
+  );
+  if (plan.billingMode === 'PROVISIONED') {
+    lines.push(
+      note(
+        `the table is provisioned${plan.provisioned !== undefined ? ` (${fmt(plan.provisioned)} RCU)` : ''}: ` +
+          'it pays for capacity, not per request; keep the read rate below it',
+      ),
+    );
+  }
+  lines.push(
+    row(
+      'read rate',
+      `${fmt(Math.round(e.readRateRruPerSecond))} RRU/s, ${fmt(Math.round(e.itemsPerSecond))} items/s`,
+    ),
+    row('time', `about ${duration(e.seconds)}`),
+    note(
+      e.basis === 'read-limit'
+        ? 'at the read limit per segment x segments at a time, if the workers and the domain keep up'
+        : `assuming ${fmt(ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT)} items/s per segment (a first figure; the benchmarks will refine it)`,
+    ),
+  );
+  if (e.readLimitAboveAssumedThroughput) {
+    lines.push(
+      note(
+        `the limit allows ${fmt(Math.round(e.itemsPerSecond / e.parallelSegments))} items/s per segment, more than ` +
+          `the assumed ${fmt(ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT)}: the workers or the domain may set the pace`,
+      ),
+    );
+  }
+  lines.push(note('plus a minute or two to pause the updater, plan, summarize and enable the updater'));
+  if (e.exceedsRetentionBudget) {
+    lines.push(
+      note(
+        `longer than the ${RETENTION_BUDGET_HOURS} h retention budget: the updater would stay paused; ` +
+          'raise --concurrency (and --segments)',
+      ),
+    );
+  }
+  const input = JSON.stringify(plan.startInput);
+  lines.push('', `Start with: ddb2os start${input === '{}' ? '' : ` --input '${input}'`}`);
+  return lines;
+}
+
+/**
+ * The segment count the workflow's planner would choose (or `totalSegments`).
+ * The planner refuses a table the workflow cannot follow (no stream): the
+ * estimate still holds, so the count comes from the same rule and the reason
+ * becomes a warning.
+ */
+function segmentPlan(
+  description: unknown,
+  options: { totalSegments?: number; targetSegmentBytes?: number; tableSizeBytes: number },
+): { totalSegments: number; warnings: string[] } {
+  const config = options.totalSegments !== undefined ? { totalSegments: options.totalSegments } : {};
+  const settings = {
+    // The index is checked but plays no part in the segment count.
+    defaultIndex: 'plan',
+    ...(options.targetSegmentBytes !== undefined ? { targetSegmentBytes: options.targetSegmentBytes } : {}),
+  };
+  try {
+    return {
+      totalSegments: planSegments({ runId: 'plan', config, table: description }, settings).totalSegments,
+      warnings: [],
+    };
+  } catch (error) {
+    if (!(error instanceof SourceTableError)) throw error;
+    return {
+      totalSegments:
+        options.totalSegments ?? segmentCount(options.tableSizeBytes, options.targetSegmentBytes),
+      warnings: [`${error.message} (the workflow refuses the table until then)`],
+    };
+  }
+}
+
+export const planCommand = createPlanCommand();
