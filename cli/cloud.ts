@@ -115,10 +115,11 @@ export const AWS_FLAGS: Record<string, FlagSpec> = {
   profile: { type: 'string', value: 'NAME', description: 'named profile of ~/.aws/config to use' },
 };
 
-export const AWS_DETAILS =
-  'Region: --region, else AWS_REGION or AWS_DEFAULT_REGION, else the region inside the ARN argument, ' +
-  'else the region of the profile in ~/.aws/config. Credentials: the AWS SDK default chain, or ' +
-  '--profile NAME (its ~/.aws/credentials or config entry, SSO included).';
+export const AWS_DETAILS = [
+  'Region: --region, else AWS_REGION or AWS_DEFAULT_REGION, else the region inside the ARN',
+  'argument, else the region of the profile in ~/.aws/config. Credentials: the AWS SDK default',
+  'chain, or --profile NAME (its ~/.aws/credentials or config entry, SSO included).',
+].join('\n');
 
 // --- ARNs ---------------------------------------------------------------------
 
