@@ -3,6 +3,8 @@
  * until the execution ends.
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { ConfigurationError } from '../../handlers/lib/errors';
+import { validateWorkflowConfig } from '../../handlers/lib/plan-segments';
 import { optionalString, type ParsedArgs } from '../args';
 import { EXIT, UsageError } from '../cli-error';
 import {
@@ -102,16 +104,6 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
       const name = parseName(optionalString(args, 'name'));
       const { stateMachineArn, target } = await resolveStateMachine(args, io);
 
-      const unknownKeys = Object.keys(input).filter(
-        (key) => !(WORKFLOW_INPUT_KEYS as readonly string[]).includes(key),
-      );
-      if (unknownKeys.length > 0) {
-        io.stderr.write(
-          `ddb2os: note: the workflow ignores the input key(s) ${unknownKeys.join(', ')} ` +
-            `(it reads ${WORKFLOW_INPUT_KEYS.join(', ')})\n`,
-        );
-      }
-
       const sfn = cloud.sfn(target);
       let executionArn: string;
       let startDate: string | undefined;
@@ -183,7 +175,11 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
   }
 }
 
-/** `--input`: a JSON object, or a UsageError that says what is wrong with it. */
+/**
+ * `--input`: a JSON object that the workflow's planner accepts, or a UsageError
+ * that says what is wrong with it. Checked here because the workflow would
+ * refuse it only at "Plan segments", after pausing the updater.
+ */
 export function parseInput(raw: string | undefined): Record<string, unknown> {
   if (raw === undefined) return {};
   let value: unknown;
@@ -195,6 +191,12 @@ export function parseInput(raw: string | undefined): Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
     throw new UsageError(`--input must be a JSON object such as '{"totalSegments": 64}', got ${kind}`);
+  }
+  try {
+    validateWorkflowConfig(value);
+  } catch (error) {
+    if (error instanceof ConfigurationError) throw new UsageError(`--input: ${error.message}`);
+    throw error;
   }
   return value as Record<string, unknown>;
 }

@@ -353,20 +353,30 @@ describe('ddb2os start', () => {
     expect(holder.world.targets).toEqual([]);
   });
 
-  it('notes input keys that the workflow does not read (Step Functions stubbed)', async () => {
-    // Prepare
-    holder.world.sfn = stepFunctions([], []);
+  it.each([
+    [
+      '{"maxConcurency": 4}',
+      '--input: the workflow input field maxConcurency is not known (known: totalSegments, ',
+    ],
+    ['{"totalSegments": 0}', '--input: totalSegments must be an integer from 1 to 1,000,000, not 0'],
+    [
+      '{"retentionBudgetHours": 30}',
+      '--input: retentionBudgetHours must be a number of hours above 0 and at most 24',
+    ],
+  ])(
+    'rejects input %s that the workflow would refuse, before starting anything, exit 2',
+    async (input, message) => {
+      // Act
+      const result = await runCli(['start', '--state-machine-arn', STATE_MACHINE_ARN, '--input', input], {
+        env: ENV,
+      });
 
-    // Act
-    const result = await runCli(
-      ['start', '--state-machine-arn', STATE_MACHINE_ARN, '--input', '{"maxConcurency": 4}', '--no-follow'],
-      { env: ENV },
-    );
-
-    // Assess
-    expect(result.code).toBe(0);
-    expect(result.stderr).toContain('the workflow ignores the input key(s) maxConcurency');
-  });
+      // Assess
+      expect(result.code).toBe(2);
+      expect(result.stderr.startsWith(`ddb2os: ${message}`)).toBe(true);
+      expect(holder.world.targets).toEqual([]);
+    },
+  );
 
   it.each([
     [
