@@ -164,6 +164,15 @@ export class SegmentCheckpointStore {
   /** Every checkpoint of a run, in segment order (a paginated Query). */
   async listCheckpoints(runId: string): Promise<SegmentCheckpoint[]> {
     const checkpoints: SegmentCheckpoint[] = [];
+    for await (const checkpoint of this.checkpointsOf(runId)) checkpoints.push(checkpoint);
+    return checkpoints;
+  }
+
+  /**
+   * The run's checkpoints one Query page at a time, in segment order, so
+   * that a run of a million segments is summed without holding them all.
+   */
+  async *checkpointsOf(runId: string): AsyncGenerator<SegmentCheckpoint> {
     let ExclusiveStartKey: Record<string, AttributeValue> | undefined;
     do {
       const page = await this.client.send(
@@ -175,10 +184,9 @@ export class SegmentCheckpointStore {
           ExclusiveStartKey,
         }),
       );
-      for (const item of page.Items ?? []) checkpoints.push(fromItem(item));
+      for (const item of page.Items ?? []) yield fromItem(item);
       ExclusiveStartKey = page.LastEvaluatedKey;
     } while (ExclusiveStartKey);
-    return checkpoints;
   }
 
   private async put(

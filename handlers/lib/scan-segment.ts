@@ -176,7 +176,8 @@ interface PageState {
 /** Items that become documents together: one item, or one aggregated partition. */
 interface Unit {
   page: PageState;
-  keys: Item[];
+  /** The items themselves; their keys are taken only for a dead letter. */
+  items: Item[];
   pendingDocuments: number;
   created: boolean;
   retries: number;
@@ -384,7 +385,7 @@ class SegmentScan {
     }
     const unit: Unit = {
       page,
-      keys: items.map((item) => keyOf(item, keySchema)),
+      items,
       pendingDocuments: lines.length,
       created: false,
       retries: 0,
@@ -413,14 +414,20 @@ class SegmentScan {
     if (unit.pendingDocuments > 0) return;
 
     const { page } = unit;
-    const size = unit.keys.length;
+    const size = unit.items.length;
     page.delta.retried += unit.retries;
     if (unit.failures.length > 0) {
       page.delta.failed += size;
       for (const failure of unit.failures) {
-        for (const key of unit.keys) {
+        for (const item of unit.items) {
           page.deadLetters.push(
-            this.deadLetter(key, failure.reason, failure.errorType, failure.index, failure.id),
+            this.deadLetter(
+              keyOf(item, this.deps.keySchema),
+              failure.reason,
+              failure.errorType,
+              failure.index,
+              failure.id,
+            ),
           );
         }
       }

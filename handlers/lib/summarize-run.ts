@@ -90,14 +90,15 @@ export async function summarizeRun(
   deps: { checkpoints: SegmentCheckpointStore; now?: () => Date },
 ): Promise<RunSummary> {
   const request = readSummarizeInput(input);
-  const checkpoints = await deps.checkpoints.listCheckpoints(request.runId);
   let counts = emptyCounts();
+  let found = 0;
   const completed = new Set<number>();
-  for (const checkpoint of checkpoints) {
+  for await (const checkpoint of deps.checkpoints.checkpointsOf(request.runId)) {
+    found += 1;
     counts = addCounts(counts, checkpoint.counts);
     if (checkpoint.status === 'COMPLETED') completed.add(checkpoint.segment);
   }
-  const segments = request.totalSegments ?? checkpoints.length;
+  const segments = request.totalSegments ?? found;
   if (request.totalSegments !== undefined && completed.size < request.totalSegments) {
     const missing: number[] = [];
     for (let segment = 0; segment < request.totalSegments && missing.length < 10; segment++) {
