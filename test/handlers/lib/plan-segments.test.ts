@@ -1,13 +1,16 @@
-import { describe, expect, it } from 'vitest';
+import type { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   DEFAULT_TARGET_SEGMENT_BYTES,
   MAX_INLINE_SEGMENT_LIST_BYTES,
+  planBackfill,
   planSegments,
   segmentCount,
   segmentListBytes,
   targetIndices,
   validateWorkflowConfig,
 } from '../../../handlers/lib/plan-segments';
+import { deleteIndex, openSearchClient, uniqueName } from '../../support/engines';
 
 const MiB = 1024 * 1024;
 
@@ -186,5 +189,49 @@ describe('targetIndices', () => {
         ],
       }),
     ).toEqual(['main', 'a']);
+  });
+});
+
+describe('planBackfill', () => {
+  const opensearch = openSearchClient();
+  const created: string[] = [];
+
+  afterAll(async () => {
+    await Promise.all(created.map((index) => deleteIndex(opensearch, index)));
+  });
+
+  it('(S3 stubbed) writes a long segment list to S3 as a JSON array and prepares every target index', async () => {
+    // Prepare
+    const index = uniqueName('plan');
+    const routed = uniqueName('plan-routed');
+    created.push(index, routed);
+    const puts: { Bucket?: string; Key?: string; Body?: unknown }[] = [];
+    const s3 = { send: async (command: PutObjectCommand) => puts.push(command.input) } as unknown as S3Client;
+
+    // Act
+    const plan = await planBackfill(
+      { runId: 'run-big', config: { totalSegments: 50_000, index }, table: table() },
+      {
+        opensearch,
+        mapping: { index: 'replaced-by-the-plan', routes: [{ prefix: 'R#', index: routed }] },
+        planStore: { s3, bucket: 'plans-bucket' },
+      },
+    );
+
+    // Assess
+    expect(plan).toMatchObject({
+      itemSource: 'S3',
+      bucket: 'plans-bucket',
+      key: 'plans/run-big/segments.json',
+    });
+    expect(plan.indices).toEqual([
+      { index, action: 'created' },
+      { index: routed, action: 'created' },
+    ]);
+    expect(puts).toHaveLength(1);
+    expect(puts[0]).toMatchObject({ Bucket: 'plans-bucket', Key: 'plans/run-big/segments.json' });
+    const list = JSON.parse(puts[0]?.Body as string) as number[];
+    expect(list).toHaveLength(50_000);
+    expect(list.every((segment, i) => segment === i)).toBe(true);
   });
 });
