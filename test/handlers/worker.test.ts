@@ -49,7 +49,10 @@ class StepFunctionsStub {
   tokenClosed = false;
 
   async send(command: TaskCommand): Promise<unknown> {
-    this.calls.push({ name: command.constructor.name, input: command.input as unknown as Record<string, unknown> });
+    this.calls.push({
+      name: command.constructor.name,
+      input: command.input as unknown as Record<string, unknown>,
+    });
     if (this.tokenClosed) throw new TaskTimedOut({ message: 'Task Timed Out', $metadata: {} });
     return {};
   }
