@@ -39,7 +39,7 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs 
     options[name] = {
       type: flag.type,
       ...(flag.short ? { short: flag.short } : {}),
-      multiple: flag.multiple,
+      ...(flag.multiple ? { multiple: true } : {}),
     };
   }
   let parsed: ReturnType<typeof parseArgs>;

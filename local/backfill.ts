@@ -26,7 +26,7 @@ import { type SegmentProgress, scanSegment } from '../handlers/lib/scan-segment'
 import { summarizeRun } from '../handlers/lib/summarize-run';
 import type { KeySchema, SegmentMessage, SegmentResult } from '../handlers/lib/types';
 import { DynamoDBStreamPositionStore, StreamFollower } from './stream-follower';
-import { type RunSummary, runWorkflowLocally, type WorkflowInput } from './workflow';
+import { type RunSummary, runWorkflowLocally, WorkflowAbortedError, type WorkflowInput } from './workflow';
 
 export const DEFAULT_PROGRESS_TABLE = 'ddb2os-progress';
 
@@ -183,6 +183,8 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
   const inFlight = new Set<Promise<unknown>>();
 
   const processSegment = async (message: SegmentMessage): Promise<SegmentResult> => {
+    // The interpreter keeps starting Map items after an abort: an interrupted run starts no new work.
+    if (options.signal?.aborted) throw new WorkflowAbortedError();
     const attempt = (attempts.get(message.segment) ?? 0) + 1;
     attempts.set(message.segment, attempt);
     emit({ type: 'segment-start', segment: message.segment, attempt });

@@ -1,9 +1,381 @@
-// Placeholder until the command lands.
+/**
+ * `ddb2os run`: the backfill workflow on this machine against any DynamoDB and
+ * OpenSearch (local engines or real AWS), then, optionally, the stream
+ * updater for a while or until Ctrl-C.
+ */
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import { describeError } from '../../handlers/lib/errors';
+import {
+  type BackfillEvent,
+  createLocalUpdater,
+  DEFAULT_PROGRESS_TABLE,
+  type LocalBackfillResult,
+  runLocalBackfill,
+} from '../../local/backfill';
+import { WorkflowAbortedError, WorkflowFailedError } from '../../local/workflow';
+import {
+  type CommandSpec,
+  optionalInteger,
+  optionalPositiveNumber,
+  optionalString,
+  type ParsedArgs,
+  requiredString,
+} from '../args';
+import { EXIT, UsageError } from '../cli-error';
 import type { Command } from '../command';
+import {
+  DYNAMODB_FLAGS,
+  type DynamoDbTarget,
+  dynamoDbFromArgs,
+  ENDPOINT_DETAILS,
+  explainDynamoDbError,
+  explainEndpointError,
+  explainOpenSearchError,
+  MAPPING_FLAGS,
+  OPENSEARCH_FLAGS,
+  type OpenSearchTarget,
+  openSearchFromArgs,
+  readMappingFile,
+} from '../endpoints';
+import type { CliIo } from '../io';
+import { duration, fmt, ProgressDisplay } from '../progress';
+
+export const runSpec: CommandSpec = {
+  name: 'run',
+  summary: 'backfill a table into an index on this machine, then optionally follow its stream',
+  usage:
+    'ddb2os run --table T --index I [--dynamodb-endpoint URL] [--opensearch-url URL] [--region R] [--segments N] ' +
+    '[--concurrency N] [--read-units-per-second N] [--follow | --follow-for SECONDS] [--json]',
+  flags: {
+    table: {
+      type: 'string',
+      value: 'NAME',
+      description: 'the DynamoDB table to backfill (it must have a stream)',
+    },
+    index: { type: 'string', value: 'NAME', description: 'the default OpenSearch index' },
+    ...DYNAMODB_FLAGS,
+    ...OPENSEARCH_FLAGS,
+    ...MAPPING_FLAGS,
+    segments: {
+      type: 'string',
+      value: 'N',
+      description: 'parallel-scan segments (default: from the table size)',
+    },
+    concurrency: { type: 'string', value: 'N', description: 'segments worked on at once (default 4)' },
+    'read-units-per-second': {
+      type: 'string',
+      value: 'N',
+      description: 'read budget per segment, in read capacity units per second (default: none)',
+    },
+    follow: {
+      type: 'boolean',
+      description: 'after the backfill, keep applying the table stream until Ctrl-C',
+    },
+    'follow-for': {
+      type: 'string',
+      value: 'SECONDS',
+      description:
+        'after the backfill, apply the stream for SECONDS, then everything it holds up to then, and exit',
+    },
+    'progress-table': {
+      type: 'string',
+      value: 'NAME',
+      description: `DynamoDB table for checkpoints and stream positions (default ${DEFAULT_PROGRESS_TABLE}; created if missing)`,
+    },
+    'dead-letter-dir': {
+      type: 'string',
+      value: 'DIR',
+      description: 'folder for items that could not be indexed, with their reasons (default .ddb2os)',
+    },
+    'run-id': {
+      type: 'string',
+      value: 'ID',
+      description: 'resume this run (default: the unfinished run of this table)',
+    },
+    restart: { type: 'boolean', description: 'start a new run even if an unfinished one exists' },
+    json: { type: 'boolean', description: 'print one summary object as the last line of stdout' },
+  },
+  details: [
+    'The backfill only creates documents (existing ones are counted as already present); the stream updater is',
+    'paused during it and then applies every change from the stream in order, so the index ends equal to the',
+    'table. Ctrl-C stops after the current page of each segment; the same command resumes from the checkpoints.',
+    'A failed segment fails the run (exit 1, its number on stderr); the same command reruns only that segment.',
+    '',
+    ENDPOINT_DETAILS,
+  ].join('\n'),
+  examples: [
+    'ddb2os run --table orders --index orders --dynamodb-endpoint http://localhost:8000 --opensearch-url http://localhost:9200',
+    'ddb2os run --table orders --index orders --region eu-west-1 --opensearch-url https://search-x.eu-west-1.es.amazonaws.com --read-units-per-second 200',
+    'ddb2os run --table orders --index orders --follow-for 60 --json',
+  ],
+};
+
+export interface RunSettings {
+  table: string;
+  index: string;
+  segments?: number;
+  concurrency?: number;
+  readUnitsPerSecond?: number;
+  follow: boolean;
+  followForSeconds?: number;
+}
+
+export function runSettings(args: ParsedArgs): RunSettings {
+  const follow = args.values.follow === true;
+  const followForSeconds = optionalInteger(args, 'follow-for', 0, 7 * 24 * 3600);
+  if (follow && followForSeconds !== undefined) {
+    throw new UsageError('--follow and --follow-for exclude each other: give one');
+  }
+  return {
+    table: requiredString(args, 'table', 'run'),
+    index: requiredString(args, 'index', 'run'),
+    segments: optionalInteger(args, 'segments', 1, 1_000_000),
+    concurrency: optionalInteger(args, 'concurrency', 1, 10_000),
+    readUnitsPerSecond: optionalPositiveNumber(args, 'read-units-per-second'),
+    follow,
+    followForSeconds,
+  };
+}
+
+/** Turns backfill events into the progress display (created when the plan is known). */
+export function progressReporter(io: CliIo): {
+  onEvent: (event: BackfillEvent) => void;
+  display: () => ProgressDisplay | undefined;
+  failedSegments: () => number[];
+} {
+  let display: ProgressDisplay | undefined;
+  const failed = new Set<number>();
+  const onEvent = (event: BackfillEvent) => {
+    switch (event.type) {
+      case 'plan':
+        display = new ProgressDisplay(io.stderr as never, event.totalSegments, event.itemCount);
+        display.log(
+          `${event.resumed ? 'resuming' : 'starting'} run ${event.runId}: ${fmt(event.totalSegments)} segments, ` +
+            `about ${fmt(event.itemCount)} items (DescribeTable's estimate)`,
+        );
+        break;
+      case 'segment-start':
+        display?.update(event.segment, { state: event.attempt > 1 ? 'retrying' : 'running' });
+        break;
+      case 'segment-progress':
+        display?.update(event.segment, {
+          state: 'running',
+          scanned: event.progress.scanned,
+          created: event.progress.created,
+          alreadyPresent: event.progress.alreadyPresent,
+          failed: event.progress.failed,
+        });
+        break;
+      case 'segment-done':
+        failed.delete(event.segment);
+        display?.update(event.segment, {
+          state: 'done',
+          scanned: event.result.scanned,
+          created: event.result.created,
+          alreadyPresent: event.result.alreadyPresent,
+          failed: event.result.failed,
+          note: undefined,
+        });
+        break;
+      case 'segment-failed':
+        failed.add(event.segment);
+        display?.update(event.segment, { state: 'failed', note: `${event.error}: ${event.cause}` });
+        break;
+      case 'updater':
+        display?.log(`stream updater ${event.state === 'Enabled' ? 'enabled' : 'paused'}`);
+        break;
+    }
+  };
+  return { onEvent, display: () => display, failedSegments: () => [...failed].sort((a, b) => a - b) };
+}
+
+export function streamsClientFor(target: DynamoDbTarget): DynamoDBStreamsClient {
+  return new DynamoDBStreamsClient({
+    region: target.region,
+    ...(target.local ? { endpoint: target.url } : {}),
+    credentials: target.client.config.credentials,
+  });
+}
+
+/** The run's counts, per item: scanned = created + already present + skipped + failed. */
+export function summaryLines(result: LocalBackfillResult): string[] {
+  const s = result.summary;
+  return [
+    `backfill complete: run ${result.runId}`,
+    `  segments                     ${fmt(s.segments)}`,
+    `  items scanned                ${fmt(s.scanned)}`,
+    `  items in new documents       ${fmt(s.created)}`,
+    `  items already in the index   ${fmt(s.alreadyPresent)}`,
+    `  items the mapping skips      ${fmt(s.skipped)}`,
+    `  items dead-lettered          ${fmt(s.failed)}${s.failed > 0 ? `  (with reasons, in ${result.deadLetterLocation})` : ''}`,
+    `  bulk items retried           ${fmt(s.retried)}`,
+    `  duration                     ${duration(s.durationSeconds)}`,
+  ];
+}
+
+/** Both ends answer before anything starts, so a wrong URL is one clear line, not a failed workflow. */
+export async function preflight(dynamodb: DynamoDbTarget, opensearch: OpenSearchTarget): Promise<void> {
+  try {
+    await opensearch.client.info();
+  } catch (error) {
+    throw explainOpenSearchError(error, opensearch);
+  }
+  try {
+    await dynamodb.client.send(new ListTablesCommand({ Limit: 1 }));
+  } catch (error) {
+    throw explainDynamoDbError(error, dynamodb);
+  }
+}
+
+async function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
 
 export const runCommand: Command = {
-  spec: { name: 'run', summary: 'not implemented yet', usage: 'ddb2os run', flags: {}, examples: [] },
-  run: async () => {
-    throw new Error('ddb2os run is not implemented yet');
+  spec: runSpec,
+  async run(args, io) {
+    const settings = runSettings(args);
+    const dynamodb = await dynamoDbFromArgs(args, io);
+    const opensearch = openSearchFromArgs(args, io, 'run');
+    const mapping = await readMappingFile(optionalString(args, 'mapping'), settings.index);
+    const progressTable = optionalString(args, 'progress-table') ?? DEFAULT_PROGRESS_TABLE;
+    const deadLetterDir = optionalString(args, 'dead-letter-dir') ?? '.ddb2os';
+    await preflight(dynamodb, opensearch);
+    const reporter = progressReporter(io);
+    const streams = streamsClientFor(dynamodb);
+    let result: LocalBackfillResult;
+    try {
+      result = await runLocalBackfill({
+        dynamodb: dynamodb.client,
+        streams,
+        opensearch: opensearch.client,
+        table: settings.table,
+        index: settings.index,
+        mapping,
+        progressTable,
+        deadLetterDir,
+        runId: optionalString(args, 'run-id'),
+        restart: args.values.restart === true,
+        input: {
+          ...(settings.segments ? { totalSegments: settings.segments } : {}),
+          ...(settings.concurrency ? { maxConcurrency: settings.concurrency } : {}),
+          ...(settings.readUnitsPerSecond ? { readUnitsPerSecond: settings.readUnitsPerSecond } : {}),
+        },
+        onEvent: reporter.onEvent,
+        signal: io.signal,
+      });
+    } catch (error) {
+      reporter.display()?.finish();
+      if (error instanceof WorkflowAbortedError) {
+        io.stderr.write(`ddb2os: ${error.message}\n`);
+        return EXIT.interrupted;
+      }
+      if (error instanceof WorkflowFailedError) {
+        const failed = reporter.failedSegments();
+        const which =
+          failed.length > 0 ? `segment${failed.length > 1 ? 's' : ''} ${failed.join(', ')} failed: ` : '';
+        io.stderr.write(
+          `ddb2os: backfill of ${settings.table} failed: ${which}${error.error}: ${error.causeText}; ` +
+            'the stream updater stays paused; run the same command again to rerun only the failed segments\n',
+        );
+        return EXIT.failed;
+      }
+      throw explainEndpointError(error, dynamodb, opensearch);
+    } finally {
+      streams.destroy();
+    }
+    reporter.display()?.finish();
+    for (const line of summaryLines(result)) io.stdout.write(`${line}\n`);
+
+    let stream: { records: number; seconds: number } | undefined;
+    if (settings.follow || settings.followForSeconds !== undefined) {
+      stream = await followStream(args, io, settings, result, {
+        dynamodb,
+        mapping,
+        progressTable,
+        deadLetterDir,
+        opensearch,
+      });
+      io.stdout.write(
+        `stream updater: ${fmt(stream.records)} records applied in ${duration(stream.seconds)}\n`,
+      );
+    }
+    if (args.values.json === true) {
+      io.stdout.write(
+        `${JSON.stringify({ ...result.summary, table: settings.table, index: settings.index, stream })}\n`,
+      );
+    }
+    if (result.summary.failed > 0) {
+      // Per-item failures do not fail the run: every one is in the dead-letter folder with its reason.
+      io.stderr.write(
+        `ddb2os: ${fmt(result.summary.failed)} items could not be indexed; see ${result.deadLetterLocation} for each key and reason\n`,
+      );
+    }
+    return EXIT.ok;
   },
 };
+
+async function followStream(
+  _args: ParsedArgs,
+  io: CliIo,
+  settings: RunSettings,
+  result: LocalBackfillResult,
+  context: {
+    dynamodb: DynamoDbTarget;
+    opensearch: OpenSearchTarget;
+    mapping: Awaited<ReturnType<typeof readMappingFile>>;
+    progressTable: string;
+    deadLetterDir: string;
+  },
+): Promise<{ records: number; seconds: number }> {
+  const started = Date.now();
+  const streams = streamsClientFor(context.dynamodb);
+  let records = 0;
+  const updater = await createLocalUpdater({
+    dynamodb: context.dynamodb.client,
+    streams,
+    opensearch: context.opensearch.client,
+    table: settings.table,
+    keySchema: result.keySchema,
+    mapping: context.mapping,
+    progressTable: context.progressTable,
+    deadLetterDir: context.deadLetterDir,
+    onBatch: (applied, lag) => {
+      records += applied;
+      if (applied > 0) {
+        io.stderr.write(
+          `${new Date().toISOString()} stream: ${fmt(applied)} records applied${lag === undefined ? '' : `, lag ${lag.toFixed(1)} s`}\n`,
+        );
+      }
+    },
+  });
+  try {
+    io.stderr.write(
+      settings.follow
+        ? 'following the table stream (Ctrl-C to stop)…\n'
+        : `following the table stream for ${settings.followForSeconds} s…\n`,
+    );
+    await updater.drain();
+    updater.start();
+    await sleep(settings.follow ? 2 ** 31 - 1 : (settings.followForSeconds ?? 0) * 1000, io.signal);
+    await updater.stop();
+    // Everything written before this moment reaches the index before we exit.
+    if (!io.signal.aborted || !settings.follow) await updater.drain();
+    else await updater.drain().catch((error) => io.stderr.write(`ddb2os: ${describeError(error)}\n`));
+  } finally {
+    streams.destroy();
+  }
+  return { records, seconds: (Date.now() - started) / 1000 };
+}

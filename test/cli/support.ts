@@ -11,7 +11,13 @@ export interface CliResult {
 
 export async function runCli(
   argv: string[],
-  options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal; tty?: boolean } = {},
+  options: {
+    env?: NodeJS.ProcessEnv;
+    signal?: AbortSignal;
+    tty?: boolean;
+    /** Sees stderr as it is written (e.g. to interrupt a run at a given moment). */
+    onStderr?: (text: string) => void;
+  } = {},
 ): Promise<CliResult> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -22,6 +28,7 @@ export async function runCli(
   });
   stderr.on('data', (chunk: Buffer) => {
     err += chunk.toString();
+    options.onStderr?.(chunk.toString());
   });
   const io: CliIo = {
     stdout: Object.assign(stdout, { isTTY: options.tty ?? false, columns: 160 }),
