@@ -270,6 +270,8 @@ class SegmentScan {
       }
       throw error;
     } finally {
+      // A page read ahead and no longer wanted stops waiting for the budget or a throttle.
+      this.stopped = true;
       if (heartbeat) clearInterval(heartbeat);
     }
   }
