@@ -24,6 +24,21 @@ export const ITEM_FRIENDLY_LIMITS = {
   'mapping.total_fields.limit': 10_000,
 } as const;
 
+/**
+ * Mappings of an index ddb2os creates: any DynamoDB item fits. Every JSON
+ * number is a `double` (OpenSearch would otherwise map the first number it
+ * sees as `long` and reject a later `0.1` in the same field, e.g. in a number
+ * set `[1000, 0.1]`; numbers beyond 2^53 are strings in the document anyway),
+ * and strings are never guessed to be dates.
+ */
+export const ITEM_FRIENDLY_MAPPINGS = {
+  date_detection: false,
+  dynamic_templates: [
+    { integers_as_double: { match_mapping_type: 'long', mapping: { type: 'double' } } },
+    { decimals_as_double: { match_mapping_type: 'double', mapping: { type: 'double' } } },
+  ],
+} as const;
+
 export interface PrepareIndexOptions {
   /** The `mappings` of a created index (properties, dynamic_templates, …). */
   mappingBody?: Record<string, unknown>;
@@ -83,7 +98,7 @@ export async function prepareIndexForBackfill(
       createdAt: new Date().toISOString(),
       settingsAfterBackfill: after,
     };
-    const mappings = options.mappingBody ?? {};
+    const mappings: Record<string, unknown> = options.mappingBody ?? ITEM_FRIENDLY_MAPPINGS;
     const existingMeta = (mappings._meta ?? {}) as Record<string, unknown>;
     try {
       await call(

@@ -63,6 +63,30 @@ describe('index settings around a backfill', () => {
     expect(mappings?._meta.ddb2os).toMatchObject({ state: 'READY' });
   });
 
+  it('creates an index that accepts any item: mixed integer and decimal numbers, date-like strings', async () => {
+    // Prepare
+    const index = newIndex();
+    await prepareIndexForBackfill(opensearch, index);
+
+    // Act: a number set [1000, 0.1] and a later decimal in a field first seen as an integer
+    const first = await opensearch.index({
+      index,
+      id: 'a',
+      body: { ns: [1000, 0.1], qty: 3, when: '2024-01-01' },
+    });
+    const second = await opensearch.index({ index, id: 'b', body: { ns: [7], qty: 2.5, when: 'soon' } });
+
+    // Assess
+    expect([first.body.result, second.body.result]).toEqual(['created', 'created']);
+    const { body } = await opensearch.indices.getMapping({ index });
+    const properties = (
+      body as Record<string, { mappings: { properties: Record<string, { type: string }> } }>
+    )[index]?.mappings.properties;
+    expect(properties?.ns?.type).toBe('double');
+    expect(properties?.qty?.type).toBe('double');
+    expect(properties?.when?.type).toBe('text');
+  });
+
   it('leaves an index that already exists exactly as it is', async () => {
     // Prepare
     const index = newIndex();
