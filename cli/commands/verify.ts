@@ -127,7 +127,8 @@ export const verifyCommand: Command = {
 /** `index "orders" differs from table "orders": 2 missing, 1 extra, 3 differing` */
 export function summaryLine(report: VerifyReport): string {
   const counts = `${fmt(report.missing)} missing, ${fmt(report.extra)} extra, ${fmt(report.differing)} differing`;
-  const head = `index "${report.index}" differs from table "${report.table}": ${counts}`;
+  const absent = report.missingIndices.map((index) => `index ${index} does not exist`);
+  const head = `index "${report.index}" differs from table "${report.table}": ${counts}${absent.length > 0 ? ` (${absent.join('; ')})` : ''}`;
   if (!report.sample) return head;
   return `${head} (in a sample of ${fmt(report.checked)} documents and ${fmt(report.sample.documentsSampled)} indexed documents)`;
 }
@@ -220,7 +221,7 @@ function clip(text: string, width = 120): string {
 }
 
 function seconds(ms: number): string {
-  return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : duration(ms / 1000);
+  return ms < 60_000 ? `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s` : duration(ms / 1000);
 }
 
 /** One line on stderr, redrawn in place, while a terminal watches; nothing otherwise. */

@@ -173,7 +173,7 @@ describe('ddb2os verify', () => {
     expect(result.code).toBe(1);
     expect(result.stdout).toContain(`index ${absent} does not exist`);
     expect(result.stderr).toBe(
-      `ddb2os: index "${absent}" differs from table "${table}": 5 missing, 0 extra, 0 differing\n`,
+      `ddb2os: index "${absent}" differs from table "${table}": 5 missing, 0 extra, 0 differing (index ${absent} does not exist)\n`,
     );
   });
 
@@ -211,6 +211,18 @@ describe('ddb2os verify', () => {
     expect(noSearch.stderr).toBe(
       'ddb2os: cannot reach OpenSearch at http://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n',
     );
+  });
+
+  it('stops when interrupted (Ctrl-C), exit 130', async () => {
+    const { table, index } = await fixture(catalogItems(1));
+    const interrupt = new AbortController();
+    interrupt.abort(new Error('interrupted'));
+
+    const result = await runCli(['verify', '--table', table, '--index', index, ...engines()], {
+      signal: interrupt.signal,
+    });
+
+    expect(result.code).toBe(130);
   });
 
   it('rejects bad flags and a bad mapping file in one line, exit 2, before any request', async () => {
