@@ -95,16 +95,6 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/**
- * Flags with `multiple` spelled out: node 20's parseArgs rejects an option whose
- * `multiple` is present but undefined, which parseCommandArgs passes through.
- */
-export function flagSpecs(flags: Record<string, FlagSpec>): Record<string, FlagSpec> {
-  return Object.fromEntries(
-    Object.entries(flags).map(([name, flag]) => [name, { ...flag, multiple: flag.multiple ?? false }]),
-  );
-}
-
 /** `--region` and `--profile`, the same for every cloud command. */
 export const AWS_FLAGS: Record<string, FlagSpec> = {
   region: {

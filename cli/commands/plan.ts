@@ -14,7 +14,6 @@ import {
   CloudError,
   errorName,
   explainAwsError,
-  flagSpecs,
   resolveTarget,
   withDefaults,
 } from '../cloud';
@@ -41,7 +40,7 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
       summary: 'print the segment plan of a table and an estimate of read units, time and cost',
       usage:
         'ddb2os plan --table TABLE [--segments N] [--concurrency N] [--read-units-per-second N] [--json]',
-      flags: flagSpecs({
+      flags: {
         table: { type: 'string', value: 'TABLE', description: 'the DynamoDB table to plan for' },
         'dynamodb-endpoint': {
           type: 'string',
@@ -75,7 +74,7 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
           description: `on-demand price of a million read request units (default ${DEFAULT_PRICE_PER_MILLION_RRU}, us-east-1)`,
         },
         json: { type: 'boolean', description: 'print the plan and the estimate as one JSON object' },
-      }),
+      },
       details: [
         'Reads the table with DescribeTable (no Scan: nothing is read from the table) and runs the',
         "workflow's planner on its item count and size. DynamoDB updates those figures about every six",

@@ -16,7 +16,6 @@ import {
   errorName,
   explainAwsError,
   type FollowSummary,
-  flagSpecs,
   followExecution,
   parseStatesArn,
   reportFollowed,
@@ -33,11 +32,11 @@ export function createRedriveCommand(deps: CloudDeps = {}): Command {
       summary: 'rerun only the failed segments of a failed execution',
       usage: 'ddb2os redrive EXECUTION_ARN [--no-follow] [--region REGION] [--profile NAME] [--json]',
       positionals: [{ name: 'EXECUTION_ARN', required: true }],
-      flags: flagSpecs({
+      flags: {
         ...AWS_FLAGS,
         'no-follow': { type: 'boolean', description: 'redrive and return at once' },
         json: { type: 'boolean', description: 'print one summary object as the last stdout line' },
-      }),
+      },
       details: [
         'Redrives the execution (Step Functions RedriveExecution): it restarts from the state that',
         'failed, and in the Map Run only the segments that failed, timed out or were aborted run again;',

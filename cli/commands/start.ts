@@ -17,7 +17,6 @@ import {
   errorName,
   explainAwsError,
   type FollowSummary,
-  flagSpecs,
   followExecution,
   parseStatesArn,
   reportFollowed,
@@ -51,7 +50,7 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
       summary: 'start the deployed workflow and follow its Map Run until it ends',
       usage:
         'ddb2os start [--stack NAME | --state-machine-arn ARN] [--input JSON] [--name NAME] [--no-follow] [--json]',
-      flags: flagSpecs({
+      flags: {
         'state-machine-arn': {
           type: 'string',
           value: 'ARN',
@@ -75,7 +74,7 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
         ...AWS_FLAGS,
         'no-follow': { type: 'boolean', description: 'print the execution ARN and return at once' },
         json: { type: 'boolean', description: 'print one summary object as the last stdout line' },
-      }),
+      },
       details: [
         'Prints the execution ARN and its console link, then polls the execution and its Map Run',
         '(ListMapRuns, DescribeMapRun: segments pending, running, succeeded, failed, timed out, aborted)',

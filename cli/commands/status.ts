@@ -11,7 +11,6 @@ import {
   countsText,
   describeSnapshot,
   type ExecutionSnapshot,
-  flagSpecs,
   mapRunBar,
   parseStatesArn,
   redriveHint,
@@ -31,10 +30,10 @@ export function createStatusCommand(deps: CloudDeps = {}): Command {
       summary: 'show an execution of the deployed workflow and its Map Run',
       usage: 'ddb2os status EXECUTION_ARN [--region REGION] [--profile NAME] [--json]',
       positionals: [{ name: 'EXECUTION_ARN', required: true }],
-      flags: flagSpecs({
+      flags: {
         ...AWS_FLAGS,
         json: { type: 'boolean', description: 'print the snapshot as one JSON object' },
-      }),
+      },
       details: [
         'Prints the status, start and stop, the Map Run counts (segments pending, running, succeeded,',
         'failed, timed out, aborted), the redrive count and whether the execution can be redriven, and',

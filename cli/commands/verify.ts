@@ -8,7 +8,6 @@ import { checkMappingForTable } from '../../handlers/lib/mapping';
 import { indexMatchesTable, type VerifyProgress, type VerifyReport, verifyIndex } from '../../local/verify';
 import { optionalInteger, optionalString, requiredString } from '../args';
 import { EXIT, UsageError } from '../cli-error';
-import { flagSpecs } from '../cloud';
 import type { Command } from '../command';
 import {
   DYNAMODB_FLAGS,
@@ -48,7 +47,7 @@ export const verifyCommand: Command = {
     usage:
       'ddb2os verify --table TABLE --index INDEX [--dynamodb-endpoint URL] [--opensearch-url URL] ' +
       '[--region REGION] [--profile NAME] [--mapping FILE] [--sample N] [--segments N] [--examples N] [--json]',
-    flags: flagSpecs({
+    flags: {
       table: { type: 'string', value: 'TABLE', description: 'the DynamoDB table' },
       index: {
         type: 'string',
@@ -66,7 +65,7 @@ export const verifyCommand: Command = {
       segments: { type: 'string', value: 'N', description: 'parallel Scan segments (default 4)' },
       examples: { type: 'string', value: 'N', description: 'examples shown of each difference (default 5)' },
       json: { type: 'boolean', description: 'print the report as one JSON object, as the last stdout line' },
-    }),
+    },
     details: DETAILS,
     examples: [
       'ddb2os verify --table orders --index orders --dynamodb-endpoint http://localhost:8000 --opensearch-url http://localhost:9200',
