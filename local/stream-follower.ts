@@ -17,15 +17,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ConditionalCheckFailedException,
-  CreateTableCommand,
   DescribeTableCommand,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
-  ResourceInUseException,
   ResourceNotFoundException,
   UpdateItemCommand,
-  waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import {
   DescribeStreamCommand,
@@ -39,6 +36,7 @@ import {
   TrimmedDataAccessException,
 } from '@aws-sdk/client-dynamodb-streams';
 import type { ApplyResult } from '../handlers/lib/apply-stream';
+import { ensureProgressTable } from '../handlers/lib/checkpoint';
 import { BackfillError, describeError, SinkUnavailableError, SourceTableError } from '../handlers/lib/errors';
 import { fromStreamsRecord, type StreamChange } from '../handlers/lib/stream-records';
 
@@ -131,35 +129,6 @@ export class DynamoDBStreamPositionStore implements StreamPositionStore {
       }),
     );
   }
-}
-
-async function ensureProgressTable(dynamodb: DynamoDBClient, table: string): Promise<void> {
-  try {
-    await dynamodb.send(new DescribeTableCommand({ TableName: table }));
-    return;
-  } catch (error) {
-    if (!(error instanceof ResourceNotFoundException)) throw error;
-  }
-  try {
-    await dynamodb.send(
-      new CreateTableCommand({
-        TableName: table,
-        BillingMode: 'PAY_PER_REQUEST',
-        KeySchema: [
-          { AttributeName: 'runId', KeyType: 'HASH' },
-          { AttributeName: 'segment', KeyType: 'RANGE' },
-        ],
-        AttributeDefinitions: [
-          { AttributeName: 'runId', AttributeType: 'S' },
-          { AttributeName: 'segment', AttributeType: 'N' },
-        ],
-      }),
-    );
-  } catch (error) {
-    // Someone else created it meanwhile.
-    if (!(error instanceof ResourceInUseException)) throw error;
-  }
-  await waitUntilTableExists({ client: dynamodb, maxWaitTime: 120 }, { TableName: table });
 }
 
 /** What a follower reports after each page it applied (or tried to). */

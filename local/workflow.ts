@@ -15,6 +15,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExecutionAbortedError, ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { BackfillError } from '../handlers/lib/errors';
+import type { SegmentPlan } from '../handlers/lib/plan-segments';
+import type { RunSummary } from '../handlers/lib/summarize-run';
 import type { SegmentMessage, SegmentResult } from '../handlers/lib/types';
 
 export const DEFINITION_PATH = join(
@@ -42,17 +44,8 @@ export interface PlanTaskInput {
   table: Record<string, unknown>;
 }
 
-/** What "Plan segments" returns (the fields the definition reads). */
-export interface PlanTaskOutput {
-  runId: string;
-  table: string;
-  index: string;
-  totalSegments: number;
-  itemSource: 'INLINE' | 'S3';
-  segments?: number[];
-  startedAt: string;
-  [key: string]: unknown;
-}
+/** What "Plan segments" returns: the planner's plan (the definition reads runId, table, index, totalSegments, itemSource, segments, startedAt). */
+export type PlanTaskOutput = SegmentPlan;
 
 /** The input "Summarize" receives. */
 export interface SummarizeTaskInput {
@@ -62,20 +55,8 @@ export interface SummarizeTaskInput {
   retentionBudgetHours: number;
 }
 
-/** The execution's output: the run summary. */
-export interface RunSummary {
-  runId: string;
-  segments: number;
-  scanned: number;
-  created: number;
-  alreadyPresent: number;
-  failed: number;
-  skipped: number;
-  retried: number;
-  durationSeconds: number;
-  durationHours?: number;
-  [key: string]: unknown;
-}
+/** The execution's output: the run summary that "Summarize" returns. */
+export type { RunSummary };
 
 /** The local code each Task state runs. */
 export interface LocalTaskBindings {
