@@ -91,7 +91,7 @@ export function productItem(id: number, random: () => number): Item {
     gtin: n(`9${String(Math.floor(random() * 1e15)).padStart(16, '0')}`),
     tags: { SS: [pick(random, CATEGORIES), `batch-${id % 7}`] },
     dimensions: {
-      M: { widthCm: n(10 + (id % 40)), heightCm: n(5 + (id % 25)), weightKg: n((id % 90) / 10 + 0.1) },
+      M: { widthCm: n(10 + (id % 40)), heightCm: n(5 + (id % 25)), weightKg: n(((id % 90) + 1) / 10) },
     },
     active: { BOOL: random() > 0.1 },
     thumbnail: { B: new Uint8Array([0x89, 0x50, 0x4e, 0x47, id % 256]) },

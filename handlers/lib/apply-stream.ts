@@ -20,6 +20,7 @@
  *   applying the later records again is harmless because every write states
  *   the item's whole current document.
  */
+
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DescribeTableCommand,
@@ -30,6 +31,7 @@ import {
   ResourceNotFoundException,
 } from '@aws-sdk/client-dynamodb';
 import type { API, Client } from '@opensearch-project/opensearch';
+import { isDynamicMappingRace } from './bulk-writer';
 import type { DeadLetterSink } from './dead-letter';
 import { describeError, MappingError, SourceTableError } from './errors';
 import {
@@ -590,6 +592,7 @@ function classify(action: DocumentAction, item: BulkItem): 'done' | 'retry' | 'r
   if (action.kind === 'delete' && item.status === 404) return 'done';
   if (item.status === 429 || item.status >= 500) return 'retry';
   if (item.error?.type === 'cluster_block_exception') return 'retry';
+  if (isDynamicMappingRace(item.error)) return 'retry';
   return 'rejected';
 }
 

@@ -356,7 +356,25 @@ function isRetryableRequestError(error: unknown): boolean {
 
 function isRetryableItem(item: BulkResponseItem): boolean {
   const status = item.status ?? 0;
-  return status === 429 || status >= 500 || item.error?.type === 'es_rejected_execution_exception';
+  return (
+    status === 429 ||
+    status >= 500 ||
+    item.error?.type === 'es_rejected_execution_exception' ||
+    isDynamicMappingRace(item.error)
+  );
+}
+
+/**
+ * Two requests that add the same new field at once with different types (a
+ * number in one document, an exact decimal string in another) make one of
+ * them fail with "mapper [f] cannot be changed from type [text] to [double]".
+ * Once the mapping has settled, the same document is accepted (coerced) or
+ * fails for good with mapper_parsing_exception, so it is worth another try.
+ */
+export function isDynamicMappingRace(error: { type?: string; reason?: string | null } | undefined): boolean {
+  return (
+    error?.type === 'illegal_argument_exception' && /cannot be changed from type \[/.test(error.reason ?? '')
+  );
 }
 
 function itemReason(item: BulkResponseItem): string {

@@ -6,7 +6,9 @@ import {
   BulkWriter,
   type BulkWriterOptions,
   bulkCreateLine,
+  isDynamicMappingRace,
 } from '../../../handlers/lib/bulk-writer';
+import { prepareIndexForBackfill } from '../../../handlers/lib/index-settings';
 import { createOpenSearchClient } from '../../../handlers/lib/opensearch';
 import { deleteIndex, openSearchClient, opensearchUrl, uniqueName } from '../../support/engines';
 import { indexCount } from './backfill-fixtures';
@@ -200,5 +202,31 @@ describe('BulkWriter', () => {
     });
     expect(reported).toEqual([]);
     expect(() => writer.add(documents('unreachable', 1)[0] as BulkDocument<number>)).toThrow(/127\.0\.0\.1/);
+  });
+
+  it('retries a document that lost a dynamic-mapping race instead of dead-lettering it', async () => {
+    // OpenSearch's words when two requests add one new field with two types at once.
+    const race = {
+      type: 'illegal_argument_exception',
+      reason: 'mapper [dimensions.weightKg] cannot be changed from type [text] to [double]',
+    };
+    expect(isDynamicMappingRace(race)).toBe(true);
+    expect(
+      isDynamicMappingRace({ type: 'mapper_parsing_exception', reason: 'failed to parse field [w]' }),
+    ).toBe(false);
+
+    // Many first bulks at once into a fresh index: `w` is a number in some documents and an exact
+    // decimal string (more than 15 significant digits) in others.
+    const index = newIndex();
+    await prepareIndexForBackfill(opensearch, index);
+    const docs = Array.from({ length: 400 }, (_, i) => ({
+      ...bulkCreateLine(index, `w-${i}`, JSON.stringify({ w: i % 2 === 0 ? i / 10 : '0.30000000000000004' })),
+      ticket: i,
+    }));
+
+    const { outcomes } = await write(opensearch, docs, { maxDocs: 5, concurrency: 16 });
+
+    expect(statuses(outcomes)).toEqual({ created: 400 });
+    expect(await indexCount(opensearch, index)).toBe(400);
   });
 });
