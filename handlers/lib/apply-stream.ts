@@ -31,7 +31,7 @@ import {
   ResourceNotFoundException,
 } from '@aws-sdk/client-dynamodb';
 import type { API, Client } from '@opensearch-project/opensearch';
-import { isDynamicMappingRace } from './bulk-writer';
+import { isDynamicMappingRace, MAPPING_RACE_ATTEMPTS } from './bulk-writer';
 import type { DeadLetterSink } from './dead-letter';
 import { describeError, MappingError, SourceTableError } from './errors';
 import {
@@ -531,7 +531,7 @@ async function writeActions(
       }
       chunk.forEach((action, i) => {
         const item = items[i]!;
-        const verdict = classify(action, item);
+        const verdict = classify(action, item, attempt);
         if (verdict === 'done') {
           if (action.kind === 'index') outcome.indexed += 1;
           else outcome.deleted += 1;
@@ -586,13 +586,14 @@ async function sendBulk(opensearch: Client, chunk: DocumentAction[]): Promise<Bu
   return items as BulkItem[];
 }
 
-function classify(action: DocumentAction, item: BulkItem): 'done' | 'retry' | 'rejected' {
+function classify(action: DocumentAction, item: BulkItem, attempt: number): 'done' | 'retry' | 'rejected' {
   if (item.status >= 200 && item.status < 300) return 'done';
   // Deleting what is not there is what a delete wants.
   if (action.kind === 'delete' && item.status === 404) return 'done';
   if (item.status === 429 || item.status >= 500) return 'retry';
   if (item.error?.type === 'cluster_block_exception') return 'retry';
-  if (isDynamicMappingRace(item.error)) return 'retry';
+  // A race settles within a retry or two; a document whose own array mixes types never does (a poison record).
+  if (isDynamicMappingRace(item.error)) return attempt < MAPPING_RACE_ATTEMPTS ? 'retry' : 'rejected';
   return 'rejected';
 }
 

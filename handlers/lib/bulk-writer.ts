@@ -253,7 +253,10 @@ export class BulkWriter<T> {
         const status = item.status ?? 0;
         if (status === 201 || status === 200) this.report(entry, { status: 'created' });
         else if (status === 409) this.report(entry, { status: 'present' });
-        else if (isRetryableItem(item)) {
+        else if (
+          isRetryableItem(item) &&
+          !(attempt >= MAPPING_RACE_ATTEMPTS && isDynamicMappingRace(item.error))
+        ) {
           retry.push(entry);
           lastRetryReason = `${status} ${item.error?.type ?? ''}`.trim();
         } else {
@@ -364,12 +367,18 @@ function isRetryableItem(item: BulkResponseItem): boolean {
   );
 }
 
+/** Attempts at a document that failed with a dynamic-mapping race before it counts as failed for good. */
+export const MAPPING_RACE_ATTEMPTS = 3;
+
 /**
  * Two requests that add the same new field at once with different types (a
  * number in one document, an exact decimal string in another) make one of
  * them fail with "mapper [f] cannot be changed from type [text] to [double]".
  * Once the mapping has settled, the same document is accepted (coerced) or
  * fails for good with mapper_parsing_exception, so it is worth another try.
+ * A document whose own array mixes types (`[1, "one"]` in a new field) gets
+ * the same words on every try: after MAPPING_RACE_ATTEMPTS it is a failed
+ * document (dead letter), never a reason to fail the whole writer.
  */
 export function isDynamicMappingRace(error: { type?: string; reason?: string | null } | undefined): boolean {
   return (
