@@ -408,7 +408,8 @@ function indexName(value: unknown, path: string): string {
 }
 
 /** OpenSearch's rules for index (and alias) names, checked up front so a typo fails the run, not every document. */
-function indexNameProblem(name: string): string | undefined {
+/** Why OpenSearch would refuse `name` as an index name, or undefined when it is a valid one. */
+export function indexNameProblem(name: string): string | undefined {
   if (name !== name.toLowerCase()) return 'must be lowercase';
   if (/[\\/*?"<>| ,#:]/.test(name)) return 'must not contain \\ / * ? " < > | , # : or spaces';
   if (/^[-_+]/.test(name)) return 'must not start with -, _ or +';

@@ -57,6 +57,7 @@ import {
 import {
   aggregateCollection,
   encodeDocument,
+  indexNameProblem,
   keyToString,
   type MappedDocument,
   type MappingConfig,
@@ -697,6 +698,13 @@ export function parseSegmentMessage(raw: unknown): SegmentMessage {
     segment: integer('segment', 0),
     totalSegments: integer('totalSegments', 1),
   };
+  const indexProblem = indexNameProblem(message.index);
+  if (indexProblem) {
+    // Every document would fail on its own (invalid_index_name_exception): refuse the message instead.
+    throw new InvalidMessageError(
+      `the segment message's index ${JSON.stringify(message.index)} is not a valid index name: it ${indexProblem}`,
+    );
+  }
   if (message.totalSegments > 1_000_000) {
     throw new InvalidMessageError(
       `the segment message's totalSegments must be at most 1,000,000, not ${message.totalSegments}`,
