@@ -52,9 +52,20 @@ export interface Engine {
   version: string;
   /** True when the endpoint came from DYNAMODB_ENDPOINT / OPENSEARCH_URL and was not started here. */
   external: boolean;
-  /** Process id of the engine's JVM (and process group), when started here. */
+  /** Process id of the engine's JVM (and process group), when started here (it changes on a restart). */
   pid?: number;
   stop(): Promise<void>;
+  /**
+   * Stops the engine's process (a real stop: SIGTERM, or SIGKILL for a crash)
+   * but keeps its data folder and port, so that `startAgain()` brings the
+   * same engine back with the same data. Only on an engine started here
+   * (OpenSearch); for fault injection in tests.
+   */
+  stopProcess?(options?: { signal?: 'SIGTERM' | 'SIGKILL' }): Promise<void>;
+  /** Starts the process that `stopProcess()` stopped, on the same port and data; resolves once it is healthy. */
+  startAgain?(): Promise<void>;
+  /** `stopProcess()`, an optional pause with the engine down, then `startAgain()`. */
+  restart?(options?: { signal?: 'SIGTERM' | 'SIGKILL'; downForMs?: number }): Promise<void>;
 }
 
 export interface Engines {
@@ -217,7 +228,7 @@ function spawnEngine(
   command: string,
   args: string[],
   options: { cwd: string; env: NodeJS.ProcessEnv; logFile: string },
-): { child: ChildProcess; stop: () => Promise<void>; output: () => string } {
+): { child: ChildProcess; stop: (signal?: NodeJS.Signals) => Promise<void>; output: () => string } {
   const chunks: string[] = [];
   const child = spawn(command, args, {
     cwd: options.cwd,
@@ -250,9 +261,9 @@ function spawnEngine(
   child.unref();
   (child.stdout as unknown as { unref?: () => void })?.unref?.();
   (child.stderr as unknown as { unref?: () => void })?.unref?.();
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (!exited) {
-      killGroup(child, 'SIGTERM');
+      killGroup(child, signal);
       const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 15_000);
       await exitPromise;
       clearTimeout(timer);
@@ -407,30 +418,59 @@ export async function startOpenSearch(options: EngineOptions = {}): Promise<Engi
         ],
       ]
     : [launcher, settings];
-  const engine = spawnEngine(command as string, args as string[], {
-    cwd: runDir,
-    env,
-    logFile: join(tmpdir(), `ddb2os-opensearch-${httpPort}.log`),
-  });
   const url = `http://127.0.0.1:${httpPort}`;
-  await waitUntil(
-    `OpenSearch ${artifacts.openSearchVersion}`,
-    async () => (await httpOk(`${url}/_cluster/health?wait_for_status=yellow&timeout=1s`)) !== undefined,
-    engine.child,
-    engine.output,
-    180_000,
-  );
+  // One launch of the process; stopProcess/startAgain launch it again on the same port and data folder.
+  const launch = async () => {
+    const engine = spawnEngine(command as string, args as string[], {
+      cwd: runDir,
+      env,
+      logFile: join(tmpdir(), `ddb2os-opensearch-${httpPort}.log`),
+    });
+    try {
+      await waitUntil(
+        `OpenSearch ${artifacts.openSearchVersion}`,
+        async () => (await httpOk(`${url}/_cluster/health?wait_for_status=yellow&timeout=1s`)) !== undefined,
+        engine.child,
+        engine.output,
+        180_000,
+      );
+    } catch (error) {
+      await engine.stop('SIGKILL');
+      throw error;
+    }
+    return engine;
+  };
+  let current: Awaited<ReturnType<typeof launch>> | undefined = await launch();
   const version = await openSearchVersion(url);
   log(`OpenSearch ${version} on ${url}`);
+  const stopProcess = async (options: { signal?: 'SIGTERM' | 'SIGKILL' } = {}) => {
+    const engine = current;
+    current = undefined;
+    await engine?.stop(options.signal ?? 'SIGTERM');
+  };
+  const startAgain = async () => {
+    if (current) return;
+    current = await launch();
+    log(`OpenSearch ${version} on ${url} (started again)`);
+  };
   return {
     name: 'OpenSearch',
     url,
     version,
     external: false,
-    pid: engine.child.pid,
+    get pid() {
+      return current?.child.pid;
+    },
     stop: async () => {
-      await engine.stop();
+      await stopProcess();
       rmSync(runDir, { recursive: true, force: true });
+    },
+    stopProcess,
+    startAgain,
+    restart: async (options = {}) => {
+      await stopProcess(options);
+      if (options.downForMs) await new Promise((resolve) => setTimeout(resolve, options.downForMs));
+      await startAgain();
     },
   };
 }
