@@ -1,0 +1,159 @@
+/**
+ * Reliability case 4: a busy OpenSearch and a throttled DynamoDB table, made
+ * by local/fault-proxy.ts in front of the REAL engines. OpenSearch answers
+ * 429 es_rejected_execution_exception to a share of the bulk items, DynamoDB
+ * answers ProvisionedThroughputExceededException (HTTP 400, DynamoDB's JSON
+ * body) to a share of the Scan calls. Everything must land, and the retries
+ * must be counted: the run's `retried` is exactly the number of items the
+ * proxy rejected during the backfill.
+ */
+import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import { Client } from '@opensearch-project/opensearch';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalUpdater, runLocalBackfill } from '../../local/backfill';
+import { type FaultProxy, startFaultProxy } from '../../local/fault-proxy';
+import {
+  deleteIndex,
+  deleteTable,
+  dynamoClient,
+  dynamodbEndpoint,
+  openSearchClient,
+  opensearchUrl,
+  uniqueName,
+} from '../support/engines';
+import {
+  deadLetterFolder,
+  expectClean,
+  indexCount,
+  KEY_SCHEMA,
+  recordFigures,
+  reliabilityItem,
+  reliabilityKey,
+  secondsSince,
+  seededTable,
+  tableCount,
+  verify,
+} from './support';
+
+const ITEMS = 3_000;
+const SEGMENTS = 6;
+const REJECT_SHARE = 0.2;
+const THROTTLE_SHARE = 0.4;
+
+describe('reliability: OpenSearch 429s and DynamoDB throttling, through a fault proxy', () => {
+  let opensearchProxy: FaultProxy;
+  let dynamodbProxy: FaultProxy;
+  const direct = { dynamodb: dynamoClient(), opensearch: openSearchClient() };
+  const progressTable = uniqueName('rel-progress');
+  const cleanup: { tables: string[]; indices: string[] } = { tables: [progressTable], indices: [] };
+
+  beforeAll(async () => {
+    opensearchProxy = await startFaultProxy(opensearchUrl(), { bulkItemRejectShare: REJECT_SHARE });
+    dynamodbProxy = await startFaultProxy(dynamodbEndpoint(), {
+      throttleShare: THROTTLE_SHARE,
+      throttleOperations: ['Scan'],
+    });
+  });
+
+  afterAll(async () => {
+    await opensearchProxy?.close();
+    await dynamodbProxy?.close();
+    for (const table of cleanup.tables) await deleteTable(direct.dynamodb, table);
+    for (const index of cleanup.indices) await deleteIndex(direct.opensearch, index);
+  });
+
+  it('lands every item, counts every retry, and the updater gets through the same faults', async () => {
+    // Prepare: the table (written directly), and clients that go through the proxies.
+    const table = await seededTable(direct.dynamodb, 'rel-throttle', ITEMS);
+    const index = uniqueName('rel-throttle');
+    cleanup.tables.push(table);
+    cleanup.indices.push(index);
+    const mapping = { index };
+    const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+    const dynamodb = new DynamoDBClient({ endpoint: dynamodbProxy.url, region: 'us-east-1', credentials });
+    const streams = new DynamoDBStreamsClient({
+      endpoint: dynamodbProxy.url,
+      region: 'us-east-1',
+      credentials,
+    });
+    const opensearch = new Client({ node: opensearchProxy.url });
+
+    // Act: the backfill through the faults.
+    const started = Date.now();
+    const result = await runLocalBackfill({
+      dynamodb,
+      streams,
+      opensearch,
+      table,
+      index,
+      mapping,
+      progressTable,
+      deadLetterDir: deadLetterFolder(),
+      restart: true,
+      input: { totalSegments: SEGMENTS, maxConcurrency: 3 },
+    });
+    const backfillSeconds = secondsSince(started);
+    const atBackfillEnd = { ...opensearchProxy.stats, operations: { ...dynamodbProxy.stats.operations } };
+    const throttledScans = dynamodbProxy.stats.throttled;
+
+    // Then changes, applied by the updater through the same faults (its index and delete actions get 429s too).
+    for (let i = 0; i < 60; i++) {
+      if (i % 3 === 0) {
+        await direct.dynamodb.send(new DeleteItemCommand({ TableName: table, Key: reliabilityKey(i * 40) }));
+      } else {
+        await direct.dynamodb.send(
+          new PutItemCommand({ TableName: table, Item: reliabilityItem(i * 40, 1) }),
+        );
+      }
+    }
+    const updater = await createLocalUpdater({
+      dynamodb,
+      streams,
+      opensearch,
+      table,
+      keySchema: KEY_SCHEMA,
+      mapping,
+      progressTable,
+    });
+    await updater.drain();
+    const report = await verify(direct.dynamodb, direct.opensearch, table, mapping);
+
+    // Assess
+    const { summary } = result;
+    const documents = await indexCount(direct.opensearch, index);
+    const items = await tableCount(direct.dynamodb, table);
+    recordFigures('4 throttling and 429s', {
+      items: ITEMS,
+      scanCalls: atBackfillEnd.operations.Scan ?? 0,
+      throttledScans,
+      bulkActions: atBackfillEnd.bulkActions,
+      rejectedItems: atBackfillEnd.rejectedItems,
+      retried: summary.retried,
+      rejectedItemsUpdater: opensearchProxy.stats.rejectedItems - atBackfillEnd.rejectedItems,
+      scanned: summary.scanned,
+      created: summary.created,
+      alreadyPresent: summary.alreadyPresent,
+      documents,
+      missing: report.missing,
+      extra: report.extra,
+      differing: report.differing,
+      backfillSeconds,
+    });
+    expect(throttledScans).toBeGreaterThan(0);
+    expect(atBackfillEnd.rejectedItems).toBeGreaterThan(0);
+    expect(summary.retried).toBeGreaterThan(0);
+    // Each rejected item was resent once and counted once.
+    expect(summary.retried).toBe(atBackfillEnd.rejectedItems);
+    expect(opensearchProxy.stats.rejectedItems).toBeGreaterThan(atBackfillEnd.rejectedItems);
+    expect(summary).toMatchObject({
+      scanned: ITEMS,
+      created: ITEMS,
+      alreadyPresent: 0,
+      failed: 0,
+      skipped: 0,
+    });
+    expectClean(report);
+    expect(documents).toBe(items);
+  });
+});
