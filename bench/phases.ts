@@ -1,0 +1,355 @@
+/**
+ * The benchmark's measurements, one function each. Every function times only
+ * its own work and returns how many items (documents, records) it moved and
+ * in how many seconds; the caller repeats them and takes medians.
+ */
+import { spawn } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  BatchWriteItemCommand,
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+  type DynamoDBClient,
+  ScanCommand,
+  UpdateTableCommand,
+  waitUntilTableExists,
+} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import type { Client } from '@opensearch-project/opensearch';
+import { prepareIndexForBackfill } from '../handlers/lib/index-settings';
+import { encodeDocument, type MappingConfig, mapItem } from '../handlers/lib/mapping';
+import type { Item } from '../handlers/lib/types';
+import { createLocalUpdater } from '../local/backfill';
+import { seededRandom } from '../local/demo-data';
+import { BENCH_KEY_SCHEMA, benchItem } from './items';
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = resolve(BENCH_DIR, '..');
+
+/** What one timed run moved. */
+export interface Measurement {
+  /** Items, documents or records moved. */
+  count: number;
+  seconds: number;
+}
+
+export function rate(measurement: Measurement): number {
+  return measurement.seconds > 0 ? measurement.count / measurement.seconds : 0;
+}
+
+/** Runs `work` and times it. */
+export async function timed(work: () => Promise<number>): Promise<Measurement> {
+  const started = process.hrtime.bigint();
+  const count = await work();
+  return { count, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+/** An on-demand table keyed by `pk`, with or without a stream of new and old images. */
+export async function createBenchTable(
+  dynamodb: DynamoDBClient,
+  table: string,
+  options: { stream: boolean },
+): Promise<void> {
+  await dynamodb.send(new DeleteTableCommand({ TableName: table })).catch(() => undefined);
+  await dynamodb.send(
+    new CreateTableCommand({
+      TableName: table,
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      ...(options.stream
+        ? { StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' } }
+        : {}),
+    }),
+  );
+  await waitUntilTableExists({ client: dynamodb, maxWaitTime: 120 }, { TableName: table });
+}
+
+/**
+ * Turns the table's stream on after the load, so the stream holds only the
+ * changes the stream benchmark makes (the load's inserts would be read by
+ * the first drain otherwise).
+ */
+export async function enableStream(dynamodb: DynamoDBClient, table: string): Promise<void> {
+  await dynamodb.send(
+    new UpdateTableCommand({
+      TableName: table,
+      StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' },
+    }),
+  );
+  for (let i = 0; i < 120; i++) {
+    const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
+    if (Table?.StreamSpecification?.StreamEnabled && Table.TableStatus === 'ACTIVE') return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`the stream of ${table} did not become enabled`);
+}
+
+/** Writes items with BatchWriteItem, `concurrency` requests in flight, retrying unprocessed items. */
+export async function writeItems(
+  dynamodb: DynamoDBClient,
+  table: string,
+  items: Iterable<Item>,
+  concurrency = 8,
+): Promise<number> {
+  const iterator = items[Symbol.iterator]();
+  let written = 0;
+  const nextBatch = (): Item[] => {
+    const batch: Item[] = [];
+    for (let next = iterator.next(); !next.done; next = iterator.next()) {
+      batch.push(next.value);
+      if (batch.length === 25) break;
+    }
+    return batch;
+  };
+  const worker = async () => {
+    for (let batch = nextBatch(); batch.length > 0; batch = nextBatch()) {
+      let requests = batch.map((item) => ({ PutRequest: { Item: item } }));
+      for (let attempt = 0; requests.length > 0; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2_000, 50 * 2 ** attempt)));
+        const response = await dynamodb.send(
+          new BatchWriteItemCommand({ RequestItems: { [table]: requests } }),
+        );
+        requests = (response.UnprocessedItems?.[table] ?? []) as typeof requests;
+      }
+      written += batch.length;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return written;
+}
+
+/** Runs `work` for segments 0..segments-1, at most `concurrency` at once. */
+async function eachSegment(
+  segments: number,
+  concurrency: number,
+  work: (segment: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < segments) await work(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(segments, concurrency) }, worker));
+}
+
+/** 1. Source ceiling: a raw parallel Scan of the whole table, items counted and dropped. */
+export async function scanTable(
+  dynamodb: DynamoDBClient,
+  table: string,
+  segments: number,
+  concurrency: number,
+  pageLimit?: number,
+): Promise<number> {
+  let items = 0;
+  await eachSegment(segments, concurrency, async (segment) => {
+    let startKey: Item | undefined;
+    do {
+      const page = await dynamodb.send(
+        new ScanCommand({
+          TableName: table,
+          Segment: segment,
+          TotalSegments: segments,
+          ExclusiveStartKey: startKey,
+          ...(pageLimit ? { Limit: pageLimit } : {}),
+        }),
+      );
+      items += page.Count ?? 0;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+  });
+  return items;
+}
+
+/** The bulk lines of the table's documents, as ddb2os maps them, without an index (the URL names it). */
+export function documentLines(items: Iterable<Item>, mapping: MappingConfig): string[] {
+  const lines: string[] = [];
+  for (const item of items) {
+    for (const document of mapItem(item, BENCH_KEY_SCHEMA, mapping)) {
+      lines.push(`{"create":{"_id":${JSON.stringify(document.id)}}}\n${encodeDocument(document.document)}\n`);
+    }
+  }
+  return lines;
+}
+
+/** Request bodies of `docsPerRequest` lines each. */
+export function bulkBodies(lines: string[], docsPerRequest: number): string[] {
+  const bodies: string[] = [];
+  for (let i = 0; i < lines.length; i += docsPerRequest) {
+    bodies.push(lines.slice(i, i + docsPerRequest).join(''));
+  }
+  return bodies;
+}
+
+/** Creates `index` the way a backfill does: item-friendly mappings, refresh off, no replicas. */
+export async function freshIndex(opensearch: Client, index: string): Promise<void> {
+  await opensearch.indices.delete({ index, ignore_unavailable: true }).catch(() => undefined);
+  await prepareIndexForBackfill(opensearch, index);
+}
+
+interface BulkAnswer {
+  errors?: boolean;
+  items?: Record<string, { status?: number; error?: { type?: string; reason?: string } }>[];
+}
+
+/** Sends one prebuilt `_bulk` body; throws when any document was not created. */
+async function sendBody(opensearch: Client, index: string, body: string): Promise<void> {
+  const response = await opensearch.bulk({
+    index,
+    body,
+    filter_path: 'errors,items.*.error.type,items.*.error.reason',
+  } as never);
+  const answer = response.body as BulkAnswer;
+  if (answer.errors) {
+    const first = answer.items?.flatMap((item) => Object.values(item)).find((item) => item.error)?.error;
+    throw new Error(`bulk load into ${index} failed: ${first?.type}: ${first?.reason}`);
+  }
+}
+
+/** 2. Sink ceiling: prebuilt request bodies, `concurrency` in flight, into a fresh index. */
+export async function bulkLoad(
+  opensearch: Client,
+  index: string,
+  bodies: string[],
+  docs: number,
+  concurrency: number,
+): Promise<Measurement> {
+  await freshIndex(opensearch, index);
+  return timed(async () => {
+    let next = 0;
+    const worker = async () => {
+      while (next < bodies.length) await sendBody(opensearch, index, bodies[next++] as string);
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return docs;
+  });
+}
+
+/**
+ * 3. Naive baseline: one segment, page by page; each page mapped and sent as
+ * one bulk request, awaited before the next page is read. Pages are Scan's
+ * default (up to 1 MB) unless `pageLimit` is given.
+ */
+export async function naiveCopy(
+  dynamodb: DynamoDBClient,
+  opensearch: Client,
+  table: string,
+  index: string,
+  pageLimit?: number,
+): Promise<Measurement> {
+  await freshIndex(opensearch, index);
+  const mapping: MappingConfig = { index };
+  return timed(async () => {
+    let documents = 0;
+    let startKey: Item | undefined;
+    do {
+      const page = await dynamodb.send(
+        new ScanCommand({
+          TableName: table,
+          ExclusiveStartKey: startKey,
+          ...(pageLimit ? { Limit: pageLimit } : {}),
+        }),
+      );
+      const lines = documentLines(page.Items ?? [], mapping);
+      if (lines.length > 0) await sendBody(opensearch, index, lines.join(''));
+      documents += lines.length;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return documents;
+  });
+}
+
+/** What bench/backfill-child.ts is told to do. */
+export interface BackfillChildRequest {
+  dynamodbEndpoint: string;
+  opensearchUrl: string;
+  table: string;
+  index: string;
+  segments: number;
+  concurrency: number;
+  progressTable: string;
+  deadLetterDir: string;
+}
+
+/** What it answers: the backfill's documents, time and peak RSS, measured in its own process. */
+export interface BackfillChildResult {
+  scanned: number;
+  created: number;
+  failed: number;
+  seconds: number;
+  /** CPU seconds the child spent in the backfill. */
+  cpuSeconds: number;
+  /** RSS before the backfill began (the process, its modules and clients). */
+  startRssMiB: number;
+  /** Peak RSS of the child over its whole life. */
+  peakRssMiB: number;
+}
+
+/**
+ * 4 and 6. The ddb2os backfill (runLocalBackfill into a fresh index) in a
+ * child process, so that its peak RSS is its own.
+ */
+export async function backfillInChild(request: BackfillChildRequest): Promise<BackfillChildResult> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(BENCH_DIR, 'backfill-child.ts'), JSON.stringify(request)],
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (data: Buffer) => {
+    stdout += data.toString();
+  });
+  child.stderr.on('data', (data: Buffer) => {
+    stderr += data.toString();
+  });
+  const code = await new Promise<number | null>((resolveExit, reject) => {
+    child.once('error', reject);
+    child.once('exit', (exitCode) => resolveExit(exitCode));
+  });
+  const last = stdout.trim().split('\n').at(-1) ?? '';
+  if (code !== 0 || !last.startsWith('{')) {
+    throw new Error(`the backfill child exited with ${code}: ${stderr.slice(-2000) || stdout.slice(-2000)}`);
+  }
+  return JSON.parse(last) as BackfillChildResult;
+}
+
+/**
+ * 5. Stream updater: updates `count` items (a new `version` and new values),
+ * which puts `count` MODIFY records in the stream, then times the updater
+ * applying them (`drain()`). The updater follows the table into `index`.
+ */
+export async function streamUpdates(options: {
+  dynamodb: DynamoDBClient;
+  streams: DynamoDBStreamsClient;
+  opensearch: Client;
+  table: string;
+  index: string;
+  count: number;
+  version: number;
+  progressTable: string;
+  deadLetterDir: string;
+}): Promise<Measurement> {
+  const updater = await createLocalUpdater({
+    dynamodb: options.dynamodb,
+    streams: options.streams,
+    opensearch: options.opensearch,
+    table: options.table,
+    keySchema: BENCH_KEY_SCHEMA,
+    mapping: { index: options.index },
+    progressTable: options.progressTable,
+    deadLetterDir: options.deadLetterDir,
+  });
+  // Each round's drain applies everything its updates wrote: nothing is left over for the next round.
+  const random = seededRandom(1_000 + options.version);
+  const updates = function* () {
+    for (let id = 1; id <= options.count; id++) yield benchItem(id, random, options.version);
+  };
+  await writeItems(options.dynamodb, options.table, updates());
+  return timed(async () => (await updater.drain()).records);
+}
