@@ -9,11 +9,11 @@ import {
   TableEncryption,
 } from 'aws-cdk-lib/aws-dynamodb';
 import { EbsDeviceVolumeType } from 'aws-cdk-lib/aws-ec2';
-import { ArnPrincipal, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { ArnPrincipal, type IRole, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type CfnDomain, Domain, EngineVersion, TLSSecurityPolicy } from 'aws-cdk-lib/aws-opensearchservice';
 import type { Construct } from 'constructs';
 import { BackfillDashboard } from './backfill-dashboard';
-import { BackfillWorkflow, type BackfillWorkflowProps, OPENSEARCH_HTTP_ACTIONS } from './backfill-workflow';
+import { BackfillWorkflow, type BackfillWorkflowProps } from './backfill-workflow';
 import { acknowledge } from './nag';
 
 /** Workflow settings a stack passes through; table, domain, index and mapping come from the stack props or context. */
@@ -247,15 +247,16 @@ export class BackfillStack extends Stack {
       resourceName: domainName,
       arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
     });
-    const roles = [this.workflow.workerFunction.role, this.workflow.updaterFunction.role];
+    // One statement per function role, with only the HTTP methods that function uses.
     (domain.node.defaultChild as CfnDomain).accessPolicies = new PolicyDocument({
-      statements: [
-        new PolicyStatement({
-          principals: roles.map((role) => new ArnPrincipal((role as NonNullable<typeof role>).roleArn)),
-          actions: OPENSEARCH_HTTP_ACTIONS,
-          resources: [`${domainArn}/*`],
-        }),
-      ],
+      statements: this.workflow.openSearchAccess.map(
+        (access) =>
+          new PolicyStatement({
+            principals: [new ArnPrincipal((access.function.role as IRole).roleArn)],
+            actions: [...access.actions],
+            resources: [`${domainArn}/*`],
+          }),
+      ),
     }).toJSON();
     acknowledge(
       domain,
@@ -266,7 +267,7 @@ export class BackfillStack extends Stack {
     acknowledge(
       domain,
       ['AwsSolutions-OS3'],
-      'Access is granted to IAM principals (the worker and updater roles), not to IP addresses: Lambda has no fixed IPs.',
+      'Access is granted to IAM principals (the plan, worker, updater and summarize roles), not to IP addresses: Lambda has no fixed IPs.',
     );
     acknowledge(
       domain,
@@ -303,12 +304,13 @@ export class BackfillStack extends Stack {
       description: 'Dead letters (dead-letter/), segment lists (plans/) and Map results (map-results/)',
     });
     new CfnOutput(this, 'OpenSearchRoleArns', {
-      value: [this.workflow.workerFunction.role, this.workflow.updaterFunction.role]
-        .map((role) => (role as NonNullable<typeof role>).roleArn)
+      value: this.workflow.openSearchAccess
+        .map((access) => (access.function.role as IRole).roleArn)
         .join(','),
       description:
-        'The worker and updater roles: allow them in the domain access policy, and map them to a role ' +
-        'with write access if fine-grained access control is on',
+        'The plan, worker, updater and summarize roles: allow them in the domain access policy (plan: HEAD, PUT; ' +
+        'worker, updater: POST; summarize: GET, PUT, POST), and map them to a role with write access if ' +
+        'fine-grained access control is on',
     });
     new CfnOutput(this, 'DashboardUrl', {
       value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${this.dashboard.dashboard.dashboardName}`,

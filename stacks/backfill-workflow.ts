@@ -27,14 +27,26 @@ export const BUCKET_PREFIXES = {
   deadLetters: 'dead-letter/',
 } as const;
 
-/** The OpenSearch HTTP methods the worker and the updater use. */
-export const OPENSEARCH_HTTP_ACTIONS = [
-  'es:ESHttpGet',
-  'es:ESHttpHead',
-  'es:ESHttpPost',
-  'es:ESHttpPut',
-  'es:ESHttpDelete',
-];
+/**
+ * The OpenSearch HTTP methods (IAM actions on the domain) each function uses,
+ * and no other: the domain's resource policy and the roles grant exactly these.
+ */
+export const OPENSEARCH_ACTIONS = {
+  /** Prepares the target indices: HEAD /index (exists?), PUT /index (create with bulk-load settings). */
+  plan: ['es:ESHttpHead', 'es:ESHttpPut'],
+  /** Bulk create: POST /_bulk. */
+  worker: ['es:ESHttpPost'],
+  /** Bulk index and delete: POST /_bulk. */
+  updater: ['es:ESHttpPost'],
+  /** Restores the indices: GET /index/_mapping, PUT /index/_settings and /_mapping, POST /index/_refresh. */
+  summarize: ['es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost'],
+} as const;
+
+/** A function that calls OpenSearch, and the HTTP methods it needs there. */
+export interface OpenSearchAccess {
+  readonly function: HandlerFunction;
+  readonly actions: readonly string[];
+}
 
 export interface BackfillWorkflowProps {
   /**
@@ -152,6 +164,8 @@ export class BackfillWorkflow extends Construct {
   readonly summarizeFunction: HandlerFunction;
   /** UUID of the updater's event source mapping, which the workflow pauses and enables. */
   readonly updaterMappingId: string;
+  /** The functions that call OpenSearch, with their methods: allow exactly these in the domain's access policy. */
+  readonly openSearchAccess: OpenSearchAccess[];
 
   constructor(scope: Construct, id: string, props: BackfillWorkflowProps) {
     super(scope, id);
@@ -202,13 +216,17 @@ export class BackfillWorkflow extends Construct {
       retentionPeriod: Duration.days(14),
     });
 
-    const sink = {
-      [ENV.TABLE_NAME]: table.tableName,
+    // Every function that talks to OpenSearch: where it is, the default index and the mapping's routes.
+    const opensearchEnvironment = {
       [ENV.INDEX_NAME]: props.index,
       [ENV.OPENSEARCH_ENDPOINT]: settings.domainEndpoint,
       [ENV.OPENSEARCH_SIGNING]: 'es',
-      [ENV.DEAD_LETTER_BUCKET]: this.bucket.bucketName,
       ...(props.mapping ? { [ENV.MAPPING]: JSON.stringify(props.mapping) } : {}),
+    };
+    const sink = {
+      ...opensearchEnvironment,
+      [ENV.TABLE_NAME]: table.tableName,
+      [ENV.DEAD_LETTER_BUCKET]: this.bucket.bucketName,
       ...(props.bulkMaxBytes ? { [ENV.BULK_MAX_BYTES]: String(props.bulkMaxBytes) } : {}),
     };
 
@@ -219,8 +237,8 @@ export class BackfillWorkflow extends Construct {
       memorySize: 1024,
       logRemovalPolicy: removalPolicy,
       environment: {
+        ...opensearchEnvironment,
         [ENV.TABLE_NAME]: table.tableName,
-        [ENV.INDEX_NAME]: props.index,
         [ENV.PLAN_BUCKET]: this.bucket.bucketName,
         ...(props.targetSegmentBytes ? { [ENV.TARGET_SEGMENT_BYTES]: String(props.targetSegmentBytes) } : {}),
       },
@@ -251,8 +269,14 @@ export class BackfillWorkflow extends Construct {
       timeout: Duration.minutes(5),
       memorySize: 1024,
       logRemovalPolicy: removalPolicy,
-      environment: { [ENV.PROGRESS_TABLE]: this.progressTable.tableName },
+      environment: { ...opensearchEnvironment, [ENV.PROGRESS_TABLE]: this.progressTable.tableName },
     });
+    this.openSearchAccess = [
+      { function: this.planFunction, actions: OPENSEARCH_ACTIONS.plan },
+      { function: this.workerFunction, actions: OPENSEARCH_ACTIONS.worker },
+      { function: this.updaterFunction, actions: OPENSEARCH_ACTIONS.updater },
+      { function: this.summarizeFunction, actions: OPENSEARCH_ACTIONS.summarize },
+    ];
 
     this.workerFunction.addEventSource(
       new SqsEventSource(this.segmentQueue, {
@@ -312,10 +336,11 @@ export class BackfillWorkflow extends Construct {
 
   private grantHandlers(props: BackfillWorkflowProps, domainArn: string): void {
     const { table } = props;
-    const opensearch = new PolicyStatement({
-      actions: OPENSEARCH_HTTP_ACTIONS,
-      resources: [`${domainArn}/*`],
-    });
+    for (const access of this.openSearchAccess) {
+      access.function.addToRolePolicy(
+        new PolicyStatement({ actions: [...access.actions], resources: [`${domainArn}/*`] }),
+      );
+    }
     const putDeadLetters = new PolicyStatement({
       actions: ['s3:PutObject'],
       resources: [this.bucket.arnForObjects(`${BUCKET_PREFIXES.deadLetters}*`)],
@@ -329,8 +354,8 @@ export class BackfillWorkflow extends Construct {
     );
 
     table.grant(this.workerFunction, 'dynamodb:Scan', 'dynamodb:DescribeTable');
-    this.progressTable.grantReadWriteData(this.workerFunction);
-    this.workerFunction.addToRolePolicy(opensearch);
+    // Checkpoints: read one (claim) and write it conditionally (claim, save, fail); nothing else.
+    this.progressTable.grant(this.workerFunction, 'dynamodb:GetItem', 'dynamodb:PutItem');
     this.workerFunction.addToRolePolicy(putDeadLetters);
     this.workerFunction.addToRolePolicy(
       new PolicyStatement({
@@ -347,8 +372,9 @@ export class BackfillWorkflow extends Construct {
       }),
     );
 
-    table.grant(this.updaterFunction, 'dynamodb:GetItem', 'dynamodb:Query');
-    this.updaterFunction.addToRolePolicy(opensearch);
+    // DescribeTable: the key schema, once per cold start; GetItem/Query: current items for
+    // KEYS_ONLY streams and aggregated partitions.
+    table.grant(this.updaterFunction, 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:DescribeTable');
     this.updaterFunction.addToRolePolicy(putDeadLetters);
 
     this.progressTable.grant(this.summarizeFunction, 'dynamodb:Query');
@@ -446,13 +472,16 @@ export class BackfillWorkflow extends Construct {
       this,
       this.bucket.arnForObjects(`${BUCKET_PREFIXES.mapResults}*`),
     );
-    for (const fn of [this.workerFunction, this.updaterFunction]) {
+    for (const { function: fn } of this.openSearchAccess) {
       acknowledge(
         fn.role as Role,
         [opensearchIndexes],
-        'Documents go to the configured index and to the indexes the mapping routes to, which are data, ' +
-          'not infrastructure: access is limited to the HTTP methods the handlers use on this one domain.',
+        'Documents go to the configured index, to the indexes the mapping routes to and to the index a ' +
+          'workflow input names, which are data, not infrastructure, and _bulk is a domain-level path: access is ' +
+          'limited to the HTTP methods this function uses (OPENSEARCH_ACTIONS) on this one domain.',
       );
+    }
+    for (const fn of [this.workerFunction, this.updaterFunction]) {
       acknowledge(
         fn.role as Role,
         [deadLetters],

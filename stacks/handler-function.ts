@@ -1,7 +1,14 @@
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import {
+  ApplicationLogLevel,
+  Architecture,
+  LoggingFormat,
+  Runtime,
+  SystemLogLevel,
+  Tracing,
+} from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
@@ -48,7 +55,7 @@ export interface HandlerFunctionProps {
 
 /**
  * The one place where ddb2os Lambda defaults live: Node.js 22 on ARM64, X-Ray
- * tracing, JSON logs in a log group with a retention, minified ESM bundles
+ * tracing, JSON logs at INFO in a log group with a retention, minified ESM bundles
  * with source maps, built by the local esbuild (never Docker).
  */
 export class HandlerFunction extends NodejsFunction {
@@ -78,6 +85,10 @@ export class HandlerFunction extends NodejsFunction {
       memorySize: props.memorySize ?? 512,
       logGroup,
       loggingFormat: LoggingFormat.JSON,
+      // INFO at most: the handlers log keys, counts and error types there, item content never
+      // (OpenSearch's reasons, which may quote a value, are logged at DEBUG). Lambda drops lower levels.
+      applicationLogLevelV2: ApplicationLogLevel.INFO,
+      systemLogLevelV2: SystemLogLevel.INFO,
       environment: {
         [ENV.SERVICE_NAME]: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,

@@ -93,11 +93,20 @@ describe('BackfillStack with an existing table and domain', () => {
         'Arn',
       ],
     });
+    const { planFunction, workerFunction, updaterFunction, summarizeFunction } = stack.workflow;
     template.hasOutput('OpenSearchRoleArns', {
       Value: {
         'Fn::Join': [
           '',
-          [roleArn(stack.workflow.workerFunction), ',', roleArn(stack.workflow.updaterFunction)],
+          [
+            roleArn(planFunction),
+            ',',
+            roleArn(workerFunction),
+            ',',
+            roleArn(updaterFunction),
+            ',',
+            roleArn(summarizeFunction),
+          ],
         ],
       },
     });
@@ -182,20 +191,23 @@ describe('BackfillStack in demo mode', () => {
     });
   });
 
-  it('lets only the worker and updater roles into the domain', () => {
+  it('lets only the four function roles into the domain, each with only the HTTP methods it uses', () => {
     const role = (fn: { role?: unknown }) => ({
       'Fn::GetAtt': [
         stack.getLogicalId((fn.role as { node: { defaultChild: never } }).node.defaultChild),
         'Arn',
       ],
     });
+    const { planFunction, workerFunction, updaterFunction, summarizeFunction } = stack.workflow;
+    const statement = (fn: { role?: unknown }, action: string | string[]) =>
+      Match.objectLike({ Effect: 'Allow', Principal: { AWS: role(fn) }, Action: action });
     template.hasResourceProperties('AWS::OpenSearchService::Domain', {
       AccessPolicies: {
         Statement: [
-          Match.objectLike({
-            Effect: 'Allow',
-            Principal: { AWS: [role(stack.workflow.workerFunction), role(stack.workflow.updaterFunction)] },
-          }),
+          statement(planFunction, ['es:ESHttpHead', 'es:ESHttpPut']),
+          statement(workerFunction, 'es:ESHttpPost'),
+          statement(updaterFunction, 'es:ESHttpPost'),
+          statement(summarizeFunction, ['es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost']),
         ],
       },
     });

@@ -5,6 +5,8 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Domain } from 'aws-cdk-lib/aws-opensearchservice';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { readPlanConfig, readSummarizeConfig, readWorkerConfig } from '../../handlers/lib/worker-config';
+import { readUpdaterConfig } from '../../handlers/updater';
 import {
   BackfillWorkflow,
   type BackfillWorkflowProps,
@@ -202,16 +204,12 @@ describe('BackfillWorkflow', () => {
     });
   });
 
-  it('lets the worker answer task tokens, and call only the HTTP methods it uses on the one domain', () => {
+  it('lets the worker answer task tokens, and only POST (_bulk) to the one domain', () => {
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [ref((w) => w.workerFunction.role as never)],
       PolicyDocument: {
         Statement: Match.arrayWith([
-          {
-            Effect: 'Allow',
-            Action: ['es:ESHttpGet', 'es:ESHttpHead', 'es:ESHttpPost', 'es:ESHttpPut', 'es:ESHttpDelete'],
-            Resource: `${DOMAIN_ARN}/*`,
-          },
+          { Effect: 'Allow', Action: 'es:ESHttpPost', Resource: `${DOMAIN_ARN}/*` },
           {
             Effect: 'Allow',
             Action: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
@@ -222,7 +220,7 @@ describe('BackfillWorkflow', () => {
     });
   });
 
-  it('lets the updater read single items of the table, not scan it', () => {
+  it('lets the updater describe the table (its key schema, per cold start) and read single items, not scan it', () => {
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [ref((w) => w.updaterFunction.role as never)],
       PolicyDocument: {
@@ -231,9 +229,92 @@ describe('BackfillWorkflow', () => {
             Action: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
             Resource: STREAM_ARN,
           }),
-          Match.objectLike({ Action: ['dynamodb:GetItem', 'dynamodb:Query'] }),
+          { Effect: 'Allow', Action: 'es:ESHttpPost', Resource: `${DOMAIN_ARN}/*` },
+          Match.objectLike({ Action: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:DescribeTable'] }),
         ]),
       },
+    });
+    const [policy] = Object.values(
+      template.findResources('AWS::IAM::Policy', {
+        Properties: { Roles: [ref((w) => w.updaterFunction.role as never)] },
+      }),
+    );
+    expect(JSON.stringify(policy)).not.toContain('dynamodb:Scan');
+  });
+
+  it('lets the plan function prepare indices on the domain (HEAD, PUT) and nothing more there', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref((w) => w.planFunction.role as never)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          { Effect: 'Allow', Action: ['es:ESHttpHead', 'es:ESHttpPut'], Resource: `${DOMAIN_ARN}/*` },
+        ]),
+      },
+    });
+  });
+
+  it('lets the summarize function read the progress table and restore indices (GET, PUT, POST)', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref((w) => w.summarizeFunction.role as never)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Effect: 'Allow',
+            Action: ['es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost'],
+            Resource: `${DOMAIN_ARN}/*`,
+          },
+          Match.objectLike({
+            Action: 'dynamodb:Query',
+            Resource: Match.arrayWith([arnOf((w) => w.progressTable)]),
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('lets the worker read and write checkpoints one item at a time, not scan or delete them', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref((w) => w.workerFunction.role as never)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+            Resource: Match.arrayWith([arnOf((w) => w.progressTable)]),
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('gives each handler every environment variable it reads at start-up', () => {
+    const environment = (pick: (w: BackfillWorkflow) => { role?: unknown }) => {
+      const [fn] = Object.values(
+        template.findResources('AWS::Lambda::Function', {
+          Properties: { Role: arnOf((w) => pick(w).role as never) },
+        }),
+      );
+      // Tokens (Ref, Fn::GetAtt) become values at deploy time: any non-empty string stands in for them.
+      return Object.fromEntries(
+        Object.entries(fn?.Properties.Environment.Variables as Record<string, unknown>).map(
+          ([name, value]) => [name, typeof value === 'string' ? value : `<${name}>`],
+        ),
+      );
+    };
+    expect(readPlanConfig(environment((w) => w.planFunction))).toMatchObject({
+      index: 'orders',
+      endpoint: DOMAIN_ENDPOINT,
+      signing: 'es',
+    });
+    expect(readWorkerConfig(environment((w) => w.workerFunction))).toMatchObject({
+      endpoint: DOMAIN_ENDPOINT,
+    });
+    expect(readUpdaterConfig(environment((w) => w.updaterFunction))).toMatchObject({
+      endpoint: DOMAIN_ENDPOINT,
+    });
+    expect(readSummarizeConfig(environment((w) => w.summarizeFunction))).toMatchObject({
+      index: 'orders',
+      endpoint: DOMAIN_ENDPOINT,
+      signing: 'es',
     });
   });
 
@@ -283,7 +364,7 @@ describe('BackfillWorkflow', () => {
     });
   });
 
-  it('runs every function on Node.js 22, ARM64, with active tracing, JSON logs and source maps', () => {
+  it('runs every function on Node.js 22, ARM64, with active tracing, JSON logs at INFO (no DEBUG reasons) and source maps', () => {
     const functions = template.findResources('AWS::Lambda::Function');
     expect(Object.keys(functions)).toHaveLength(4);
     for (const fn of Object.values(functions)) {
@@ -291,7 +372,7 @@ describe('BackfillWorkflow', () => {
         Runtime: 'nodejs22.x',
         Architectures: ['arm64'],
         TracingConfig: { Mode: 'Active' },
-        LoggingConfig: { LogFormat: 'JSON' },
+        LoggingConfig: { LogFormat: 'JSON', ApplicationLogLevel: 'INFO', SystemLogLevel: 'INFO' },
         Environment: {
           Variables: expect.objectContaining({
             NODE_OPTIONS: '--enable-source-maps',
@@ -478,6 +559,17 @@ describe('BackfillWorkflow props', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ DDB2OS_TARGET_SEGMENT_BYTES: String(64 * 1024 * 1024) }) },
     });
+    // Plan prepares and summarize restores the routed indices too: all four functions read the mapping.
+    const withMapping = template.findResources('AWS::Lambda::Function', {
+      Properties: {
+        Environment: {
+          Variables: Match.objectLike({
+            DDB2OS_MAPPING: '{"routes":[{"prefix":"order#","index":"orders"}]}',
+          }),
+        },
+      },
+    });
+    expect(Object.keys(withMapping)).toHaveLength(4);
   });
 });
 
