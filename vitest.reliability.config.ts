@@ -1,4 +1,4 @@
-import { defineConfig, mergeConfig } from 'vitest/config';
+import { defineConfig } from 'vitest/config';
 import base from './vitest.config';
 
 /**
@@ -6,12 +6,10 @@ import base from './vitest.config';
  * on the same real engines as `npm test` (which runs them too). Each case
  * prints a `[reliability] …` figures line.
  */
-export default mergeConfig(
-  base,
-  defineConfig({
-    test: {
-      include: ['test/reliability/**/*.test.ts'],
-      testTimeout: 300_000,
-    },
-  }),
-);
+export default defineConfig({
+  ...base,
+  test: {
+    ...base.test,
+    include: ['test/reliability/**/*.test.ts'],
+  },
+});
