@@ -93,7 +93,10 @@ export interface ScanSegmentOptions {
   bulkMaxDocs?: number;
   /** Bulk requests in flight at once for this segment. @default 2 */
   bulkConcurrency?: number;
-  /** Scan `Limit` (items per page). @default unset: pages of up to 1 MB */
+  /**
+   * Scan `Limit` (items per page).
+   * @default about what a 1 MB page holds, learned from the pages read (1000 before the first)
+   */
   pageLimit?: number;
   /**
    * Asked once per page as it arrives (and while waiting out the read budget
@@ -185,6 +188,29 @@ interface Unit {
   failures: { index: string; id: string; reason: string; errorType: string }[];
 }
 
+/** Scan `Limit` of a segment's first page, when none is configured: ~1 MB of 1 KB items. */
+export const FIRST_PAGE_LIMIT = 1000;
+const MIN_PAGE_LIMIT = 100;
+const MAX_PAGE_LIMIT = 10_000;
+const SCAN_PAGE_BYTES = 1024 * 1024;
+/** Bytes read per capacity unit of an eventually consistent Scan (0.5 units per 4 KB). */
+const BYTES_PER_READ_UNIT = 8192;
+
+/**
+ * The Scan `Limit` that makes a page about as large as DynamoDB's 1 MB page,
+ * at the item size the last page showed (its consumed capacity over its
+ * items); undefined when the page says too little. Why a Limit at all:
+ * DynamoDB Local reads every remaining row of the segment for a page without
+ * one, and only then cuts it at 1 MB, so a Scan without a Limit costs it time
+ * quadratic in the table (docs/benchmarks.md). On DynamoDB the page count
+ * stays the same.
+ */
+export function pageLimitFor(items: number, consumedUnits: number): number | undefined {
+  if (items < 10 || !(consumedUnits > 0)) return undefined;
+  const bytesPerItem = (consumedUnits * BYTES_PER_READ_UNIT) / items;
+  return Math.min(MAX_PAGE_LIMIT, Math.max(MIN_PAGE_LIMIT, Math.floor(SCAN_PAGE_BYTES / bytesPerItem)));
+}
+
 class SegmentScan {
   private readonly startedAt = Date.now();
   private readonly initial: SegmentCounts;
@@ -198,6 +224,8 @@ class SegmentScan {
   private stopped = false;
   /** This invocation has moved the checkpoint on (see stopRequested). */
   private advanced = false;
+  /** Scan `Limit` of the next page: the configured one, or learned (pageLimitFor). */
+  private pageLimit: number;
 
   constructor(
     private readonly message: SegmentMessage,
@@ -210,6 +238,7 @@ class SegmentScan {
     this.counts = { ...checkpoint.counts };
     this.context = { runId: message.runId, segment: message.segment };
     this.budget = new ReadBudget(message.readUnitsPerSecond ?? undefined);
+    this.pageLimit = options.pageLimit ?? FIRST_PAGE_LIMIT;
     this.writer = new BulkWriter<Unit>(deps.opensearch, {
       maxBytes: options.bulkMaxBytes,
       maxDocs: options.bulkMaxDocs,
@@ -503,7 +532,10 @@ class SegmentScan {
     if (response === undefined) return undefined;
     const consumed = response.ConsumedCapacity?.CapacityUnits ?? 0;
     this.budget.record(consumed);
-    return { items: response.Items ?? [], lastKey: response.LastEvaluatedKey, consumed };
+    const items = response.Items ?? [];
+    if (this.options.pageLimit === undefined)
+      this.pageLimit = pageLimitFor(items.length, consumed) ?? this.pageLimit;
+    return { items, lastKey: response.LastEvaluatedKey, consumed };
   }
 
   /**
@@ -526,7 +558,7 @@ class SegmentScan {
             ExclusiveStartKey: startKey,
             ConsistentRead: false,
             ReturnConsumedCapacity: 'TOTAL',
-            ...(this.options.pageLimit ? { Limit: this.options.pageLimit } : {}),
+            Limit: this.pageLimit,
           }),
         );
       } catch (error) {
