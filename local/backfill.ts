@@ -121,7 +121,7 @@ async function resolveRunId(
   table: string,
   index: string,
   options: { runId?: string; restart?: boolean },
-): Promise<{ runId: string; resumed: boolean }> {
+): Promise<{ runId: string; resumed: boolean; firstStartedAt?: string }> {
   if (options.runId) return { runId: options.runId, resumed: true };
   const key = { runId: { S: `local#${table}#${index}` }, segment: { N: '0' } };
   if (!options.restart) {
@@ -129,7 +129,7 @@ async function resolveRunId(
       new GetItemCommand({ TableName: progressTable, Key: key, ConsistentRead: true }),
     );
     if (Item?.currentRunId?.S && Item.status?.S !== 'COMPLETED')
-      return { runId: Item.currentRunId.S, resumed: true };
+      return { runId: Item.currentRunId.S, resumed: true, firstStartedAt: Item.startedAt?.S };
   }
   const runId = `${table}-${new Date().toISOString().replaceAll(/[:.]/g, '-')}`;
   await dynamodb.send(
@@ -176,7 +176,13 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
   await ensureProgressTable(dynamodb, progressTable);
   const checkpoints = new SegmentCheckpointStore(dynamodb, progressTable);
   const deadLetters = new DirectoryDeadLetterSink(options.deadLetterDir ?? '.ddb2os');
-  const { runId, resumed } = await resolveRunId(dynamodb, progressTable, table, index, options);
+  const { runId, resumed, firstStartedAt } = await resolveRunId(
+    dynamodb,
+    progressTable,
+    table,
+    index,
+    options,
+  );
   const emit = options.onEvent ?? (() => {});
   let updater: 'Disabled' | 'Enabled' = 'Disabled';
   const attempts = new Map<number, number>();
@@ -260,7 +266,13 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
         },
         processSegment,
         summarize: async (input) => {
-          const summary = await summarizeRun(input, { checkpoints });
+          // A resumed run is measured from its first start, as a redrive in the cloud is (it keeps the
+          // plan's startedAt): the retention guard must see all the time the stream has been accumulating.
+          const startedAt =
+            firstStartedAt && Date.parse(firstStartedAt) < Date.parse(input.startedAt)
+              ? firstStartedAt
+              : input.startedAt;
+          const summary = await summarizeRun({ ...input, startedAt }, { checkpoints });
           await restoreIndexAfterBackfill(opensearch, targetIndices(mapping));
           return options.reportedDurationHours === undefined
             ? summary
