@@ -70,6 +70,19 @@ function ddb2os(args: string[], onStderr: (text: string) => void = () => {}): Ch
   return { child, stdout: () => out, stderr: () => err, exit };
 }
 
+/** Waits until OpenSearch runs no bulk request that touches `index` (its task descriptions name the indices). */
+async function bulksSettled(opensearch: Client, index: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (let quiet = 0; quiet < 2 && Date.now() < deadline; ) {
+    const { body } = await opensearch.tasks.list({ actions: 'indices:data/write/bulk*', detailed: true });
+    const running = Object.values(
+      (body as { nodes?: Record<string, { tasks?: Record<string, { description?: string }> }> }).nodes ?? {},
+    ).flatMap((node) => Object.values(node.tasks ?? {}));
+    quiet = running.some((task) => task.description?.includes(index)) ? 0 : quiet + 1;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 describe('reliability: the worker process killed in the middle of a segment', () => {
   let dynamodb: DynamoDBClient;
   let opensearch: Client;
@@ -137,8 +150,8 @@ describe('reliability: the worker process killed in the middle of a segment', ()
     const firstExit = await first.exit;
     const killSeconds = secondsSince(started);
     const runId = /(?:starting|resuming) run (\S+):/.exec(first.stderr())?.[1];
-    // In-flight bulk requests that OpenSearch had received whole still finish after the kill.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Bulk requests that OpenSearch had received whole still finish after the kill: count once they have.
+    await bulksSettled(opensearch, index);
     const checkpoints = await new SegmentCheckpointStore(dynamodb, progressTable).listCheckpoints(
       runId ?? '',
     );
