@@ -180,8 +180,8 @@ interface PageState {
 /** Items that become documents together: one item, or one aggregated partition. */
 interface Unit {
   page: PageState;
-  /** The items themselves; their keys are taken only for a dead letter. */
-  items: Item[];
+  /** The items' keys (for a dead letter): the rest of each item can go once it is mapped. */
+  keys: Item[];
   pendingDocuments: number;
   created: boolean;
   retries: number;
@@ -417,7 +417,7 @@ class SegmentScan {
     }
     const unit: Unit = {
       page,
-      items,
+      keys: items.map((item) => keyOf(item, keySchema)),
       pendingDocuments: lines.length,
       created: false,
       retries: 0,
@@ -446,20 +446,14 @@ class SegmentScan {
     if (unit.pendingDocuments > 0) return;
 
     const { page } = unit;
-    const size = unit.items.length;
+    const size = unit.keys.length;
     page.delta.retried += unit.retries;
     if (unit.failures.length > 0) {
       page.delta.failed += size;
       for (const failure of unit.failures) {
-        for (const item of unit.items) {
+        for (const key of unit.keys) {
           page.deadLetters.push(
-            this.deadLetter(
-              keyOf(item, this.deps.keySchema),
-              failure.reason,
-              failure.errorType,
-              failure.index,
-              failure.id,
-            ),
+            this.deadLetter(key, failure.reason, failure.errorType, failure.index, failure.id),
           );
         }
       }
