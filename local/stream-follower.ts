@@ -38,6 +38,7 @@ import {
 import type { ApplyResult } from '../handlers/lib/apply-stream';
 import { ensureProgressTable } from '../handlers/lib/checkpoint';
 import { BackfillError, describeError, SinkUnavailableError, SourceTableError } from '../handlers/lib/errors';
+import { withoutLogCopy } from '../handlers/lib/scan-segment';
 import { fromStreamsRecord, type StreamChange } from '../handlers/lib/stream-records';
 
 /** Where a follower keeps the last applied sequence number of each shard. */
@@ -352,7 +353,9 @@ export class StreamFollower {
       let page: { Records?: StreamRecord[]; NextShardIterator?: string };
       try {
         page = await this.options.streams.send(
-          new GetRecordsCommand({ ShardIterator: iterator, Limit: this.options.recordsPerPage ?? 1000 }),
+          withoutLogCopy(
+            new GetRecordsCommand({ ShardIterator: iterator, Limit: this.options.recordsPerPage ?? 1000 }),
+          ),
         );
       } catch (error) {
         if (!(error instanceof ExpiredIteratorException) || renewed) throw error;
