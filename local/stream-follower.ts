@@ -5,7 +5,8 @@
  *
  * - Every shard is read in order, a parent shard to its end before its
  *   children; streams of the table that were disabled (and are still within
- *   their 24 hours) before the current one.
+ *   their 24 hours) before the current one. A shard's next page is read
+ *   while the current one is applied; pages are applied one at a time.
  * - The last applied sequence number of each shard is stored durably (a
  *   `StreamPositionStore`), after every page; a new follower resumes there,
  *   or starts at TRIM_HORIZON the first time.
@@ -161,6 +162,12 @@ export interface StreamFollowerOptions {
   retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
   /** GetRecords page size (at most 1000). @default 1000 */
   recordsPerPage?: number;
+}
+
+/** What the follower reads of a GetRecords answer. */
+interface RecordsPage {
+  Records?: StreamRecord[];
+  NextShardIterator?: string;
 }
 
 /** stop() was called while a page was waiting to be retried. */
@@ -349,21 +356,27 @@ export class StreamFollower {
     this.iterators.delete(id);
     let renewed = false;
     let records = 0;
+    // The next page, read while the current one is applied; pages are still applied one after the other.
+    let ahead: Promise<RecordsPage> | undefined;
     for (;;) {
-      let page: { Records?: StreamRecord[]; NextShardIterator?: string };
+      const reading = ahead ?? this.getRecords(iterator);
+      ahead = undefined;
+      let page: RecordsPage;
       try {
-        page = await this.options.streams.send(
-          withoutLogCopy(
-            new GetRecordsCommand({ ShardIterator: iterator, Limit: this.options.recordsPerPage ?? 1000 }),
-          ),
-        );
+        page = await reading;
       } catch (error) {
         if (!(error instanceof ExpiredIteratorException) || renewed) throw error;
+        // From the stored position: everything before it is applied.
         iterator = await this.newIterator(streamArn, id);
         renewed = true;
         continue;
       }
       const batch = page.Records ?? [];
+      if (batch.length > 0 && page.NextShardIterator !== undefined && !this.interrupted()) {
+        ahead = this.getRecords(page.NextShardIterator);
+        // It may fail while this page is applied, long before it is awaited (or never, if the apply fails).
+        ahead.catch(() => undefined);
+      }
       if (batch.length > 0) {
         await this.applyPage(streamArn, id, batch);
         records += batch.length;
@@ -383,10 +396,19 @@ export class StreamFollower {
       }
       iterator = page.NextShardIterator;
       if (batch.length === 0 || this.interrupted()) {
+        // A page read ahead is dropped: the next pass reads it again with the same iterator.
         this.iterators.set(id, iterator);
         return { records, finished: false };
       }
     }
+  }
+
+  private getRecords(iterator: string): Promise<RecordsPage> {
+    return this.options.streams.send(
+      withoutLogCopy(
+        new GetRecordsCommand({ ShardIterator: iterator, Limit: this.options.recordsPerPage ?? 1000 }),
+      ),
+    );
   }
 
   private async newIterator(streamArn: string, shardId: string): Promise<string> {
