@@ -15,7 +15,7 @@ import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { createOpenSearchClient } from '../handlers/lib/opensearch';
 import { type Engines, startEngines } from '../local/engines';
-import { type CpuShare, cpuMeter, ownCpuSeconds } from './cpu';
+import { type CpuLayout, type CpuShare, canPin, cpuMeter, ownCpuSeconds, pinProcessGroup, splitCpus } from './cpu';
 import { benchItems } from './items';
 import {
   type BackfillChildResult,
@@ -59,6 +59,13 @@ export interface BenchmarkOptions {
   sinkConcurrency: number;
   /** Also time the naive loop with Scan's default pages (up to 1 MB, no Limit). @default true */
   naiveDefaultPages: boolean;
+  /**
+   * `split` pins DynamoDB Local and OpenSearch to separate halves of the CPUs
+   * (as in AWS, where they are separate services); `shared` lets the engines
+   * and Node.js share every CPU. Only for engines the benchmark starts.
+   * @default split when there are at least 2 CPUs and taskset works, else shared
+   */
+  cpuLayout?: CpuLayout;
   /** Use these engines instead of starting a pair for the benchmark (CPU shares are then unknown). */
   dynamodbEndpoint?: string;
   opensearchUrl?: string;
@@ -119,6 +126,8 @@ export interface BenchmarkResult {
   page_limit: number;
   sink_docs_per_request: number;
   sink_concurrency: number;
+  /** split, shared, or given (engines the benchmark did not start). */
+  cpu_layout: CpuLayout | 'given';
   load_items_per_s: number;
   phases: Record<string, PhaseSummary>;
   rss: { base: number[]; n: number[]; childStartMiB: number[] };
@@ -163,8 +172,10 @@ function summarize(samples: number[], cpu: CpuShare[], counts: number[]): PhaseS
 }
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
-/** Documents bulk-loaded (and items scanned) before the first timed round. */
-const WARMUP_DOCUMENTS = 20_000;
+/** Documents bulk-loaded before the first timed round (the table's documents, as often as it takes). */
+const WARMUP_DOCUMENTS = 300_000;
+/** Full scans of the table before the first timed round. */
+const WARMUP_SCANS = 2;
 
 /** Runs every measurement `repeat` times on a table of `items` items and returns the medians. */
 export async function runBenchmark(options: BenchmarkOptions): Promise<BenchmarkResult> {
@@ -174,6 +185,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
   let opensearchUrl = options.opensearchUrl;
   let pids: { dynamodb?: number; opensearch?: number } = {};
   let enginesText: string;
+  let cpuLayout: CpuLayout | 'given' = 'given';
   if (dynamodbUrl === undefined || opensearchUrl === undefined) {
     log('starting a DynamoDB Local and an OpenSearch of its own for the benchmark…');
     engines = await startEngines({ ignoreEnvironment: true, log });
@@ -181,6 +193,15 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
     opensearchUrl = engines.opensearch.url;
     pids = { dynamodb: engines.dynamodb.pid, opensearch: engines.opensearch.pid };
     enginesText = engines.describe();
+    cpuLayout = options.cpuLayout ?? (cpus().length >= 2 && canPin() ? 'split' : 'shared');
+    if (cpuLayout === 'split') {
+      const lists = splitCpus(cpus().length);
+      pinProcessGroup(engines.dynamodb.pid as number, lists.dynamodb);
+      pinProcessGroup(engines.opensearch.pid as number, lists.opensearch);
+      enginesText += `; DynamoDB Local pinned to CPU ${lists.dynamodb}, OpenSearch to CPU ${lists.opensearch}, Node.js unpinned`;
+    } else {
+      enginesText += '; engines and Node.js share every CPU';
+    }
   } else {
     enginesText = `DynamoDB at ${dynamodbUrl}; OpenSearch at ${opensearchUrl} (given; CPU shares unknown)`;
   }
@@ -215,13 +236,18 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
     const documents = lines.length;
     lines.length = 0;
 
-    // A fresh JVM compiles its hot paths during the first heavy minute: warm both engines up, untimed.
-    log('warming the engines up (untimed)…');
-    const warmup = `${prefix}-warmup`;
-    indices.add(warmup);
-    await bulkLoad(opensearch, warmup, bodies.slice(0, Math.ceil(WARMUP_DOCUMENTS / options.sinkDocs)), 0, 2);
-    await dropIndex(warmup);
-    await scanTable(dynamodb, baseTable, options.segments, options.concurrency, options.pageLimit);
+    // A fresh JVM compiles its hot paths over its first few hundred thousand documents (measured:
+    // OpenSearch's CPU per document falls about threefold over its first 300,000 documents, DynamoDB
+    // Local's by half over its first full scan): warm both engines up, untimed.
+    log(`warming the engines up (untimed): ${WARMUP_DOCUMENTS.toLocaleString('en-US')} documents, ${WARMUP_SCANS} scans…`);
+    for (let loaded = 0, pass = 0; loaded < WARMUP_DOCUMENTS; loaded += documents, pass++) {
+      const warmup = `${prefix}-warmup-${pass}`;
+      indices.add(warmup);
+      await bulkLoad(opensearch, warmup, bodies, documents, options.sinkConcurrency);
+      await dropIndex(warmup);
+    }
+    for (let scan = 0; scan < WARMUP_SCANS; scan++)
+      await scanTable(dynamodb, table, options.segments, options.concurrency, options.pageLimit);
 
     const samples: Record<string, { rates: number[]; cpu: CpuShare[]; counts: number[] }> = {};
     const record = (phase: string, measurement: Measurement, cpu: CpuShare) => {
@@ -306,19 +332,18 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
       if (updaterIndex !== undefined) await dropIndex(updaterIndex);
       updaterIndex = backfillIndex;
 
-      await measure('stream', () =>
-        streamUpdates({
-          dynamodb,
-          streams,
-          opensearch,
-          table,
-          index: backfillIndex,
-          count: options.streamItems,
-          version: round + 1,
-          progressTable,
-          deadLetterDir,
-        }),
-      );
+      const updates = await streamUpdates({
+        dynamodb,
+        streams,
+        opensearch,
+        table,
+        index: backfillIndex,
+        count: options.streamItems,
+        version: round + 1,
+        progressTable,
+        deadLetterDir,
+      });
+      await measure('stream', updates.drain);
 
       const baseIndex = `${prefix}-base-${round}`;
       const base = await backfill(baseTable, baseIndex);
@@ -357,6 +382,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
       page_limit: options.pageLimit,
       sink_docs_per_request: options.sinkDocs,
       sink_concurrency: options.sinkConcurrency,
+      cpu_layout: cpuLayout,
       load_items_per_s: Math.round(rate(load)),
       phases,
       rss,

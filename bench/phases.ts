@@ -20,6 +20,7 @@ import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { prepareIndexForBackfill } from '../handlers/lib/index-settings';
 import { encodeDocument, type MappingConfig, mapItem } from '../handlers/lib/mapping';
+import { withoutLogCopy } from '../handlers/lib/scan-segment';
 import type { Item } from '../handlers/lib/types';
 import { createLocalUpdater } from '../local/backfill';
 import { seededRandom } from '../local/demo-data';
@@ -134,7 +135,10 @@ async function eachSegment(
   await Promise.all(Array.from({ length: Math.min(segments, concurrency) }, worker));
 }
 
-/** 1. Source ceiling: a raw parallel Scan of the whole table, items counted and dropped. */
+/**
+ * 1. Source ceiling: a raw parallel Scan of the whole table, `concurrency`
+ * segments at a time, each read page after page; items counted and dropped.
+ */
 export async function scanTable(
   dynamodb: DynamoDBClient,
   table: string,
@@ -146,14 +150,17 @@ export async function scanTable(
   await eachSegment(segments, concurrency, async (segment) => {
     let startKey: Item | undefined;
     do {
+      // The read path scanSegment uses (withoutLogCopy), so that the ceiling is not lower than the backfill's own reads.
       const page = await dynamodb.send(
-        new ScanCommand({
-          TableName: table,
-          Segment: segment,
-          TotalSegments: segments,
-          ExclusiveStartKey: startKey,
-          ...(pageLimit ? { Limit: pageLimit } : {}),
-        }),
+        withoutLogCopy(
+          new ScanCommand({
+            TableName: table,
+            Segment: segment,
+            TotalSegments: segments,
+            ExclusiveStartKey: startKey,
+            ...(pageLimit ? { Limit: pageLimit } : {}),
+          }),
+        ),
       );
       items += page.Count ?? 0;
       startKey = page.LastEvaluatedKey;
@@ -207,7 +214,12 @@ async function sendBody(opensearch: Client, index: string, body: string): Promis
   }
 }
 
-/** 2. Sink ceiling: prebuilt request bodies, `concurrency` in flight, into a fresh index. */
+/**
+ * 2. Sink ceiling: prebuilt request bodies, `concurrency` in flight, into a
+ * fresh index, then a refresh: like the backfill, the load ends when its
+ * documents are searchable (the backfill restores the refresh interval and
+ * refreshes before it reports).
+ */
 export async function bulkLoad(
   opensearch: Client,
   index: string,
@@ -222,6 +234,7 @@ export async function bulkLoad(
       while (next < bodies.length) await sendBody(opensearch, index, bodies[next++] as string);
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
+    await opensearch.indices.refresh({ index });
     return docs;
   });
 }
@@ -229,7 +242,8 @@ export async function bulkLoad(
 /**
  * 3. Naive baseline: one segment, page by page; each page mapped and sent as
  * one bulk request, awaited before the next page is read. Pages are Scan's
- * default (up to 1 MB) unless `pageLimit` is given.
+ * default (up to 1 MB) unless `pageLimit` is given. Ends with a refresh, as
+ * the backfill and the sink ceiling do.
  */
 export async function naiveCopy(
   dynamodb: DynamoDBClient,
@@ -256,6 +270,7 @@ export async function naiveCopy(
       documents += lines.length;
       startKey = page.LastEvaluatedKey;
     } while (startKey);
+    await opensearch.indices.refresh({ index });
     return documents;
   });
 }
@@ -321,8 +336,8 @@ export async function backfillInChild(request: BackfillChildRequest): Promise<Ba
 
 /**
  * 5. Stream updater: updates `count` items (a new `version` and new values),
- * which puts `count` MODIFY records in the stream, then times the updater
- * applying them (`drain()`). The updater follows the table into `index`.
+ * which puts `count` MODIFY records in the stream, and returns the timed
+ * part: the updater applying them (`drain()`) into `index`.
  */
 export async function streamUpdates(options: {
   dynamodb: DynamoDBClient;
@@ -334,7 +349,7 @@ export async function streamUpdates(options: {
   version: number;
   progressTable: string;
   deadLetterDir: string;
-}): Promise<Measurement> {
+}): Promise<{ drain: () => Promise<Measurement> }> {
   const updater = await createLocalUpdater({
     dynamodb: options.dynamodb,
     streams: options.streams,
@@ -351,5 +366,5 @@ export async function streamUpdates(options: {
     for (let id = 1; id <= options.count; id++) yield benchItem(id, random, options.version);
   };
   await writeItems(options.dynamodb, options.table, updates());
-  return timed(async () => (await updater.drain()).records);
+  return { drain: () => timed(async () => (await updater.drain()).records) };
 }

@@ -20,6 +20,9 @@ const USAGE = `usage: npm run bench -- [options]
   --page-limit N          Scan Limit of the raw scans (default ${DEFAULT_OPTIONS.pageLimit})
   --sink-docs N           documents per bulk request of the sink ceiling (default ${DEFAULT_OPTIONS.sinkDocs})
   --sink-concurrency N    bulk requests in flight of the sink ceiling (default ${DEFAULT_OPTIONS.sinkConcurrency})
+  --cpu-layout split|shared  split: DynamoDB Local and OpenSearch on separate halves of the CPUs
+                          (as separate services in AWS); shared: everything on every CPU
+                          (default split with 2+ CPUs and taskset, else shared)
   --skip-default-pages    do not time the naive loop with Scan's default 1 MB pages (slow on DynamoDB Local)
   --dynamodb-endpoint URL use this DynamoDB instead of starting one (with --opensearch-url)
   --opensearch-url URL    use this OpenSearch instead of starting one (with --dynamodb-endpoint)
@@ -52,6 +55,7 @@ function parseOptions(argv: string[]): { options: BenchmarkOptions; json: boolea
         'page-limit': { type: 'string' },
         'sink-docs': { type: 'string' },
         'sink-concurrency': { type: 'string' },
+        'cpu-layout': { type: 'string' },
         'skip-default-pages': { type: 'boolean' },
         'dynamodb-endpoint': { type: 'string' },
         'opensearch-url': { type: 'string' },
@@ -76,6 +80,11 @@ function parseOptions(argv: string[]): { options: BenchmarkOptions; json: boolea
     process.exit(2);
   }
   const items = positiveInteger('items', values.items, DEFAULT_OPTIONS.items);
+  const layout = values['cpu-layout'];
+  if (layout !== undefined && layout !== 'split' && layout !== 'shared') {
+    process.stderr.write(`--cpu-layout must be split or shared, not "${layout}"\n${USAGE}`);
+    process.exit(2);
+  }
   const options: BenchmarkOptions = {
     items,
     segments: positiveInteger('segments', values.segments, DEFAULT_OPTIONS.segments),
@@ -91,6 +100,7 @@ function parseOptions(argv: string[]): { options: BenchmarkOptions; json: boolea
       DEFAULT_OPTIONS.sinkConcurrency,
     ),
     naiveDefaultPages: !values['skip-default-pages'],
+    cpuLayout: layout,
     dynamodbEndpoint: values['dynamodb-endpoint'],
     opensearchUrl: values['opensearch-url'],
     log: (line) => process.stderr.write(`${line}\n`),
@@ -138,7 +148,7 @@ export function formatReport(result: BenchmarkResult): string {
   const lines = [
     `ddb2os benchmark: ${number(result.items)} items of ~1 KiB, ${result.segments} segments, ${result.concurrency} in flight, ` +
       `${result.repeat} round(s), medians (spread = (max - min) / median)`,
-    `engines: ${result.engines}`,
+    `engines: ${result.engines} (CPU layout: ${result.cpu_layout})`,
     `machine: ${result.machine.cpus} CPUs (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, Node ${result.machine.node}`,
     `sink ceiling: ${result.sink_docs_per_request} documents per request, ${result.sink_concurrency} in flight; ` +
       `table loaded at ${number(result.load_items_per_s)} items/s`,
