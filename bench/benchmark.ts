@@ -15,7 +15,15 @@ import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { createOpenSearchClient } from '../handlers/lib/opensearch';
 import { type Engines, startEngines } from '../local/engines';
-import { type CpuLayout, type CpuShare, canPin, cpuMeter, ownCpuSeconds, pinProcessGroup, splitCpus } from './cpu';
+import {
+  type CpuLayout,
+  type CpuShare,
+  canPin,
+  cpuMeter,
+  ownCpuSeconds,
+  pinProcessGroup,
+  splitCpus,
+} from './cpu';
 import { benchItems } from './items';
 import {
   type BackfillChildResult,
@@ -239,7 +247,9 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
     // A fresh JVM compiles its hot paths over its first few hundred thousand documents (measured:
     // OpenSearch's CPU per document falls about threefold over its first 300,000 documents, DynamoDB
     // Local's by half over its first full scan): warm both engines up, untimed.
-    log(`warming the engines up (untimed): ${WARMUP_DOCUMENTS.toLocaleString('en-US')} documents, ${WARMUP_SCANS} scans…`);
+    log(
+      `warming the engines up (untimed): ${WARMUP_DOCUMENTS.toLocaleString('en-US')} documents, ${WARMUP_SCANS} scans…`,
+    );
     for (let loaded = 0, pass = 0; loaded < WARMUP_DOCUMENTS; loaded += documents, pass++) {
       const warmup = `${prefix}-warmup-${pass}`;
       indices.add(warmup);
