@@ -13,6 +13,7 @@ import {
   DescribeTableCommand,
   type DynamoDBClient,
   ScanCommand,
+  type ScanCommandOutput,
   UpdateTableCommand,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
@@ -20,7 +21,7 @@ import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { prepareIndexForBackfill } from '../handlers/lib/index-settings';
 import { encodeDocument, type MappingConfig, mapItem } from '../handlers/lib/mapping';
-import { withoutLogCopy } from '../handlers/lib/scan-segment';
+import { sendForJson } from '../handlers/lib/sdk-json';
 import type { Item } from '../handlers/lib/types';
 import { createLocalUpdater } from '../local/backfill';
 import { seededRandom } from '../local/demo-data';
@@ -150,18 +151,18 @@ export async function scanTable(
   await eachSegment(segments, concurrency, async (segment) => {
     let startKey: Item | undefined;
     do {
-      // The read path scanSegment uses (withoutLogCopy), so that the ceiling is not lower than the backfill's own reads.
-      const page = await dynamodb.send(
-        withoutLogCopy(
-          new ScanCommand({
-            TableName: table,
-            Segment: segment,
-            TotalSegments: segments,
-            ExclusiveStartKey: startKey,
-            ...(pageLimit ? { Limit: pageLimit } : {}),
-          }),
-        ),
+      // The read path scanSegment uses (sendForJson), so that the ceiling is not lower than the backfill's own reads.
+      const answer = await sendForJson<ScanCommandOutput, ScanCommand, ScanCommandOutput>(
+        (command) => dynamodb.send(command),
+        new ScanCommand({
+          TableName: table,
+          Segment: segment,
+          TotalSegments: segments,
+          ExclusiveStartKey: startKey,
+          ...(pageLimit ? { Limit: pageLimit } : {}),
+        }),
       );
+      const page = answer.json ?? answer.output;
       items += page.Count ?? 0;
       startKey = page.LastEvaluatedKey;
     } while (startKey);

@@ -30,6 +30,7 @@ import {
   type DynamoDBStreamsClient,
   ExpiredIteratorException,
   GetRecordsCommand,
+  type GetRecordsCommandOutput,
   GetShardIteratorCommand,
   ListStreamsCommand,
   type Shard,
@@ -39,10 +40,8 @@ import type { DynamoDBRecord } from 'aws-lambda';
 import type { ApplyResult } from '../handlers/lib/apply-stream';
 import { ensureProgressTable } from '../handlers/lib/checkpoint';
 import { BackfillError, describeError, SinkUnavailableError, SourceTableError } from '../handlers/lib/errors';
-import { withoutLogCopy } from '../handlers/lib/scan-segment';
+import { sendForJson } from '../handlers/lib/sdk-json';
 import { fromLambdaRecord, fromStreamsRecord, type StreamChange } from '../handlers/lib/stream-records';
-
-const EMPTY_JSON = Buffer.from('{}');
 
 /** Where a follower keeps the last applied sequence number of each shard. */
 export interface StreamPositionStore {
@@ -419,37 +418,20 @@ export class StreamFollower {
    * error answer is left to the SDK, so its exceptions are unchanged.
    */
   private async getRecords(iterator: string): Promise<RecordsPage> {
-    const command = new GetRecordsCommand({
-      ShardIterator: iterator,
-      Limit: this.options.recordsPerPage ?? 1000,
-    });
-    let wire: WireRecordsPage | undefined;
-    command.middlewareStack.add(
-      (next) => async (args) => {
-        const result = await next(args);
-        const response = result.response as { statusCode?: number; body?: unknown };
-        const body = response.body as AsyncIterable<Uint8Array> | undefined;
-        if (response.statusCode === 200 && typeof body?.[Symbol.asyncIterator] === 'function') {
-          const chunks: Uint8Array[] = [];
-          for await (const chunk of body) chunks.push(chunk);
-          wire = JSON.parse(Buffer.concat(chunks).toString('utf8')) as WireRecordsPage;
-          response.body = new Uint8Array(EMPTY_JSON); // nothing left for the SDK's deserializer
-        }
-        return result;
-      },
-      // The innermost step: it sees the HTTP answer before the SDK's deserializer does.
-      { step: 'deserialize', priority: 'low', name: 'ddb2osRecordsAsJson' },
+    const { streams } = this.options;
+    const answer = await sendForJson<WireRecordsPage, GetRecordsCommand, GetRecordsCommandOutput>(
+      (command) => streams.send(command),
+      new GetRecordsCommand({ ShardIterator: iterator, Limit: this.options.recordsPerPage ?? 1000 }),
     );
-    const output = await this.options.streams.send(withoutLogCopy(command));
-    if (wire !== undefined) {
+    if (answer.json) {
       return {
-        changes: (wire.Records ?? []).map(fromLambdaRecord),
-        NextShardIterator: wire.NextShardIterator,
+        changes: (answer.json.Records ?? []).map(fromLambdaRecord),
+        NextShardIterator: answer.json.NextShardIterator,
       };
     }
     return {
-      changes: (output.Records ?? []).map(fromStreamsRecord),
-      NextShardIterator: output.NextShardIterator,
+      changes: (answer.output.Records ?? []).map(fromStreamsRecord),
+      NextShardIterator: answer.output.NextShardIterator,
     };
   }
 

@@ -65,6 +65,7 @@ import {
 } from './mapping';
 import { type Telemetry, withDefaults } from './observability';
 import { backoffDelay, isThrottling, isTransient, ReadBudget } from './read-budget';
+import { decodeWireItem, sendForJson } from './sdk-json';
 import {
   addCounts,
   type DeadLetterRecord,
@@ -186,6 +187,20 @@ interface Unit {
   created: boolean;
   retries: number;
   failures: { index: string; id: string; reason: string; errorType: string }[];
+}
+
+/** What the segment reads of a Scan answer. */
+interface ScanAnswer {
+  Items?: Item[];
+  LastEvaluatedKey?: Item;
+  ConsumedCapacity?: { CapacityUnits?: number };
+}
+
+/** A Scan answer as DynamoDB sends it (binary values as base64). */
+interface WireScanAnswer {
+  Items?: Record<string, unknown>[];
+  LastEvaluatedKey?: Record<string, unknown>;
+  ConsumedCapacity?: { CapacityUnits?: number };
 }
 
 /** Scan `Limit` of a segment's first page, when none is configured: ~1 MB of 1 KB items. */
@@ -540,23 +555,30 @@ class SegmentScan {
   private async scanWithRetries(
     startKey: Item | undefined,
     stop: () => boolean,
-  ): Promise<ScanCommandOutput | undefined> {
+  ): Promise<ScanAnswer | undefined> {
     const { message } = this;
+    const { dynamodb } = this.deps;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.deps.dynamodb.send(
-          withoutLogCopy(
-            new ScanCommand({
-              TableName: message.table,
-              Segment: message.segment,
-              TotalSegments: message.totalSegments,
-              ExclusiveStartKey: startKey,
-              ConsistentRead: false,
-              ReturnConsumedCapacity: 'TOTAL',
-              Limit: this.pageLimit,
-            }),
-          ),
+        const answer = await sendForJson<WireScanAnswer, ScanCommand, ScanCommandOutput>(
+          (command) => dynamodb.send(command),
+          new ScanCommand({
+            TableName: message.table,
+            Segment: message.segment,
+            TotalSegments: message.totalSegments,
+            ExclusiveStartKey: startKey,
+            ConsistentRead: false,
+            ReturnConsumedCapacity: 'TOTAL',
+            Limit: this.pageLimit,
+          }),
         );
+        if (answer.output) return answer.output;
+        const { Items, LastEvaluatedKey, ConsumedCapacity } = answer.json;
+        return {
+          Items: Items?.map(decodeWireItem),
+          LastEvaluatedKey: LastEvaluatedKey && decodeWireItem(LastEvaluatedKey),
+          ConsumedCapacity,
+        };
       } catch (error) {
         if (error instanceof ResourceNotFoundException) {
           throw new SourceTableError(`table ${message.table} does not exist (or is not reachable)`, {
@@ -681,39 +703,6 @@ function keyOf(item: Item, keySchema: KeySchema): Item {
     if (sort) key[keySchema.sortKey] = sort;
   }
   return key;
-}
-
-type SdkHandler = (args: never) => Promise<unknown>;
-/** An AWS SDK command: its middleware stack can take one more step. */
-interface SdkCommand {
-  middlewareStack: {
-    add(
-      middleware: (next: SdkHandler, context: object) => SdkHandler,
-      options: { step: 'initialize'; name: string },
-    ): void;
-  };
-}
-
-/**
- * Spares a DynamoDB or DynamoDB Streams command the SDK's log copy of its
- * answer. The SDK's logger middleware rebuilds every response against its
- * schema (to mask members marked sensitive) before it calls the logger, even
- * the default logger that drops everything: for 1 MB Scan pages that copy was
- * more than half of the client's CPU and much of its garbage
- * (docs/benchmarks.md). DynamoDB's outputs have no sensitive members, so a
- * configured logger still receives the same content.
- */
-export function withoutLogCopy<C extends SdkCommand>(command: C): C {
-  command.middlewareStack.add(
-    (next, context) => (args) => {
-      (context as { outputFilterSensitiveLog?: (output: unknown) => unknown }).outputFilterSensitiveLog = (
-        output,
-      ) => output;
-      return next(args);
-    },
-    { step: 'initialize', name: 'ddb2osWithoutLogCopy' },
-  );
-  return command;
 }
 
 function errorName(error: unknown): string {
