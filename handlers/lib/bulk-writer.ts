@@ -2,8 +2,8 @@
  * Bulk **create** into OpenSearch, with every document accounted for.
  *
  * - Requests are bounded by bytes and by document count. Each document is
- *   serialized once (`bulkCreateLine`); a request body is the concatenation of
- *   those lines, and retries resend the same strings.
+ *   serialized and UTF-8 encoded once (`bulkCreateLine`); a request body is the
+ *   concatenation of those bytes, and retries resend the same bytes.
  * - Per document: 201 created; 409 already present (the backfill never
  *   overwrites: the stream updater owns updates); 429, 5xx or
  *   es_rejected_execution_exception retried with exponential backoff and full
@@ -35,9 +35,13 @@ export const DEFAULT_BULK_ATTEMPTS = 8;
 export interface BulkLine {
   index: string;
   id: string;
-  /** `{"create":{"_index":…,"_id":…}}\n<document JSON>\n` */
-  payload: string;
-  /** UTF-8 bytes of `payload`. */
+  /**
+   * `{"create":{"_index":…,"_id":…}}\n<document JSON>\n`, UTF-8 encoded once:
+   * a document waiting for its answer is held as bytes outside the JavaScript
+   * heap, and a request body is the concatenation of its documents' bytes.
+   */
+  payload: Buffer;
+  /** Bytes of `payload`. */
   bytes: number;
 }
 
@@ -53,8 +57,10 @@ export type BulkOutcome =
 
 /** Builds the two NDJSON lines of a create action from the document's JSON. */
 export function bulkCreateLine(index: string, id: string, documentJson: string): BulkLine {
-  const payload = `{"create":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(id)}}}\n${documentJson}\n`;
-  return { index, id, payload, bytes: Buffer.byteLength(payload) };
+  const payload = Buffer.from(
+    `{"create":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(id)}}}\n${documentJson}\n`,
+  );
+  return { index, id, payload, bytes: payload.length };
 }
 
 export interface BulkWriterOptions<T> {
@@ -302,8 +308,12 @@ export class BulkWriter<T> {
 
   private async request(pending: Pending<T>[]): Promise<BulkResponseItem[]> {
     this.requests += 1;
-    let body = '';
-    for (const entry of pending) body += entry.document.payload;
+    let bytes = 0;
+    for (const entry of pending) bytes += entry.document.bytes;
+    const body = Buffer.concat(
+      pending.map((entry) => entry.document.payload),
+      bytes,
+    );
     const response = await this.telemetry.tracer.trace('OpenSearch.bulk', () =>
       this.client.bulk({ body, filter_path: FILTER_PATH } as never),
     );

@@ -102,6 +102,45 @@ describe('BulkWriter', () => {
     expect(await indexCount(opensearch, index)).toBe(200);
   });
 
+  it('signs (SigV4, es) the exact bytes it sends: the body hash in the request matches the body, non-ASCII included', async () => {
+    // Prepare: static credentials for the default chain; the proxy passes the request on to OpenSearch.
+    const index = newIndex();
+    const saved = { ...process.env };
+    process.env.AWS_ACCESS_KEY_ID = 'AKIDEXAMPLE';
+    process.env.AWS_SECRET_ACCESS_KEY = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
+    delete process.env.AWS_SESSION_TOKEN;
+    delete process.env.AWS_PROFILE;
+    try {
+      const started = await startFaultyProxy(opensearchUrl(), {});
+      proxies.push(started);
+      const signed = createOpenSearchClient({ endpoint: started.url, signing: 'es', region: 'eu-west-1' });
+      const docs = Array.from({ length: 30 }, (_, i) => ({
+        ...bulkCreateLine(index, `signed-${i}`, JSON.stringify({ n: i, text: `é 漢字 😀 ${i}` })),
+        ticket: i,
+      }));
+
+      // Act
+      const { outcomes } = await write(signed, docs, { maxDocs: 10, concurrency: 1 });
+
+      // Assess
+      expect(statuses(outcomes)).toEqual({ created: 30 });
+      expect(started.stats.bodies).toHaveLength(3);
+      for (const body of started.stats.bodies) {
+        expect(body.contentSha256).toBe(body.sha256);
+        expect(body.authorization).toMatch(
+          /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/es\/aws4_request, SignedHeaders=.*x-amz-content-sha256.*, Signature=[0-9a-f]{64}$/,
+        );
+      }
+      const stored = await opensearch.get({ index, id: 'signed-7' });
+      expect(stored.body._source).toEqual({ n: 7, text: 'é 漢字 😀 7' });
+    } finally {
+      for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE']) {
+        if (saved[name] === undefined) delete process.env[name];
+        else process.env[name] = saved[name];
+      }
+    }
+  });
+
   it('counts a document that already exists (409) as present and leaves it as it was', async () => {
     // Prepare
     const index = newIndex();

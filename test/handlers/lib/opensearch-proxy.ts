@@ -12,6 +12,7 @@
  * Everything else goes to OpenSearch untouched, so the documents a test
  * finds in the index are the ones OpenSearch really stored.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -26,8 +27,18 @@ export interface ProxyStats {
   unavailable: number;
   rejected: number;
   tooLarge: number;
-  /** Body bytes and actions of each `_bulk` request as it arrived. */
-  bodies: { bytes: number; actions: number }[];
+  /**
+   * Each `_bulk` request as it arrived: body bytes, actions, the SHA-256 of
+   * the body, and the SigV4 headers (x-amz-content-sha256, authorization)
+   * when the client signed it.
+   */
+  bodies: {
+    bytes: number;
+    actions: number;
+    sha256: string;
+    contentSha256?: string;
+    authorization?: string;
+  }[];
   /** Most `_bulk` requests open at the same time. */
   maxInFlight: number;
 }
@@ -108,6 +119,9 @@ export async function startFaultyProxy(target: string, faults: ProxyFaults): Pro
         stats.bodies.push({
           bytes: body.length,
           actions: body.toString('utf8').split('\n').filter(Boolean).length / 2,
+          sha256: createHash('sha256').update(body).digest('hex'),
+          contentSha256: incoming.headers['x-amz-content-sha256'] as string | undefined,
+          authorization: incoming.headers.authorization,
         });
         inFlight += 1;
         stats.maxInFlight = Math.max(stats.maxInFlight, inFlight);
