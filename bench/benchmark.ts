@@ -21,6 +21,7 @@ import {
   canPin,
   cpuMeter,
   ownCpuSeconds,
+  pinProcess,
   pinProcessGroup,
   splitCpus,
 } from './cpu';
@@ -30,6 +31,7 @@ import {
   backfillInChild,
   bulkBodies,
   bulkLoad,
+  bulkSend,
   createBenchTable,
   documentLines,
   enableStream,
@@ -68,6 +70,18 @@ export interface BenchmarkOptions {
   /** Also time the naive loop with Scan's default pages (up to 1 MB, no Limit). @default true */
   naiveDefaultPages: boolean;
   /**
+   * Time box of the naive loop with default pages: DynamoDB Local reads the
+   * rest of the segment for each such page, so that loop slows down as it
+   * goes and a full copy of a large table takes many minutes. Its rate over
+   * the first `naiveSeconds` is higher than over the whole table, so the
+   * ratio to it is a lower bound. @default 60
+   */
+  naiveSeconds: number;
+  /** Documents created and overwritten before the first timed round. @default 300000 */
+  warmupDocuments: number;
+  /** Full scans of the table before the first timed round. @default 2 */
+  warmupScans: number;
+  /**
    * `split` pins DynamoDB Local and OpenSearch to separate halves of the CPUs
    * (as in AWS, where they are separate services); `shared` lets the engines
    * and Node.js share every CPU. Only for engines the benchmark starts.
@@ -91,6 +105,9 @@ export const DEFAULT_OPTIONS: Omit<BenchmarkOptions, 'log' | 'streamItems'> = {
   sinkDocs: 1000,
   sinkConcurrency: 2,
   naiveDefaultPages: true,
+  naiveSeconds: 60,
+  warmupDocuments: 300_000,
+  warmupScans: 2,
 };
 
 /** A measurement over the repetitions. */
@@ -126,6 +143,8 @@ export interface BenchmarkResult {
   rss_growth_mib: number;
   /** The naive loop with the same page Limit as the raw scan (isolates the pipeline from page size). */
   naive_paged_docs_per_s: number;
+  /** Time box of the naive loop with Scan's default pages (seconds). */
+  naive_seconds: number;
   rss_base_items: number;
   stream_items: number;
   segments: number;
@@ -180,10 +199,6 @@ function summarize(samples: number[], cpu: CpuShare[], counts: number[]): PhaseS
 }
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
-/** Documents bulk-loaded before the first timed round (the table's documents, as often as it takes). */
-const WARMUP_DOCUMENTS = 300_000;
-/** Full scans of the table before the first timed round. */
-const WARMUP_SCANS = 2;
 
 /** Runs every measurement `repeat` times on a table of `items` items and returns the medians. */
 export async function runBenchmark(options: BenchmarkOptions): Promise<BenchmarkResult> {
@@ -206,7 +221,10 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
       const lists = splitCpus(cpus().length);
       pinProcessGroup(engines.dynamodb.pid as number, lists.dynamodb);
       pinProcessGroup(engines.opensearch.pid as number, lists.opensearch);
-      enginesText += `; DynamoDB Local pinned to CPU ${lists.dynamodb}, OpenSearch to CPU ${lists.opensearch}, Node.js unpinned`;
+      // Node.js (this process and the backfill's child, which inherits it) goes with DynamoDB Local:
+      // OpenSearch, the slower engine, keeps its CPUs to itself, as a domain does in AWS.
+      pinProcess(process.pid, lists.dynamodb);
+      enginesText += `; DynamoDB Local and Node.js pinned to CPU ${lists.dynamodb}, OpenSearch to CPU ${lists.opensearch}`;
     } else {
       enginesText += '; engines and Node.js share every CPU';
     }
@@ -246,17 +264,21 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
 
     // A fresh JVM compiles its hot paths over its first few hundred thousand documents (measured:
     // OpenSearch's CPU per document falls about threefold over its first 300,000 documents, DynamoDB
-    // Local's by half over its first full scan): warm both engines up, untimed.
+    // Local's by half over its first full scan): warm both engines up, untimed. Each pass creates the
+    // documents and then overwrites them (index actions), so the stream updater's path (an update of
+    // an existing document) is as warm as the backfill's.
     log(
-      `warming the engines up (untimed): ${WARMUP_DOCUMENTS.toLocaleString('en-US')} documents, ${WARMUP_SCANS} scans…`,
+      `warming the engines up (untimed): ${options.warmupDocuments.toLocaleString('en-US')} documents created and overwritten, ${options.warmupScans} scans…`,
     );
-    for (let loaded = 0, pass = 0; loaded < WARMUP_DOCUMENTS; loaded += documents, pass++) {
+    const overwrites = bodies.map((body) => body.replaceAll('{"create":{"_id":', '{"index":{"_id":'));
+    for (let loaded = 0, pass = 0; loaded < options.warmupDocuments; loaded += documents, pass++) {
       const warmup = `${prefix}-warmup-${pass}`;
       indices.add(warmup);
       await bulkLoad(opensearch, warmup, bodies, documents, options.sinkConcurrency);
+      await bulkSend(opensearch, warmup, overwrites, options.sinkConcurrency);
       await dropIndex(warmup);
     }
-    for (let scan = 0; scan < WARMUP_SCANS; scan++)
+    for (let scan = 0; scan < options.warmupScans; scan++)
       await scanTable(dynamodb, table, options.segments, options.concurrency, options.pageLimit);
 
     const samples: Record<string, { rates: number[]; cpu: CpuShare[]; counts: number[] }> = {};
@@ -330,7 +352,9 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
       if (options.naiveDefaultPages) {
         const naive = `${prefix}-naive-${round}`;
         indices.add(naive);
-        await measure('naive', () => naiveCopy(dynamodb, opensearch, table, naive));
+        await measure('naive', () =>
+          naiveCopy(dynamodb, opensearch, table, naive, undefined, options.naiveSeconds),
+        );
         await dropIndex(naive);
       }
 
@@ -384,6 +408,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
       rss_n_mib: rssN,
       rss_growth_mib: Math.round((rssN - rssBase) * 10) / 10,
       naive_paged_docs_per_s: value('naive_paged'),
+      naive_seconds: options.naiveSeconds,
       rss_base_items: options.rssBaseItems,
       stream_items: options.streamItems,
       segments: options.segments,

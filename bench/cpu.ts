@@ -79,9 +79,9 @@ function groupPids(pgid: number): number[] {
 }
 
 /**
- * Where each engine runs. `split`: DynamoDB Local on the first half of the
- * CPUs, OpenSearch on the second half, as the two services run on machines of
- * their own in AWS; Node.js (the benchmark and the backfill) is not pinned.
+ * Where each engine runs. `split`: DynamoDB Local and Node.js (the benchmark
+ * and the backfill's child) on the first half of the CPUs, OpenSearch alone
+ * on the second half, as a domain has its own machines in AWS.
  * `shared`: all three share every CPU.
  */
 export type CpuLayout = 'split' | 'shared';
@@ -101,15 +101,18 @@ export function splitCpus(cpus: number): { dynamodb: string; opensearch: string 
 export function pinProcessGroup(pgid: number, cpuList: string): void {
   const pids = groupPids(pgid);
   if (pids.length === 0) throw new Error(`no process left in group ${pgid} to pin`);
-  for (const pid of pids) {
-    const result = spawnSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cpuList, String(pid)], {
-      encoding: 'utf8',
-    });
-    if (result.error || result.status !== 0) {
-      throw new Error(
-        `taskset could not pin process ${pid} to CPUs ${cpuList}: ${result.error?.message ?? result.stderr.trim()}`,
-      );
-    }
+  for (const pid of pids) pinProcess(pid, cpuList);
+}
+
+/** Pins every thread of process `pid` to `cpuList`; its future threads and children inherit it. */
+export function pinProcess(pid: number, cpuList: string): void {
+  const result = spawnSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cpuList, String(pid)], {
+    encoding: 'utf8',
+  });
+  if (result.error || result.status !== 0) {
+    throw new Error(
+      `taskset could not pin process ${pid} to CPUs ${cpuList}: ${result.error?.message ?? result.stderr.trim()}`,
+    );
   }
 }
 

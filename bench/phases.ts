@@ -215,6 +215,20 @@ async function sendBody(opensearch: Client, index: string, body: string): Promis
   }
 }
 
+/** Sends prebuilt `_bulk` bodies into an existing index, `concurrency` in flight. */
+export async function bulkSend(
+  opensearch: Client,
+  index: string,
+  bodies: string[],
+  concurrency: number,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < bodies.length) await sendBody(opensearch, index, bodies[next++] as string);
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
 /**
  * 2. Sink ceiling: prebuilt request bodies, `concurrency` in flight, into a
  * fresh index, then a refresh: like the backfill, the load ends when its
@@ -230,11 +244,7 @@ export async function bulkLoad(
 ): Promise<Measurement> {
   await freshIndex(opensearch, index);
   return timed(async () => {
-    let next = 0;
-    const worker = async () => {
-      while (next < bodies.length) await sendBody(opensearch, index, bodies[next++] as string);
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
+    await bulkSend(opensearch, index, bodies, concurrency);
     await opensearch.indices.refresh({ index });
     return docs;
   });
@@ -244,7 +254,8 @@ export async function bulkLoad(
  * 3. Naive baseline: one segment, page by page; each page mapped and sent as
  * one bulk request, awaited before the next page is read. Pages are Scan's
  * default (up to 1 MB) unless `pageLimit` is given. Ends with a refresh, as
- * the backfill and the sink ceiling do.
+ * the backfill and the sink ceiling do. With `timeLimitSeconds`, stops after
+ * the page that reaches it: the rate of the part copied so far.
  */
 export async function naiveCopy(
   dynamodb: DynamoDBClient,
@@ -252,9 +263,12 @@ export async function naiveCopy(
   table: string,
   index: string,
   pageLimit?: number,
+  timeLimitSeconds?: number,
 ): Promise<Measurement> {
   await freshIndex(opensearch, index);
   const mapping: MappingConfig = { index };
+  const started = Date.now();
+  const overTime = () => timeLimitSeconds !== undefined && Date.now() - started >= timeLimitSeconds * 1000;
   return timed(async () => {
     let documents = 0;
     let startKey: Item | undefined;
@@ -270,7 +284,7 @@ export async function naiveCopy(
       if (lines.length > 0) await sendBody(opensearch, index, lines.join(''));
       documents += lines.length;
       startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    } while (startKey && !overTime());
     await opensearch.indices.refresh({ index });
     return documents;
   });
