@@ -574,9 +574,15 @@ interface BulkItem {
   error?: { type?: string; reason?: string };
 }
 
+const BULK_FILTER_PATH = ['items.*.status', 'items.*.error.type', 'items.*.error.reason'];
+
 async function sendBulk(opensearch: Client, chunk: DocumentAction[]): Promise<BulkItem[]> {
   const body = chunk.map(bulkLines).join('');
-  const response = await opensearch.bulk({ body: body as unknown as API.Bulk_RequestBody });
+  // Only what classify reads: OpenSearch then leaves out each item's index, id, version, shards and sequence numbers.
+  const response = await opensearch.bulk({
+    body: body as unknown as API.Bulk_RequestBody,
+    filter_path: BULK_FILTER_PATH,
+  });
   const items = (response.body.items ?? []).map(
     (entry) => (entry.index ?? entry.delete) as BulkItem | undefined,
   );
