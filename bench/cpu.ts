@@ -79,9 +79,9 @@ function groupPids(pgid: number): number[] {
 }
 
 /**
- * Where each engine runs. `split`: DynamoDB Local and Node.js (the benchmark
- * and the backfill's child) on the first half of the CPUs, OpenSearch alone
- * on the second half, as a domain has its own machines in AWS.
+ * Where each engine runs. `split`: DynamoDB Local on the first half of the
+ * CPUs, OpenSearch on the second half, as the two services run on machines of
+ * their own in AWS; Node.js (the benchmark and the backfill) is not pinned.
  * `shared`: all three share every CPU.
  */
 export type CpuLayout = 'split' | 'shared';
