@@ -83,13 +83,14 @@ describe('Scan answers read as JSON (sendForJson + decodeWireItem)', () => {
     expect(decoded).toHaveLength(3);
     const every = decoded.find((item) => item.sk?.S === 'every-type') as Item;
     expect(every.b?.B).toBeInstanceOf(Uint8Array);
-    expect([...(every.b?.B as Uint8Array)]).toEqual([0, 1, 2, 253, 254, 255]);
-    expect((every.m?.M?.deep?.M?.blob?.B as Uint8Array)[0]).toBe(42);
+    expect(Array.from(every.b?.B as Uint8Array)).toEqual([0, 1, 2, 253, 254, 255]);
+    expect(Array.from(every.m?.M?.deep?.M?.blob?.B as Uint8Array)).toEqual([42]);
     expect(every.n).toEqual({ N: '9007199254740993' });
     const proto = decoded.find((item) => item.sk?.S === 'proto') as Item;
     expect(Object.hasOwn(proto, '__proto__')).toBe(true);
     expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
-    expect([...((proto as Record<string, { M: Item }>).__proto__?.M.inner?.B as Uint8Array)]).toEqual([7]);
+    const protoMember = Object.getOwnPropertyDescriptor(proto, '__proto__')?.value as { M: Item };
+    expect(Array.from(protoMember.M.inner?.B as Uint8Array)).toEqual([7]);
     // The SDK drops a member named __proto__; everything else is deep-equal.
     const withoutProto = decoded.map((item) =>
       Object.fromEntries(Object.entries(item).filter(([name]) => name !== '__proto__')),
