@@ -104,9 +104,8 @@ function buildChange(
  * tenth of the stream follower's CPU (docs/benchmarks.md).
  */
 function lambdaItem(item: Record<string, LambdaAttributeValue> | undefined): Item | undefined {
-  return item === undefined || item === null || typeof item !== 'object'
-    ? (item as undefined)
-    : decodeWireItem(item as Record<string, unknown>);
+  if (item === undefined || item === null) return undefined;
+  return typeof item === 'object' ? decodeWireItem(item as Record<string, unknown>) : (item as Item);
 }
 
 function streamsApiItem(item: Record<string, StreamsApiAttributeValue> | undefined): Item | undefined {

@@ -103,5 +103,10 @@ describe('stream record normalisation', () => {
     expect(() => fromStreamsRecord({ eventName: 'INSERT', dynamodb: { SequenceNumber: '1' } })).toThrow(
       /stream record 1 has no Keys/,
     );
+    // JSON may say null where an image is absent: that is no Keys, not keys of null.
+    const nullKeys = JSON.parse('{"eventName":"MODIFY","dynamodb":{"SequenceNumber":"2","Keys":null}}');
+    expect(() => fromLambdaRecord(nullKeys)).toThrow(
+      new InvalidStreamRecordError('stream record 2 has no Keys'),
+    );
   });
 });
