@@ -221,8 +221,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
       pinProcessGroup(engines.dynamodb.pid as number, lists.dynamodb);
       pinProcessGroup(engines.opensearch.pid as number, lists.opensearch);
       // Node.js is left to the scheduler: pinned with DynamoDB Local, the backfill ran at 0.61-0.62 of the
-      // sink ceiling (that CPU saturated: DynamoDB Local's CPU per item doubled when it shared its CPU with
-      // the backfill's child); free, at 0.69-0.71.
+      // sink ceiling (that CPU saturated with both); free, at 0.69-0.71 (docs/benchmarks.md).
       enginesText += `; DynamoDB Local pinned to CPU ${lists.dynamodb}, OpenSearch to CPU ${lists.opensearch}, Node.js free`;
     } else {
       enginesText += '; engines and Node.js share every CPU';
