@@ -161,6 +161,7 @@ export async function scanTable(
           ExclusiveStartKey: startKey,
           ...(pageLimit ? { Limit: pageLimit } : {}),
         }),
+        'Items',
       );
       const page = answer.json ?? answer.output;
       items += page.Count ?? 0;

@@ -422,6 +422,7 @@ export class StreamFollower {
     const answer = await sendForJson<WireRecordsPage, GetRecordsCommand, GetRecordsCommandOutput>(
       (command) => streams.send(command),
       new GetRecordsCommand({ ShardIterator: iterator, Limit: this.options.recordsPerPage ?? 1000 }),
+      'Records',
     );
     if (answer.json) {
       return {

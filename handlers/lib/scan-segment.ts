@@ -571,6 +571,7 @@ class SegmentScan {
             ReturnConsumedCapacity: 'TOTAL',
             Limit: this.pageLimit,
           }),
+          'Items',
         );
         if (answer.output) return answer.output;
         const { Items, LastEvaluatedKey, ConsumedCapacity } = answer.json;

@@ -9,9 +9,10 @@
  *   configured logger receives.
  * - sendForJson: on a 200 answer, the body is parsed once with JSON.parse and
  *   handed back as it came over the wire; the SDK's schema-driven deserializer,
- *   which rebuilds every attribute value of every item, never runs. An error
- *   answer is left to the SDK, so its exceptions (ResourceNotFoundException,
- *   throttling, ExpiredIteratorException, …) and retries are unchanged.
+ *   which rebuilds every attribute value of every item, reads only the small
+ *   rest of the answer. An error answer is left to the SDK, so its exceptions
+ *   (ResourceNotFoundException, throttling, ExpiredIteratorException, …) and
+ *   retries are unchanged.
  *
  * docs/benchmarks.md has the figures: for 1 MB Scan pages the deserializer
  * was the largest single cost of the backfill's Node.js process, and the log
@@ -56,20 +57,22 @@ export function withoutLogCopy<C extends SdkCommand>(command: C): C {
   return command;
 }
 
-const EMPTY_JSON = Buffer.from('{}');
-
 /** What sendForJson returns: the answer's JSON as sent, or (when it could not take the body over) the SDK's output. */
 export type JsonOrOutput<J, O> = { json: J; output?: undefined } | { json?: undefined; output: O };
 
 /**
  * Sends `command` with `send` and returns the 200 answer's JSON, parsed once,
- * without the SDK's deserializer (and without its log copy). When the HTTP
- * body is not a stream (another request handler), the SDK's output is
+ * without the SDK's deserializer (and without its log copy) reading the
+ * `bulky` member (Items, Records). The SDK still deserializes the rest of the
+ * answer (Count, ConsumedCapacity, LastEvaluatedKey, NextShardIterator, …),
+ * so middleware and tracing that read the output still find them. When the
+ * HTTP body is not a stream (another request handler), the SDK's output is
  * returned instead, so callers handle both forms.
  */
 export async function sendForJson<J, C extends SdkCommand, O>(
   send: (command: C) => Promise<O>,
   command: C,
+  bulky: string,
 ): Promise<JsonOrOutput<J, O>> {
   let json: J | undefined;
   let taken = false;
@@ -82,9 +85,12 @@ export async function sendForJson<J, C extends SdkCommand, O>(
       if (response?.statusCode === 200 && typeof body?.[Symbol.asyncIterator] === 'function') {
         const chunks: Uint8Array[] = [];
         for await (const chunk of body) chunks.push(chunk);
-        json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as J;
+        const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+        json = parsed as J;
         taken = true;
-        response.body = new Uint8Array(EMPTY_JSON); // nothing left for the SDK's deserializer
+        // The SDK reads everything but the bulky member.
+        const { [bulky]: _bulky, ...rest } = parsed;
+        response.body = new Uint8Array(Buffer.from(JSON.stringify(rest)));
       }
       return result;
     },

@@ -77,6 +77,7 @@ describe('Scan answers read as JSON (sendForJson + decodeWireItem)', () => {
     const answer = await sendForJson<WireScan, ScanCommand, ScanCommandOutput>(
       (command) => dynamodb.send(command),
       new ScanCommand({ TableName: table }),
+      'Items',
     );
     expect(answer.json).toBeDefined();
     const decoded = (answer.json?.Items ?? []).map(decodeWireItem);
@@ -106,6 +107,7 @@ describe('Scan answers read as JSON (sendForJson + decodeWireItem)', () => {
       const answer = await sendForJson<WireScan, ScanCommand, ScanCommandOutput>(
         (command) => dynamodb.send(command),
         new ScanCommand({ TableName: table, Limit: 1, ExclusiveStartKey: startKey }),
+        'Items',
       );
       const page = answer.json as WireScan;
       for (const item of (page.Items ?? []).map(decodeWireItem)) seen.push(item.sk?.S as string);
@@ -116,10 +118,35 @@ describe('Scan answers read as JSON (sendForJson + decodeWireItem)', () => {
     expect(seen.sort()).toEqual(['every-type', 'proto', 'second']);
   });
 
+  it('leaves the rest of the answer to the SDK, so middleware still sees Count, ConsumedCapacity and LastEvaluatedKey', async () => {
+    const seen: ScanCommandOutput[] = [];
+    const command = new ScanCommand({ TableName: table, Limit: 2, ReturnConsumedCapacity: 'TOTAL' });
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        seen.push(result.output);
+        return result;
+      },
+      { step: 'initialize', name: 'observeOutput' },
+    );
+    const answer = await sendForJson<WireScan, ScanCommand, ScanCommandOutput>(
+      (sent) => dynamodb.send(sent),
+      command,
+      'Items',
+    );
+    expect(answer.json?.Items).toHaveLength(2);
+    const output = seen[0] as ScanCommandOutput;
+    expect(output.Items).toBeUndefined();
+    expect(output.Count).toBe(2);
+    expect(output.ConsumedCapacity?.CapacityUnits).toBeGreaterThan(0);
+    expect(output.LastEvaluatedKey?.pk?.B).toBeInstanceOf(Uint8Array);
+  });
+
   it('leaves an error answer to the SDK: a missing table is still ResourceNotFoundException', async () => {
     const missing = sendForJson<WireScan, ScanCommand, ScanCommandOutput>(
       (command) => dynamodb.send(command),
       new ScanCommand({ TableName: uniqueName('no-such-table') }),
+      'Items',
     );
     await expect(missing).rejects.toBeInstanceOf(ResourceNotFoundException);
   });
