@@ -1,12 +1,11 @@
 /**
  * Stream records in one shape. The updater Lambda receives records as JSON
- * (binary values as base64 strings); the local stream follower reads them
- * through the DynamoDB Streams API (binary values as Uint8Array, times as
- * Date). Both become a `StreamChange` whose attribute values have the form the
+ * (binary values as base64 strings); the local stream follower reads the same
+ * JSON from GetRecords, or, when it cannot, the SDK's output (binary values
+ * as Uint8Array, times as Date). Both become a `StreamChange` whose attribute values have the form the
  * DynamoDB SDK returns from GetItem and Query, so the mapping sees one shape
  * whatever the source.
  */
-import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type {
   AttributeValue as StreamsApiAttributeValue,
   _Record as StreamsApiRecord,
@@ -61,16 +60,6 @@ export function fromStreamsRecord(record: StreamsApiRecord): StreamChange {
   );
 }
 
-/** Lambda's JSON attribute value → SDK form: B and BS become Uint8Array. */
-export function fromLambdaAttributeValue(value: LambdaAttributeValue): AttributeValue {
-  return convert(value as WireValue, decodeBase64);
-}
-
-/** Streams API attribute value → the DynamoDB client's type (the two SDK packages declare it separately). */
-export function fromStreamsAttributeValue(value: StreamsApiAttributeValue): AttributeValue {
-  return convert(value as WireValue, asBytes);
-}
-
 type Images = { keys: Item | undefined; newImage: Item | undefined; oldImage: Item | undefined };
 
 function buildChange(
@@ -108,61 +97,7 @@ function lambdaItem(item: Record<string, LambdaAttributeValue> | undefined): Ite
   return typeof item === 'object' ? decodeWireItem(item as Record<string, unknown>) : (item as Item);
 }
 
+/** The Streams API's images already have the SDK's form (binary as Uint8Array); the two SDK packages only declare the type separately. */
 function streamsApiItem(item: Record<string, StreamsApiAttributeValue> | undefined): Item | undefined {
-  return item === undefined ? undefined : convertItem(item as Record<string, WireValue>, asBytes);
-}
-
-/** The members both wire forms share; only binary differs. */
-interface WireValue {
-  S?: string;
-  N?: string;
-  B?: unknown;
-  SS?: string[];
-  NS?: string[];
-  BS?: unknown[];
-  M?: Record<string, WireValue>;
-  L?: WireValue[];
-  NULL?: boolean;
-  BOOL?: boolean;
-}
-
-function convertItem(item: Record<string, WireValue>, binary: (value: unknown) => unknown): Item {
-  const converted: Item = {};
-  for (const [name, value] of Object.entries(item)) setMember(converted, name, convert(value, binary));
-  return converted;
-}
-
-/**
- * A value of a type this module does not know is passed on as it is: the
- * mapping then rejects that one item (dead-lettered with the reason) instead
- * of this failing the whole batch.
- */
-function convert(value: WireValue, binary: (value: unknown) => unknown): AttributeValue {
-  if (value === null || typeof value !== 'object') return value as AttributeValue;
-  if (value.B !== undefined) return { B: binary(value.B) } as AttributeValue;
-  if (value.BS !== undefined && Array.isArray(value.BS))
-    return { BS: value.BS.map(binary) } as AttributeValue;
-  if (value.M !== undefined && typeof value.M === 'object' && value.M !== null)
-    return { M: convertItem(value.M, binary) };
-  if (value.L !== undefined && Array.isArray(value.L))
-    return { L: value.L.map((element) => convert(element, binary)) };
-  return value as AttributeValue;
-}
-
-/** Leaves anything that is not a base64 string alone, for the mapping to reject with a clear reason. */
-function decodeBase64(value: unknown): unknown {
-  return typeof value === 'string' ? new Uint8Array(Buffer.from(value, 'base64')) : value;
-}
-
-function asBytes(value: unknown): unknown {
-  return value;
-}
-
-/** Attribute names are data: `__proto__` must stay an ordinary member. */
-function setMember(item: Item, name: string, value: AttributeValue): void {
-  if (name === '__proto__') {
-    Object.defineProperty(item, name, { value, enumerable: true, writable: true, configurable: true });
-  } else {
-    item[name] = value;
-  }
+  return item === undefined || item === null ? undefined : (item as unknown as Item);
 }
