@@ -318,19 +318,18 @@ export interface BackfillChildResult {
 }
 
 /**
- * 4 and 6. The ddb2os backfill (runLocalBackfill into a fresh index) in a
- * child process, so that its peak RSS is its own.
+ * Runs a TypeScript file of this repository with Node.js and tsx in a child
+ * process (from the repository root) and returns its exit code and output.
  */
-export async function backfillInChild(request: BackfillChildRequest): Promise<BackfillChildResult> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(BENCH_DIR, 'backfill-child.ts'), JSON.stringify(request)],
-    {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    },
-  );
+export async function runTypeScript(
+  file: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (data: Buffer) => {
@@ -343,6 +342,17 @@ export async function backfillInChild(request: BackfillChildRequest): Promise<Ba
     child.once('error', reject);
     child.once('exit', (exitCode) => resolveExit(exitCode));
   });
+  return { code, stdout, stderr };
+}
+
+/**
+ * 4 and 6. The ddb2os backfill (runLocalBackfill into a fresh index) in a
+ * child process, so that its peak RSS is its own.
+ */
+export async function backfillInChild(request: BackfillChildRequest): Promise<BackfillChildResult> {
+  const { code, stdout, stderr } = await runTypeScript(join(BENCH_DIR, 'backfill-child.ts'), [
+    JSON.stringify(request),
+  ]);
   const last = stdout.trim().split('\n').at(-1) ?? '';
   if (code !== 0 || !last.startsWith('{')) {
     throw new Error(`the backfill child exited with ${code}: ${stderr.slice(-2000) || stdout.slice(-2000)}`);

@@ -3,31 +3,12 @@
  * every measurement runs and the summary line has every figure. No timing is
  * asserted (the benchmark prints figures; tests must pass on a slow machine).
  */
-import { spawn } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runTypeScript } from '../../bench/phases';
 import { dynamodbEndpoint, opensearchUrl } from '../support/engines';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-
-function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (data: Buffer) => {
-      stdout += data.toString();
-    });
-    child.stderr.on('data', (data: Buffer) => {
-      stderr += data.toString();
-    });
-    child.once('error', fail);
-    child.once('exit', (code) => done({ code, stdout, stderr }));
-  });
+function runBench(args: string[]) {
+  return runTypeScript('bench/run.ts', args);
 }
 
 const SUMMARY_KEYS = [
