@@ -15,15 +15,7 @@ import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { createOpenSearchClient } from '../handlers/lib/opensearch';
 import { type Engines, startEngines } from '../local/engines';
-import {
-  type CpuLayout,
-  type CpuShare,
-  canPin,
-  cpuMeter,
-  ownCpuSeconds,
-  pinProcessGroup,
-  splitCpus,
-} from './cpu';
+import { type CpuLayout, type CpuShare, canPin, cpuMeter, ownCpuSeconds, splitCpus } from './cpu';
 import { benchItems } from './items';
 import {
   type BackfillChildResult,
@@ -81,6 +73,14 @@ export interface BenchmarkOptions {
   /** Full scans of the table before the first timed round. @default 2 */
   warmupScans: number;
   /**
+   * Untimed ddb2os backfills of the table before the first timed round: the
+   * engines' paths that only the backfill takes (Scan with consumed capacity,
+   * conditional checkpoint writes, many bulk requests at once) get compiled
+   * too. Without it, the first round's backfill cost DynamoDB Local 96 ms of
+   * CPU per 1,000 items against 64 once warm. @default 1
+   */
+  warmupBackfills: number;
+  /**
    * `split` pins DynamoDB Local and OpenSearch to separate halves of the CPUs
    * (as in AWS, where they are separate services); `shared` lets the engines
    * and Node.js share every CPU. Only for engines the benchmark starts.
@@ -107,6 +107,7 @@ export const DEFAULT_OPTIONS: Omit<BenchmarkOptions, 'log' | 'streamItems'> = {
   naiveSeconds: 60,
   warmupDocuments: 300_000,
   warmupScans: 2,
+  warmupBackfills: 1,
 };
 
 /** A measurement over the repetitions. */
@@ -210,19 +211,19 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
   let cpuLayout: CpuLayout | 'given' = 'given';
   if (dynamodbUrl === undefined || opensearchUrl === undefined) {
     log('starting a DynamoDB Local and an OpenSearch of its own for the benchmark…');
-    engines = await startEngines({ ignoreEnvironment: true, log });
+    cpuLayout = options.cpuLayout ?? (cpus().length >= 2 && canPin() ? 'split' : 'shared');
+    const lists = cpuLayout === 'split' ? splitCpus(cpus().length) : undefined;
+    // Each engine starts on its CPUs, so that its JVM sizes the garbage collector and thread pools to
+    // them: pinned after start, DynamoDB Local kept two collector threads on one CPU (docs/benchmarks.md).
+    engines = await startEngines({ ignoreEnvironment: true, log, cpus: lists });
     dynamodbUrl = engines.dynamodb.url;
     opensearchUrl = engines.opensearch.url;
     pids = { dynamodb: engines.dynamodb.pid, opensearch: engines.opensearch.pid };
     enginesText = engines.describe();
-    cpuLayout = options.cpuLayout ?? (cpus().length >= 2 && canPin() ? 'split' : 'shared');
-    if (cpuLayout === 'split') {
-      const lists = splitCpus(cpus().length);
-      pinProcessGroup(engines.dynamodb.pid as number, lists.dynamodb);
-      pinProcessGroup(engines.opensearch.pid as number, lists.opensearch);
+    if (lists) {
       // Node.js is left to the scheduler: pinned with DynamoDB Local, the backfill ran at 0.61-0.62 of the
       // sink ceiling (that CPU saturated with both); free, at 0.69-0.71 (docs/benchmarks.md).
-      enginesText += `; DynamoDB Local pinned to CPU ${lists.dynamodb}, OpenSearch to CPU ${lists.opensearch}, Node.js free`;
+      enginesText += `; DynamoDB Local on CPU ${lists.dynamodb}, OpenSearch on CPU ${lists.opensearch}, Node.js free`;
     } else {
       enginesText += '; engines and Node.js share every CPU';
     }
@@ -266,7 +267,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
     // documents and then overwrites them (index actions), so the stream updater's path (an update of
     // an existing document) is as warm as the backfill's.
     log(
-      `warming the engines up (untimed): ${options.warmupDocuments.toLocaleString('en-US')} documents created and overwritten, ${options.warmupScans} scans…`,
+      `warming the engines up (untimed): ${options.warmupDocuments.toLocaleString('en-US')} documents created and overwritten, ${options.warmupScans} scans, ${options.warmupBackfills} backfill${options.warmupBackfills === 1 ? '' : 's'}…`,
     );
     const overwrites = bodies.map((body) => body.replaceAll('{"create":{"_id":', '{"index":{"_id":'));
     for (let loaded = 0, pass = 0; loaded < options.warmupDocuments; loaded += documents, pass++) {
@@ -324,6 +325,12 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
       }
       return { ...result, cpu };
     };
+
+    for (let pass = 0; pass < options.warmupBackfills; pass++) {
+      const warmup = `${prefix}-warmup-backfill-${pass}`;
+      await backfill(table, warmup);
+      await dropIndex(warmup);
+    }
 
     const rss = { base: [] as number[], n: [] as number[], childStartMiB: [] as number[] };
     let updaterIndex: string | undefined;

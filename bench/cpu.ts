@@ -63,21 +63,6 @@ export function cpuMeter(pids: { dynamodb?: number; opensearch?: number }): () =
   };
 }
 
-/** Pids of the live processes in process group `pgid`. */
-function groupPids(pgid: number): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
 /**
  * Where each engine runs. `split`: DynamoDB Local on the first half of the
  * CPUs, OpenSearch on the second half, as the two services run on machines of
@@ -91,29 +76,6 @@ export function splitCpus(cpus: number): { dynamodb: string; opensearch: string 
   const half = Math.max(1, Math.floor(cpus / 2));
   const list = (from: number, to: number) => (to - from === 1 ? `${from}` : `${from}-${to - 1}`);
   return { dynamodb: list(0, half), opensearch: list(half, cpus) };
-}
-
-/**
- * Pins every thread of every process in group `pgid` to `cpuList` (taskset
- * syntax, "0" or "2-3"); threads the engine starts later inherit it. Throws
- * when taskset is missing or refuses.
- */
-export function pinProcessGroup(pgid: number, cpuList: string): void {
-  const pids = groupPids(pgid);
-  if (pids.length === 0) throw new Error(`no process left in group ${pgid} to pin`);
-  for (const pid of pids) pinProcess(pid, cpuList);
-}
-
-/** Pins every thread of process `pid` to `cpuList`; its future threads and children inherit it. */
-export function pinProcess(pid: number, cpuList: string): void {
-  const result = spawnSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cpuList, String(pid)], {
-    encoding: 'utf8',
-  });
-  if (result.error || result.status !== 0) {
-    throw new Error(
-      `taskset could not pin process ${pid} to CPUs ${cpuList}: ${result.error?.message ?? result.stderr.trim()}`,
-    );
-  }
 }
 
 /** taskset (util-linux) can pin processes here. */

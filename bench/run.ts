@@ -26,6 +26,7 @@ const USAGE = `usage: npm run bench -- [options]
   --naive-seconds N       time box of the naive loop with Scan's default pages (default ${DEFAULT_OPTIONS.naiveSeconds})
   --warmup-documents N    documents created and overwritten before timing (default ${DEFAULT_OPTIONS.warmupDocuments}; 0: none)
   --warmup-scans N        full scans before timing (default ${DEFAULT_OPTIONS.warmupScans}; 0: none)
+  --warmup-backfills N    untimed backfills before timing (default ${DEFAULT_OPTIONS.warmupBackfills}; 0: none)
   --skip-default-pages    do not time the naive loop with Scan's default 1 MB pages (slow on DynamoDB Local)
   --dynamodb-endpoint URL use this DynamoDB instead of starting one (with --opensearch-url)
   --opensearch-url URL    use this OpenSearch instead of starting one (with --dynamodb-endpoint)
@@ -72,6 +73,7 @@ function parseOptions(argv: string[]): { options: BenchmarkOptions; json: boolea
         'naive-seconds': { type: 'string' },
         'warmup-documents': { type: 'string' },
         'warmup-scans': { type: 'string' },
+        'warmup-backfills': { type: 'string' },
         'skip-default-pages': { type: 'boolean' },
         'dynamodb-endpoint': { type: 'string' },
         'opensearch-url': { type: 'string' },
@@ -118,6 +120,7 @@ function parseOptions(argv: string[]): { options: BenchmarkOptions; json: boolea
     naiveDefaultPages: !values['skip-default-pages'],
     warmupDocuments: count('warmup-documents', values['warmup-documents'], DEFAULT_OPTIONS.warmupDocuments),
     warmupScans: count('warmup-scans', values['warmup-scans'], DEFAULT_OPTIONS.warmupScans),
+    warmupBackfills: count('warmup-backfills', values['warmup-backfills'], DEFAULT_OPTIONS.warmupBackfills),
     naiveSeconds: positiveInteger('naive-seconds', values['naive-seconds'], DEFAULT_OPTIONS.naiveSeconds),
     cpuLayout: layout,
     dynamodbEndpoint: values['dynamodb-endpoint'],
