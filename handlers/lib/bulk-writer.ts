@@ -314,6 +314,14 @@ export class BulkWriter<T> {
       pending.map((entry) => entry.document.payload),
       bytes,
     );
+    // From now on each document's bytes are a view of the body: the request holds its documents once,
+    // not twice, and a retry of some of them concatenates those views into a smaller body.
+    let offset = 0;
+    for (const entry of pending) {
+      const end = offset + entry.document.bytes;
+      entry.document.payload = body.subarray(offset, end);
+      offset = end;
+    }
     const response = await this.telemetry.tracer.trace('OpenSearch.bulk', () =>
       this.client.bulk({ body, filter_path: FILTER_PATH } as never),
     );

@@ -171,6 +171,16 @@ describe('BulkWriter', () => {
     expect(writer.retried).toBe(busy.stats.rejected + 50);
     expect(busy.stats.maxInFlight).toBeLessThanOrEqual(2);
     expect(await indexCount(opensearch, index)).toBe(300);
+    // A resent document is resent with its own bytes (a retry body is cut from the first body).
+    const { body } = await opensearch.search({ index, body: { size: 300, query: { match_all: {} } } });
+    const stored = (body.hits.hits as { _id: string; _source: { n: number; text: string } }[]).map((hit) => [
+      hit._id,
+      hit._source.n,
+      hit._source.text.length,
+    ]);
+    expect(stored.sort((a, b) => (a[1] as number) - (b[1] as number))).toEqual(
+      Array.from({ length: 300 }, (_, i) => [`doc-${i}`, i, 400]),
+    );
   });
 
   it('splits a request answered 413, and fails only the one document that is too large on its own', async () => {
