@@ -83,9 +83,13 @@ export async function sendForJson<J, C extends SdkCommand, O>(
       const response = result.response;
       const body = response?.body as AsyncIterable<Uint8Array> | undefined;
       if (response?.statusCode === 200 && typeof body?.[Symbol.asyncIterator] === 'function') {
-        const chunks: Uint8Array[] = [];
-        for await (const chunk of body) chunks.push(chunk);
-        const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+        // Decoded chunk by chunk: each network buffer can go as soon as it is read, and no second copy
+        // of the whole answer is made outside the JavaScript heap.
+        const decoder = new TextDecoder();
+        let text = '';
+        for await (const chunk of body) text += decoder.decode(chunk, { stream: true });
+        text += decoder.decode();
+        const parsed = JSON.parse(text) as Record<string, unknown>;
         json = parsed as J;
         taken = true;
         // The SDK reads everything but the bulky member.

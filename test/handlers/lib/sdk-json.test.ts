@@ -142,6 +142,30 @@ describe('Scan answers read as JSON (sendForJson + decodeWireItem)', () => {
     expect(output.LastEvaluatedKey?.pk?.B).toBeInstanceOf(Uint8Array);
   });
 
+  it('decodes an answer of many network chunks whose characters straddle chunk boundaries', async () => {
+    const big = uniqueName('sdk-json-big');
+    await createTable(dynamodb, big, { keySchema: { partitionKey: 'pk' } });
+    try {
+      // ~700 KB of two-, three- and four-byte characters: the answer arrives in many chunks, and a chunk
+      // boundary falls inside a character (unless the engine escapes them, when this still checks the text).
+      const texts = [0, 1, 2, 3].map((n) => `${n}:${'漢字😀é'.repeat(15_000 + n)}`);
+      for (const [n, text] of texts.entries()) {
+        await dynamodb.send(
+          new PutItemCommand({ TableName: big, Item: { pk: { S: `k${n}` }, text: { S: text } } }),
+        );
+      }
+      const answer = await sendForJson<WireScan, ScanCommand, ScanCommandOutput>(
+        (command) => dynamodb.send(command),
+        new ScanCommand({ TableName: big }),
+        'Items',
+      );
+      const read = (answer.json?.Items ?? []).map(decodeWireItem).map((item) => item.text?.S as string);
+      expect(read.sort()).toEqual(texts);
+    } finally {
+      await deleteTable(dynamodb, big);
+    }
+  });
+
   it('leaves an error answer to the SDK: a missing table is still ResourceNotFoundException', async () => {
     const missing = sendForJson<WireScan, ScanCommand, ScanCommandOutput>(
       (command) => dynamodb.send(command),
