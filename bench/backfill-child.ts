@@ -8,10 +8,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { createOpenSearchClient } from '../handlers/lib/opensearch';
 import { runLocalBackfill } from '../local/backfill';
+import { limitHeapGrowth } from '../local/heap';
 import type { BackfillChildRequest, BackfillChildResult } from './phases';
 
 const mib = (kib: number) => Math.round((kib / 1024) * 10) / 10;
 
+// As `ddb2os run` does (bin/ddb2os.mjs): the peak RSS measured is the CLI's.
+limitHeapGrowth();
 const request = JSON.parse(process.argv[2] ?? '{}') as BackfillChildRequest;
 const local = { region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
 const dynamodb = new DynamoDBClient({ endpoint: request.dynamodbEndpoint, ...local });

@@ -6,5 +6,7 @@ import { register } from 'tsx/esm/api';
 // the README says so once instead.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 register();
+const { limitHeapGrowth } = await import('../local/heap.ts');
+limitHeapGrowth();
 const { main } = await import('../cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));
