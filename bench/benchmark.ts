@@ -81,7 +81,7 @@ export interface BenchmarkOptions {
    */
   warmupBackfills: number;
   /**
-   * `split` pins DynamoDB Local and OpenSearch to separate halves of the CPUs
+   * `split` starts DynamoDB Local and OpenSearch on separate halves of the CPUs
    * (as in AWS, where they are separate services); `shared` lets the engines
    * and Node.js share every CPU. Only for engines the benchmark starts.
    * @default split when there are at least 2 CPUs and taskset works, else shared
@@ -222,7 +222,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
     enginesText = engines.describe();
     if (lists) {
       // Node.js is left to the scheduler: pinned with DynamoDB Local, the backfill ran at 0.61-0.62 of the
-      // sink ceiling (that CPU saturated with both); free, at 0.69-0.71 (docs/benchmarks.md).
+      // sink ceiling (that CPU saturated with both), against 0.66-0.71 free at the time (docs/benchmarks.md).
       enginesText += `; DynamoDB Local on CPU ${lists.dynamodb}, OpenSearch on CPU ${lists.opensearch}, Node.js free`;
     } else {
       enginesText += '; engines and Node.js share every CPU';

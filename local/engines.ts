@@ -429,22 +429,20 @@ export async function startOpenSearch(options: EngineOptions = {}): Promise<Engi
     OPENSEARCH_PATH_CONF: configDir,
     OPENSEARCH_JAVA_OPTS: `-Xms${heap} -Xmx${heap}`,
   };
-  const [command, args] = onCpus(
-    options.cpus?.opensearch,
-    ...((asRoot
-      ? [
-          'setpriv',
-          [
-            `--reuid=${UNPRIVILEGED_UID}`,
-            `--regid=${UNPRIVILEGED_GID}`,
-            '--clear-groups',
-            '--',
-            launcher,
-            ...settings,
-          ],
-        ]
-      : [launcher, settings]) as [string, string[]]),
-  );
+  const [program, programArgs]: [string, string[]] = asRoot
+    ? [
+        'setpriv',
+        [
+          `--reuid=${UNPRIVILEGED_UID}`,
+          `--regid=${UNPRIVILEGED_GID}`,
+          '--clear-groups',
+          '--',
+          launcher,
+          ...settings,
+        ],
+      ]
+    : [launcher, settings];
+  const [command, args] = onCpus(options.cpus?.opensearch, program, programArgs);
   const url = `http://127.0.0.1:${httpPort}`;
   // One launch of the process; stopProcess/startAgain launch it again on the same port and data folder.
   const launch = async () => {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDynamoDbLocal, startEngines } from '../../local/engines';
 import { dynamoClient, dynamodbEndpoint, openSearchClient, opensearchUrl } from '../support/engines';
@@ -71,6 +71,30 @@ describe('the local engines', () => {
 
     expect(await waitUntilGone([pid], 5_000)).toEqual([]);
   });
+
+  it.runIf(process.platform === 'linux')(
+    'starts DynamoDB Local on the CPUs it is given, with its throughput collector, and it answers',
+    async () => {
+      const engine = await startDynamoDbLocal({ cpus: { dynamodb: '0' } });
+      try {
+        const pid = engine.pid as number;
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        expect(status).toMatch(/^Cpus_allowed_list:\s*0$/m);
+        const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        expect(commandLine).toEqual(expect.arrayContaining(['-XX:+UseParallelGC', '-Xmx2g', '-Xmn1g']));
+        const client = new DynamoDBClient({
+          endpoint: engine.url,
+          region: 'us-east-1',
+          credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+        });
+        const tables = await client.send(new ListTablesCommand({}));
+        expect(tables.TableNames).toEqual([]);
+        client.destroy();
+      } finally {
+        await engine.stop();
+      }
+    },
+  );
 
   it('leaves no Java process behind when the parent process is killed outright', async () => {
     const child = spawn(
