@@ -425,15 +425,13 @@ export class StreamFollower {
       'Records',
     );
     if (answer.json) {
-      return {
-        changes: (answer.json.Records ?? []).map(fromLambdaRecord),
-        NextShardIterator: answer.json.NextShardIterator,
-      };
+      const records = answer.json.Records ?? [];
+      for (const record of records) restoreEmptyMaps(record);
+      return { changes: records.map(fromLambdaRecord), NextShardIterator: answer.json.NextShardIterator };
     }
-    return {
-      changes: (answer.output.Records ?? []).map(fromStreamsRecord),
-      NextShardIterator: answer.output.NextShardIterator,
-    };
+    const records = answer.output.Records ?? [];
+    for (const record of records) restoreEmptyMaps(record);
+    return { changes: records.map(fromStreamsRecord), NextShardIterator: answer.output.NextShardIterator };
   }
 
   private async newIterator(streamArn: string, shardId: string): Promise<string> {
@@ -518,6 +516,48 @@ export class StreamFollower {
     const max = this.options.retry?.maxDelayMs ?? 15_000;
     return Math.random() * Math.min(max, base * 2 ** (attempt - 1));
   }
+}
+
+/** An attribute value as a stream image holds it, binary in either form. */
+interface ImageValue {
+  M?: Record<string, ImageValue>;
+  L?: ImageValue[];
+}
+
+/**
+ * DynamoDB Local's stream images write an empty map as `{}` where DynamoDB
+ * (and that engine's own GetItem and Scan) write `{"M":{}}`, at any depth.
+ * `{}` is no other attribute value, so it is read back here as the empty map
+ * it stands for, in place, in both images; the mapping stays strict for every
+ * other source (docs/stream-updater.md). Exported for the tests that derive a
+ * Lambda event from this engine's records.
+ */
+export function restoreEmptyMaps(record: { dynamodb?: { NewImage?: object; OldImage?: object } }): void {
+  const images = record.dynamodb;
+  if (images === undefined || images === null) return;
+  for (const image of [images.NewImage, images.OldImage]) {
+    if (image === undefined || image === null || typeof image !== 'object') continue;
+    for (const value of Object.values(image)) restoreEmptyMap(value as ImageValue);
+  }
+}
+
+function restoreEmptyMap(value: ImageValue): void {
+  if (value === null || typeof value !== 'object') return;
+  if (value.M !== undefined) {
+    if (value.M !== null && typeof value.M === 'object') {
+      for (const member of Object.values(value.M)) restoreEmptyMap(member);
+    }
+  } else if (value.L !== undefined) {
+    if (Array.isArray(value.L)) for (const element of value.L) restoreEmptyMap(element);
+  } else if (isEmptyObject(value)) {
+    // DynamoDB Local's stream quirk: `{}` is its empty map (issue 12).
+    value.M = {};
+  }
+}
+
+function isEmptyObject(value: object): boolean {
+  for (const _ in value) return false;
+  return true;
 }
 
 /**
