@@ -518,7 +518,7 @@ class SegmentMapper {
           tally.collisions += 1;
           if (tally.collisions <= 3) {
             tally.notes.push(
-              `two items map to document ${document.index}/${document.id} (keys containing "|"?); only one of them can match`,
+              `two items map to document ${document.index}/${document.id} (a transform that gives two items one id?); only one of them can match`,
             );
           }
         }

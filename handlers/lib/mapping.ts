@@ -160,14 +160,26 @@ export function checkMappingForTable(config: MappingConfig, keySchema: KeySchema
 }
 
 /**
- * The document id: the partition key's value, or `<partition>|<sort>` for a
- * table with a sort key. Ids are never parsed back. Throws MappingError when a
- * key attribute is missing or not S/N/B, or the id exceeds OpenSearch's 512 bytes.
+ * The document id, the one rule every path (backfill, updater, verify) uses:
+ * the partition key's value for a table without a sort key; with a sort key,
+ * `<partition>|<sort>`, each part with `\` written `\\` and `|` written `\|`.
+ * Escaping keeps two keys from sharing an id (`a|b` + `c` against `a` +
+ * `b|c`) while a key without those characters keeps the plain
+ * `<partition>|<sort>` id that other tools (zero-ETL) write. A single part
+ * needs no escaping: within one table it is a key of one type. Throws
+ * MappingError when a key attribute is missing or not S/N/B, or the id
+ * exceeds OpenSearch's 512 bytes.
  */
 export function documentId(item: Item, keySchema: KeySchema): string {
   const partition = keyPart(item[keySchema.partitionKey], keySchema.partitionKey);
   if (keySchema.sortKey === undefined) return checkedId(partition);
-  return checkedId(`${partition}|${keyPart(item[keySchema.sortKey], keySchema.sortKey)}`);
+  const sort = keyPart(item[keySchema.sortKey], keySchema.sortKey);
+  return checkedId(`${escapeIdPart(partition)}|${escapeIdPart(sort)}`);
+}
+
+/** After this, the `|` between the two parts is the only one not preceded by an escaping `\`. */
+function escapeIdPart(part: string): string {
+  return part.replace(/[\\|]/g, '\\$&');
 }
 
 /** The index an item goes to by the routes, or undefined when it is skipped. Needs only the partition key. */
@@ -253,6 +265,7 @@ export function aggregateCollection(
     configurable: true,
     value: keyed.filter((entry) => entry !== parent).map((entry) => toDocumentBody(entry.item)),
   });
+  // One document per partition: its id is the partition key's value alone, as for a table without a sort key.
   return [{ index, id: checkedId(partition), document }];
 }
 

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, MappingError } from '../../../handlers/lib/errors.js';
 import {
@@ -12,6 +13,7 @@ import {
   toDocumentBody,
 } from '../../../handlers/lib/mapping.js';
 import type { Item, KeySchema } from '../../../handlers/lib/types.js';
+import { type KeyType, keyValue, sameKeyValue, text } from '../../support/dynamodb-arbitraries.js';
 
 const hashOnly: KeySchema = { partitionKey: 'pk' };
 const composite: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
@@ -40,9 +42,69 @@ describe('documentId', () => {
     expect(documentId({ pk: { B: view } }, hashOnly)).toBe('AQID');
   });
 
-  it('keeps a key that contains | as it is (ids are never parsed back)', () => {
-    expect(documentId({ pk: { S: 'a|b' }, sk: { S: 'c' } }, composite)).toBe('a|b|c');
-    expect(documentId({ pk: { S: 'a' }, sk: { S: 'b|c' } }, composite)).toBe('a|b|c');
+  it('escapes | and \\ in each part of a two-part id, so keys that hold them never share an id', () => {
+    expect(documentId({ pk: { S: 'a|b' }, sk: { S: 'c' } }, composite)).toBe('a\\|b|c');
+    expect(documentId({ pk: { S: 'a' }, sk: { S: 'b|c' } }, composite)).toBe('a|b\\|c');
+    expect(documentId({ pk: { S: 'a\\' }, sk: { S: '|b' } }, composite)).toBe('a\\\\|\\|b');
+    expect(documentId({ pk: { S: 'a\\|' }, sk: { S: 'b' } }, composite)).toBe('a\\\\\\||b');
+    expect(documentId({ pk: { S: '\\' }, sk: { S: '\\\\' } }, composite)).toBe('\\\\|\\\\\\\\');
+  });
+
+  it('leaves ids of keys without | or \\ exactly <partition>|<sort>, and a single-part id unescaped', () => {
+    expect(documentId({ pk: { S: 'order#7' }, sk: { N: '3' } }, composite)).toBe('order#7|3');
+    expect(documentId({ pk: { S: 'a|b\\c' } }, hashOnly)).toBe('a|b\\c');
+  });
+
+  it('applies the 512-byte limit to the escaped id', () => {
+    // 255 + 1 + 255 = 511 bytes before escaping; each escaped | adds one.
+    expect(
+      documentId({ pk: { S: 'x'.repeat(255) }, sk: { S: `${'y'.repeat(254)}|` } }, composite),
+    ).toHaveLength(512);
+    expect(() =>
+      documentId({ pk: { S: `${'x'.repeat(254)}\\` }, sk: { S: `${'y'.repeat(254)}|` } }, composite),
+    ).toThrow(new MappingError("document id is 513 bytes long, more than OpenSearch's limit of 512"));
+  });
+
+  it('is injective: two keys of one table share an id only when they are the same key (property)', () => {
+    const keyTypes = fc.constantFrom<KeyType>('S', 'N', 'B');
+    fc.assert(
+      fc.property(
+        keyTypes.chain((partitionType) =>
+          keyTypes.chain((sortType) => {
+            const key = fc.record({ pk: keyValue(partitionType), sk: keyValue(sortType) });
+            // Pairs a plain `|` join maps to one id: x + s + y with z, and x with y + s + z.
+            const shifted = fc
+              .tuple(
+                text({ minLength: 1 }),
+                text(),
+                text({ minLength: 1 }),
+                fc.constantFrom('|', '\\', '\\|', '|\\'),
+              )
+              .map(([x, y, z, s]) => [
+                { pk: { S: x + s + y }, sk: { S: z } },
+                { pk: { S: x }, sk: { S: y + s + z } },
+              ]);
+            return partitionType === 'S' && sortType === 'S'
+              ? fc.oneof(fc.tuple(key, key), shifted)
+              : fc.tuple(key, key);
+          }),
+        ),
+        ([a, b]) => {
+          const same = sameKeyValue(a.pk, b.pk) && sameKeyValue(a.sk, b.sk);
+          const ids = [a, b].map((key) => {
+            try {
+              return documentId(key, composite);
+            } catch (error) {
+              // Only the length limit may refuse a key DynamoDB accepts.
+              expect((error as Error).message).toMatch(/more than OpenSearch's limit of 512/);
+              return undefined;
+            }
+          });
+          if (ids[0] !== undefined && ids[1] !== undefined) expect(ids[0] === ids[1]).toBe(same);
+        },
+      ),
+      { numRuns: 2000, seed: process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED) },
+    );
   });
 
   it('keeps S keys exactly, unicode and whitespace included', () => {
