@@ -28,7 +28,9 @@ import { gunzipSync, inflateSync } from 'node:zlib';
 import {
   type DynamoDBClient,
   GetItemCommand,
+  type GetItemCommandOutput,
   QueryCommand,
+  type QueryCommandOutput,
   ScanCommand,
   type ScanCommandOutput,
 } from '@aws-sdk/client-dynamodb';
@@ -45,6 +47,7 @@ import {
   type MappingConfig,
   mapItem,
 } from '../handlers/lib/mapping';
+import { decodeWireItem, sendForJson } from '../handlers/lib/sdk-json';
 import type { Item, KeySchema } from '../handlers/lib/types';
 import {
   type ExactJson,
@@ -694,18 +697,46 @@ async function* scanPages(
   let start: Item | undefined;
   do {
     throwIfAborted(options.signal);
-    const page: ScanCommandOutput = await options.dynamodb.send(
+    const page = await readItems(
+      options,
       new ScanCommand({
         TableName: options.table.name,
         Segment: segment,
         TotalSegments: totalSegments,
         ExclusiveStartKey: start,
       }),
-      { abortSignal: options.signal },
     );
-    yield page.Items ?? [];
-    start = page.LastEvaluatedKey;
+    yield page.items;
+    start = page.lastKey;
   } while (start);
+}
+
+/** A page of items in the wire form DynamoDB sends. */
+interface WireItems {
+  Items?: Record<string, unknown>[];
+  LastEvaluatedKey?: Record<string, unknown>;
+}
+
+/**
+ * A Scan or Query page read as the backfill worker reads it (sendForJson,
+ * decodeWireItem), so verify maps exactly what the backfill maps: the SDK's
+ * own deserializer loses the value of an attribute named `__proto__`.
+ */
+async function readItems(
+  options: VerifyOptions,
+  command: ScanCommand | QueryCommand,
+): Promise<{ items: Item[]; lastKey?: Item }> {
+  const answer = await sendForJson<
+    WireItems,
+    ScanCommand | QueryCommand,
+    ScanCommandOutput | QueryCommandOutput
+  >((sent) => options.dynamodb.send(sent as ScanCommand, { abortSignal: options.signal }), command, 'Items');
+  if (answer.output) return { items: answer.output.Items ?? [], lastKey: answer.output.LastEvaluatedKey };
+  const { Items, LastEvaluatedKey } = answer.json;
+  return {
+    items: (Items ?? []).map(decodeWireItem),
+    lastKey: LastEvaluatedKey && decodeWireItem(LastEvaluatedKey),
+  };
 }
 
 /** Pages through every id of the index (`search_after` on `_id`) and counts those no item produces. */
@@ -911,10 +942,17 @@ async function producedBy(
       if (items.length === 0) return `no item has the key ${shown}`;
       documents = aggregateCollection(items, table.keySchema, mapping);
     } else {
-      const { Item: item } = await options.dynamodb.send(
+      // Read as the backfill reads, for the reason readItems gives.
+      const answer = await sendForJson<
+        { Item?: Record<string, unknown> },
+        GetItemCommand,
+        GetItemCommandOutput
+      >(
+        (sent) => options.dynamodb.send(sent, { abortSignal: options.signal }),
         new GetItemCommand({ TableName: table.name, Key: key, ConsistentRead: true }),
-        { abortSignal: options.signal },
+        'Item',
       );
+      const item = answer.json ? answer.json.Item && decodeWireItem(answer.json.Item) : answer.output.Item;
       if (!item) return `no item has the key ${shown}`;
       documents = mapItem(item, table.keySchema, mapping);
     }
@@ -936,7 +974,8 @@ async function queryPartition(options: VerifyOptions, key: Item): Promise<Item[]
   const items: Item[] = [];
   let start: Item | undefined;
   do {
-    const page = await options.dynamodb.send(
+    const page = await readItems(
+      options,
       new QueryCommand({
         TableName: options.table.name,
         KeyConditionExpression: '#pk = :pk',
@@ -945,10 +984,9 @@ async function queryPartition(options: VerifyOptions, key: Item): Promise<Item[]
         ConsistentRead: true,
         ExclusiveStartKey: start,
       }),
-      { abortSignal: options.signal },
     );
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
+    items.push(...page.items);
+    start = page.lastKey;
   } while (start);
   return items;
 }
