@@ -153,7 +153,7 @@ const members = <T>(value: fc.Arbitrary<T>, maxLength: number) =>
 export function attributeValue(maxDepth = 6): fc.Arbitrary<AttributeValue> {
   const { value } = fc.letrec<{ value: AttributeValue }>((tie) => ({
     value: fc.oneof(
-      { maxDepth, depthSize: 'small', withCrossShrink: true },
+      { maxDepth, depthSize: 'medium', withCrossShrink: true },
       text().map((S) => ({ S })),
       numberText.map((N) => ({ N })),
       bytes(0).map((B) => ({ B })),
@@ -162,8 +162,9 @@ export function attributeValue(maxDepth = 6): fc.Arbitrary<AttributeValue> {
       stringSet.map((SS) => ({ SS })),
       numberSet.map((NS) => ({ NS })),
       binarySet.map((BS) => ({ BS })),
-      members(tie('value'), 4).map((M) => ({ M })),
-      fc.array(tie('value'), { maxLength: 4 }).map((L) => ({ L })),
+      // Weighted so that a good share of items nest four to six levels deep.
+      { weight: 4, arbitrary: members(tie('value'), 4).map((M) => ({ M })) },
+      { weight: 4, arbitrary: fc.array(tie('value'), { maxLength: 4 }).map((L) => ({ L })) },
     ),
   }));
   return value;

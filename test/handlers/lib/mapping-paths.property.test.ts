@@ -99,7 +99,7 @@ const keySchemaOf = (keys: TableKeys): KeySchema =>
     ? { partitionKey: keys.partitionKey }
     : { partitionKey: keys.partitionKey, sortKey: keys.sortKey };
 
-/** Items `seed.items` tables of generated keys; items of one table are distinct keys (by the id, which is injective). */
+/** One table's key types and its items, distinct keys (told apart by the id, which is injective). */
 const batch = fc
   .record({
     partitionType: fc.constantFrom<KeyType>('S', 'N', 'B'),
