@@ -9,7 +9,7 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@opensearch-project/opensearch';
 import type { Context } from 'aws-lambda';
-import { loadMappingConfig, type MappingConfig } from './lib/mapping';
+import { type MappingConfig, parseMappingConfig } from './lib/mapping';
 import { createOpenSearchClient } from './lib/opensearch';
 import { type PlanInput, planBackfill, type SegmentPlan } from './lib/plan-segments';
 import { type PlanConfig, readPlanConfig } from './lib/worker-config';
@@ -32,7 +32,9 @@ async function prepare(): Promise<PlanDeps> {
     config,
     opensearch: createOpenSearchClient({ endpoint: config.endpoint, signing: config.signing }),
     s3: tracer.captureAWSv3Client(new S3Client({})),
-    mapping: await loadMappingConfig(config.mapping, { index: config.index }),
+    // Only the indices matter here (default and routes), so a transform module is not loaded: it
+    // is bundled into the worker and the updater only.
+    mapping: parseMappingConfig(config.mapping, { index: config.index }),
   };
 }
 

@@ -11,7 +11,7 @@ import type { Client } from '@opensearch-project/opensearch';
 import type { Context } from 'aws-lambda';
 import { SegmentCheckpointStore } from './lib/checkpoint';
 import { restoreIndexAfterBackfill } from './lib/index-settings';
-import { loadMappingConfig, type MappingConfig } from './lib/mapping';
+import { type MappingConfig, parseMappingConfig } from './lib/mapping';
 import { createOpenSearchClient } from './lib/opensearch';
 import { targetIndices } from './lib/plan-segments';
 import { type RunSummary, readSummarizeInput, summarizeRun } from './lib/summarize-run';
@@ -36,7 +36,9 @@ async function prepare(): Promise<SummarizeDeps> {
   return {
     checkpoints: new SegmentCheckpointStore(dynamodb, config.progressTable),
     opensearch: createOpenSearchClient({ endpoint: config.endpoint, signing: config.signing }),
-    mapping: await loadMappingConfig(config.mapping, { index: config.index }),
+    // Only the indices matter here (default and routes), so a transform module is not loaded: it
+    // is bundled into the worker and the updater only.
+    mapping: parseMappingConfig(config.mapping, { index: config.index }),
   };
 }
 

@@ -133,7 +133,12 @@ async function prepare(): Promise<ApplyStreamDeps> {
   );
   const s3 = tracer.captureAWSv3Client(new S3Client({}));
   const keySchema = await describeKeySchema(dynamodb, config.table);
-  const mapping = await loadMappingConfig(config.mapping, { index: config.index });
+  const mapping = await loadMappingConfig(
+    config.mapping,
+    { index: config.index },
+    // The deployed function cannot import a path; synth bundled the module into it.
+    { transformSource: 'bundle' },
+  );
   checkMappingForTable(mapping, keySchema);
   logger.info('updater ready', { table: config.table, index: mapping.index, keySchema });
   return {

@@ -287,7 +287,12 @@ async function prepare(telemetry: Telemetry, sfn: SFNClient): Promise<WorkerDeps
   );
   const s3 = tracer.captureAWSv3Client(new S3Client({}));
   const deadLetters: DeadLetterSink = new S3DeadLetterSink(s3, config.deadLetterBucket);
-  const mapping = await loadMappingConfig(config.mapping, { index: config.index });
+  const mapping = await loadMappingConfig(
+    config.mapping,
+    { index: config.index },
+    // The deployed function cannot import a path; synth bundled the module into it.
+    { transformSource: 'bundle' },
+  );
   return {
     dynamodb,
     opensearch: createOpenSearchClient({ endpoint: config.endpoint, signing: config.signing }),

@@ -19,7 +19,14 @@ import { acknowledge } from './nag';
 /** Workflow settings a stack passes through; table, domain, index and mapping come from the stack props or context. */
 export type BackfillWorkflowSettings = Omit<
   BackfillWorkflowProps,
-  'table' | 'domain' | 'domainEndpoint' | 'domainArn' | 'index' | 'mapping' | 'removalPolicy'
+  | 'table'
+  | 'domain'
+  | 'domainEndpoint'
+  | 'domainArn'
+  | 'index'
+  | 'mapping'
+  | 'transformModule'
+  | 'removalPolicy'
 >;
 
 /**
@@ -68,6 +75,12 @@ export interface BackfillStackProps extends StackProps {
    */
   readonly mapping?: Record<string, unknown>;
   /**
+   * Path of the mapping's transform module, bundled into the worker and the
+   * updater (context `transformModule=PATH`; see BackfillWorkflowProps.transformModule).
+   * @default - no transform
+   */
+  readonly transformModule?: string;
+  /**
    * Further workflow settings (context gives only `maxConcurrency`).
    * @default - the workflow's defaults
    */
@@ -98,6 +111,7 @@ export class BackfillStack extends Stack {
       (props[name] as T | undefined) ?? (this.node.tryGetContext(name) as T | undefined);
     const demo = parseDemo(setting<boolean | string>('demo'));
     const mapping = parseMapping(setting<Record<string, unknown> | string>('mapping'));
+    const transformModule = setting<string>('transformModule');
     const maxConcurrency =
       props.workflow?.maxConcurrency ??
       parseWholeNumber('maxConcurrency', this.node.tryGetContext('maxConcurrency'));
@@ -137,6 +151,7 @@ export class BackfillStack extends Stack {
         domain,
         index: setting<string>('index') ?? 'ddb2os-demo',
         mapping,
+        transformModule,
         removalPolicy: RemovalPolicy.DESTROY,
       });
       this.allowWorkflowRoles(domain, domainName);
@@ -153,6 +168,7 @@ export class BackfillStack extends Stack {
         ...workflowSettings,
         ...this.existingResources(setting),
         mapping,
+        transformModule,
         removalPolicy: RemovalPolicy.RETAIN,
       });
     }

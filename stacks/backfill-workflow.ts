@@ -13,6 +13,7 @@ import { Construct } from 'constructs';
 import { ENV } from '../handlers/lib/env';
 import { HandlerFunction } from './handler-function';
 import { acknowledge, wildcardResourceFinding } from './nag';
+import { checkTransformModule, type TransformModule } from './transform-bundle';
 
 /** The workflow definition, shared with the local runner. */
 export const DEFINITION_PATH = fileURLToPath(new URL('../statemachines/backfill.asl.json', import.meta.url));
@@ -82,6 +83,15 @@ export interface BackfillWorkflowProps {
    * @default - one document per item in `index`
    */
   readonly mapping?: Record<string, unknown>;
+  /**
+   * Path of a JavaScript or TypeScript module whose default export (or export
+   * named `transform`) is the mapping's transform hook (docs/mapping.md),
+   * resolved against the working directory at synth. The module and what it
+   * imports are bundled into the worker and the updater, the functions that
+   * map items. Cannot be combined with `mapping.routes`, `unrouted` or `aggregate`.
+   * @default - no transform: the built-in mapping
+   */
+  readonly transformModule?: string;
   /**
    * Segments processed at the same time (the Map's MaxConcurrency), unless the
    * execution input says otherwise. 1 to 10,000.
@@ -217,11 +227,14 @@ export class BackfillWorkflow extends Construct {
     });
 
     // Every function that talks to OpenSearch: where it is, the default index and the mapping's routes.
+    const mapping = settings.transformModule
+      ? { ...props.mapping, transformModule: settings.transformModule.source }
+      : props.mapping;
     const opensearchEnvironment = {
       [ENV.INDEX_NAME]: props.index,
       [ENV.OPENSEARCH_ENDPOINT]: settings.domainEndpoint,
       [ENV.OPENSEARCH_SIGNING]: 'es',
-      ...(props.mapping ? { [ENV.MAPPING]: JSON.stringify(props.mapping) } : {}),
+      ...(mapping ? { [ENV.MAPPING]: JSON.stringify(mapping) } : {}),
     };
     const sink = {
       ...opensearchEnvironment,
@@ -246,6 +259,7 @@ export class BackfillWorkflow extends Construct {
     this.workerFunction = new HandlerFunction(this, 'WorkerFunction', {
       handlerName: 'worker',
       description: 'ddb2os: scans one table segment into OpenSearch',
+      transformModule: settings.transformModule,
       timeout: settings.workerTimeout,
       memorySize: 1024,
       logRemovalPolicy: removalPolicy,
@@ -258,6 +272,7 @@ export class BackfillWorkflow extends Construct {
     this.updaterFunction = new HandlerFunction(this, 'UpdaterFunction', {
       handlerName: 'updater',
       description: 'ddb2os: applies DynamoDB stream changes to OpenSearch',
+      transformModule: settings.transformModule,
       timeout: Duration.minutes(5),
       memorySize: 512,
       logRemovalPolicy: removalPolicy,
@@ -550,6 +565,7 @@ interface ResolvedSettings {
   heartbeat: Duration;
   segmentTimeout: Duration;
   retentionBudget: Duration;
+  transformModule?: TransformModule;
 }
 
 /** Checks the props and fills in the defaults; every message names the prop and what it must be. */
@@ -604,6 +620,7 @@ function resolveSettings(props: BackfillWorkflowProps): ResolvedSettings {
   return {
     domainEndpoint,
     domainArn,
+    transformModule: resolveTransformModule(props),
     maxConcurrency,
     workerMaxConcurrency,
     workerTimeout,
@@ -611,6 +628,24 @@ function resolveSettings(props: BackfillWorkflowProps): ResolvedSettings {
     segmentTimeout,
     retentionBudget,
   };
+}
+
+/**
+ * The transform hook reaches the functions only as a bundled module: a function
+ * in `mapping` would vanish in the JSON of DDB2OS_MAPPING, and a path in it
+ * would name a file the deployment package does not hold.
+ */
+function resolveTransformModule(props: BackfillWorkflowProps): TransformModule | undefined {
+  for (const field of ['transform', 'transformModule']) {
+    if (props.mapping?.[field] !== undefined) {
+      throw new Error(
+        `BackfillWorkflow: mapping.${field} cannot reach the deployed functions; give the module's path as ` +
+          'the transformModule prop (-c transformModule=PATH), which bundles it into them.',
+      );
+    }
+  }
+  if (props.transformModule === undefined) return undefined;
+  return checkTransformModule(props.transformModule);
 }
 
 function resolveDomain(props: BackfillWorkflowProps): { domainEndpoint: string; domainArn: string } {

@@ -13,6 +13,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { ENV } from '../handlers/lib/env';
+import { type TransformModule, transformEntry } from './transform-bundle';
 
 /** The repository root: handler entries, the lock file and tsconfig are resolved from it. */
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -51,6 +52,12 @@ export interface HandlerFunctionProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly logRemovalPolicy?: RemovalPolicy;
+  /**
+   * The mapping's transform module (checked by checkTransformModule), bundled
+   * into this function behind a generated entry. Only for functions that map items.
+   * @default - the handler alone
+   */
+  readonly transformModule?: TransformModule;
 }
 
 /**
@@ -71,9 +78,12 @@ export class HandlerFunction extends NodejsFunction {
       description: props.description,
     });
     logGroup.grantWrite(role);
+    const handlerPath = fileURLToPath(new URL(`../handlers/${props.handlerName}.ts`, import.meta.url));
     super(scope, id, {
       role,
-      entry: fileURLToPath(new URL(`../handlers/${props.handlerName}.ts`, import.meta.url)),
+      entry: props.transformModule
+        ? transformEntry(props.handlerName, handlerPath, props.transformModule)
+        : handlerPath,
       handler: 'handler',
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: fileURLToPath(new URL('../package-lock.json', import.meta.url)),

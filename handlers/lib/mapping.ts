@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { attributeToJson, base64, keyPart, readNumber, toDocumentBody } from './attribute-values.js';
+import { bundledTransformModule } from './bundled-transform.js';
 import { compareDecimals } from './decimal.js';
 import { ConfigurationError, MappingError } from './errors.js';
 import type { Item, KeySchema } from './types.js';
@@ -115,23 +116,29 @@ export function parseMappingConfig(
 }
 
 /**
- * parseMappingConfig, then imports `transformModule` (resolved against the
- * working directory) and uses its default export, or else its export named
- * `transform`, as the transform hook.
+ * Where the transform hook of mapping.transformModule comes from: `import`
+ * the path at run time (local runs, resolved against the working directory),
+ * or the module that synth `bundle`d into this Lambda function
+ * (handlers/lib/bundled-transform.ts).
  */
-export async function loadMappingConfig(raw: unknown, defaults?: { index?: string }): Promise<MappingConfig> {
+export type TransformSource = 'import' | 'bundle';
+
+/**
+ * parseMappingConfig, then loads `transformModule` and uses its default
+ * export, or else its export named `transform`, as the transform hook.
+ */
+export async function loadMappingConfig(
+  raw: unknown,
+  defaults?: { index?: string },
+  options: { transformSource?: TransformSource } = {},
+): Promise<MappingConfig> {
   const { transformModule, ...config } = parseMappingConfig(raw, defaults);
   if (transformModule === undefined) return config;
 
-  const url = /^file:/.test(transformModule) ? transformModule : pathToFileURL(resolve(transformModule)).href;
-  let loaded: Record<string, unknown>;
-  try {
-    loaded = await import(url);
-  } catch (error) {
-    throw new ConfigurationError(`mapping.transformModule ${transformModule} could not be loaded`, {
-      cause: error,
-    });
-  }
+  const loaded =
+    options.transformSource === 'bundle'
+      ? bundledExports(transformModule)
+      : await importTransformModule(transformModule);
   const hook = typeof loaded.default === 'function' ? loaded.default : loaded.transform;
   if (typeof hook !== 'function') {
     throw new ConfigurationError(
@@ -139,6 +146,34 @@ export async function loadMappingConfig(raw: unknown, defaults?: { index?: strin
     );
   }
   return { ...config, transform: hook as TransformHook };
+}
+
+async function importTransformModule(transformModule: string): Promise<Record<string, unknown>> {
+  const url = /^file:/.test(transformModule) ? transformModule : pathToFileURL(resolve(transformModule)).href;
+  try {
+    return await import(url);
+  } catch (error) {
+    throw new ConfigurationError(`mapping.transformModule ${transformModule} could not be loaded`, {
+      cause: error,
+    });
+  }
+}
+
+function bundledExports(transformModule: string): Record<string, unknown> {
+  const bundled = bundledTransformModule();
+  if (bundled === undefined) {
+    throw new ConfigurationError(
+      `mapping.transformModule names ${transformModule}, but no transform module is bundled into this function; ` +
+        'deploy with the transformModule prop of BackfillWorkflow (or -c transformModule=PATH), which bundles it',
+    );
+  }
+  if (bundled.source !== transformModule) {
+    throw new ConfigurationError(
+      `mapping.transformModule names ${transformModule}, but this function was bundled with ${bundled.source}; ` +
+        'deploy again so that the two agree',
+    );
+  }
+  return bundled.exports;
 }
 
 /**
