@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  BatchWriteItemCommand,
   CreateTableCommand,
   DeleteTableCommand,
   DescribeTableCommand,
@@ -25,6 +24,7 @@ import { sendForJson } from '../handlers/lib/sdk-json';
 import type { Item } from '../handlers/lib/types';
 import { createLocalUpdater } from '../local/backfill';
 import { seededRandom } from '../local/demo-data';
+import { loadItems } from '../local/load-items';
 import { BENCH_KEY_SCHEMA, benchItem } from './items';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -87,40 +87,6 @@ export async function enableStream(dynamodb: DynamoDBClient, table: string): Pro
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`the stream of ${table} did not become enabled`);
-}
-
-/** Writes items with BatchWriteItem, `concurrency` requests in flight, retrying unprocessed items. */
-export async function writeItems(
-  dynamodb: DynamoDBClient,
-  table: string,
-  items: Iterable<Item>,
-  concurrency = 8,
-): Promise<number> {
-  const iterator = items[Symbol.iterator]();
-  let written = 0;
-  const nextBatch = (): Item[] => {
-    const batch: Item[] = [];
-    for (let next = iterator.next(); !next.done; next = iterator.next()) {
-      batch.push(next.value);
-      if (batch.length === 25) break;
-    }
-    return batch;
-  };
-  const worker = async () => {
-    for (let batch = nextBatch(); batch.length > 0; batch = nextBatch()) {
-      let requests = batch.map((item) => ({ PutRequest: { Item: item } }));
-      for (let attempt = 0; requests.length > 0; attempt++) {
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2_000, 50 * 2 ** attempt)));
-        const response = await dynamodb.send(
-          new BatchWriteItemCommand({ RequestItems: { [table]: requests } }),
-        );
-        requests = (response.UnprocessedItems?.[table] ?? []) as typeof requests;
-      }
-      written += batch.length;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return written;
 }
 
 /** Runs `work` for segments 0..segments-1, at most `concurrency` at once. */
@@ -391,6 +357,6 @@ export async function streamUpdates(options: {
   const updates = function* () {
     for (let id = 1; id <= options.count; id++) yield benchItem(id, random, options.version);
   };
-  await writeItems(options.dynamodb, options.table, updates());
+  await loadItems(options.dynamodb, options.table, updates());
   return { drain: () => timed(async () => (await updater.drain()).records) };
 }

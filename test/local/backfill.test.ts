@@ -5,7 +5,6 @@
  * stand in the cloud (no local engine for those).
  */
 import {
-  BatchWriteItemCommand,
   DeleteItemCommand,
   type DynamoDBClient,
   PutItemCommand,
@@ -19,6 +18,7 @@ import { ConfigurationError, SinkUnavailableError } from '../../handlers/lib/err
 import type { MappingConfig } from '../../handlers/lib/mapping';
 import type { Item, KeySchema } from '../../handlers/lib/types';
 import { type BackfillEvent, createLocalUpdater, runLocalBackfill } from '../../local/backfill';
+import { loadItems } from '../../local/load-items';
 import { indexMatchesTable, verifyIndex } from '../../local/verify';
 import { WorkflowFailedError } from '../../local/workflow';
 import {
@@ -45,19 +45,6 @@ function item(i: number): Item {
     amount: { N: `${i}.25` },
     big: { N: `9007199254740${String(993 + i)}` },
   };
-}
-
-async function putItems(dynamodb: DynamoDBClient, table: string, count: number): Promise<void> {
-  const requests = Array.from({ length: count }, (_, i) => ({ PutRequest: { Item: item(i) } }));
-  const chunks: (typeof requests)[] = [];
-  for (let i = 0; i < requests.length; i += 25) chunks.push(requests.slice(i, i + 25));
-  for (let i = 0; i < chunks.length; i += 8) {
-    await Promise.all(
-      chunks
-        .slice(i, i + 8)
-        .map((chunk) => dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [table]: chunk } }))),
-    );
-  }
 }
 
 async function count(opensearch: Client, index: string): Promise<number> {
@@ -92,7 +79,11 @@ describe('the backfill workflow, run locally from the same definition file', () 
     const index = uniqueName('backfill-index');
     created.tables.push(table);
     created.indices.push(index);
-    await putItems(dynamodb, table, items);
+    await loadItems(
+      dynamodb,
+      table,
+      Array.from({ length: items }, (_, i) => item(i)),
+    );
     const mapping: MappingConfig = { index };
     return { table, index, mapping };
   }
