@@ -89,17 +89,13 @@ export async function enableStream(dynamodb: DynamoDBClient, table: string): Pro
   throw new Error(`the stream of ${table} did not become enabled`);
 }
 
-/** Runs `work` for segments 0..segments-1, at most `concurrency` at once. */
-async function eachSegment(
-  segments: number,
-  concurrency: number,
-  work: (segment: number) => Promise<void>,
-): Promise<void> {
+/** Runs `work` for 0..count-1, at most `concurrency` at once. */
+async function eachOf(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < segments) await work(next++);
+    while (next < count) await work(next++);
   };
-  await Promise.all(Array.from({ length: Math.min(segments, concurrency) }, worker));
+  await Promise.all(Array.from({ length: Math.min(count, concurrency) }, worker));
 }
 
 /**
@@ -114,7 +110,7 @@ export async function scanTable(
   pageLimit?: number,
 ): Promise<number> {
   let items = 0;
-  await eachSegment(segments, concurrency, async (segment) => {
+  await eachOf(segments, concurrency, async (segment) => {
     let startKey: Item | undefined;
     do {
       // The read path scanSegment uses (sendForJson), so that the ceiling is not lower than the backfill's own reads.
@@ -189,11 +185,7 @@ export async function bulkSend(
   bodies: string[],
   concurrency: number,
 ): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < bodies.length) await sendBody(opensearch, index, bodies[next++] as string);
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  await eachOf(bodies.length, concurrency, (i) => sendBody(opensearch, index, bodies[i] as string));
 }
 
 /**
