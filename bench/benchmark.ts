@@ -15,6 +15,7 @@ import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { createOpenSearchClient } from '../handlers/lib/opensearch';
 import { type Engines, startEngines } from '../local/engines';
+import { loadItems } from '../local/load-items';
 import { type CpuLayout, type CpuShare, canPin, cpuMeter, ownCpuSeconds, splitCpus } from './cpu';
 import { benchItems } from './items';
 import {
@@ -32,7 +33,6 @@ import {
   scanTable,
   streamUpdates,
   timed,
-  writeItems,
 } from './phases';
 
 export interface BenchmarkOptions {
@@ -248,13 +248,13 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
   try {
     log(`loading ${options.items} items into ${table} (stream enabled after the load)…`);
     await createBenchTable(dynamodb, table, { stream: false });
-    const load = await timed(() => writeItems(dynamodb, table, benchItems(options.items)));
+    const load = await timed(() => loadItems(dynamodb, table, benchItems(options.items)));
     await enableStream(dynamodb, table);
     log(
       `loaded at ${Math.round(rate(load))} items/s; loading ${options.rssBaseItems} items into ${baseTable}…`,
     );
     await createBenchTable(dynamodb, baseTable, { stream: true });
-    await writeItems(dynamodb, baseTable, benchItems(options.rssBaseItems));
+    await loadItems(dynamodb, baseTable, benchItems(options.rssBaseItems));
 
     const lines = documentLines(benchItems(options.items), { index: 'unused' });
     const bodies = bulkBodies(lines, options.sinkDocs);

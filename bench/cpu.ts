@@ -1,7 +1,7 @@
 /**
  * CPU time of the engines, from /proc: where a phase's time goes on a machine
  * whose cores the engines and the benchmark share. An engine runs in its own
- * process group (local/engines.ts), so its CPU is the sum over that group.
+ * process group (local/engines/process-group.ts), so its CPU is the sum over that group.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';

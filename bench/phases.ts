@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  BatchWriteItemCommand,
   CreateTableCommand,
   DeleteTableCommand,
   DescribeTableCommand,
@@ -25,6 +24,7 @@ import { sendForJson } from '../handlers/lib/sdk-json';
 import type { Item } from '../handlers/lib/types';
 import { createLocalUpdater } from '../local/backfill';
 import { seededRandom } from '../local/demo-data';
+import { loadItems } from '../local/load-items';
 import { BENCH_KEY_SCHEMA, benchItem } from './items';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -89,51 +89,13 @@ export async function enableStream(dynamodb: DynamoDBClient, table: string): Pro
   throw new Error(`the stream of ${table} did not become enabled`);
 }
 
-/** Writes items with BatchWriteItem, `concurrency` requests in flight, retrying unprocessed items. */
-export async function writeItems(
-  dynamodb: DynamoDBClient,
-  table: string,
-  items: Iterable<Item>,
-  concurrency = 8,
-): Promise<number> {
-  const iterator = items[Symbol.iterator]();
-  let written = 0;
-  const nextBatch = (): Item[] => {
-    const batch: Item[] = [];
-    for (let next = iterator.next(); !next.done; next = iterator.next()) {
-      batch.push(next.value);
-      if (batch.length === 25) break;
-    }
-    return batch;
-  };
-  const worker = async () => {
-    for (let batch = nextBatch(); batch.length > 0; batch = nextBatch()) {
-      let requests = batch.map((item) => ({ PutRequest: { Item: item } }));
-      for (let attempt = 0; requests.length > 0; attempt++) {
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2_000, 50 * 2 ** attempt)));
-        const response = await dynamodb.send(
-          new BatchWriteItemCommand({ RequestItems: { [table]: requests } }),
-        );
-        requests = (response.UnprocessedItems?.[table] ?? []) as typeof requests;
-      }
-      written += batch.length;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return written;
-}
-
-/** Runs `work` for segments 0..segments-1, at most `concurrency` at once. */
-async function eachSegment(
-  segments: number,
-  concurrency: number,
-  work: (segment: number) => Promise<void>,
-): Promise<void> {
+/** Runs `work` for 0..count-1, at most `concurrency` at once. */
+async function eachOf(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < segments) await work(next++);
+    while (next < count) await work(next++);
   };
-  await Promise.all(Array.from({ length: Math.min(segments, concurrency) }, worker));
+  await Promise.all(Array.from({ length: Math.min(count, concurrency) }, worker));
 }
 
 /**
@@ -148,7 +110,7 @@ export async function scanTable(
   pageLimit?: number,
 ): Promise<number> {
   let items = 0;
-  await eachSegment(segments, concurrency, async (segment) => {
+  await eachOf(segments, concurrency, async (segment) => {
     let startKey: Item | undefined;
     do {
       // The read path scanSegment uses (sendForJson), so that the ceiling is not lower than the backfill's own reads.
@@ -223,11 +185,7 @@ export async function bulkSend(
   bodies: string[],
   concurrency: number,
 ): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < bodies.length) await sendBody(opensearch, index, bodies[next++] as string);
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  await eachOf(bodies.length, concurrency, (i) => sendBody(opensearch, index, bodies[i] as string));
 }
 
 /**
@@ -391,6 +349,6 @@ export async function streamUpdates(options: {
   const updates = function* () {
     for (let id = 1; id <= options.count; id++) yield benchItem(id, random, options.version);
   };
-  await writeItems(options.dynamodb, options.table, updates());
+  await loadItems(options.dynamodb, options.table, updates());
   return { drain: () => timed(async () => (await updater.drain()).records) };
 }

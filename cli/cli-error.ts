@@ -1,5 +1,7 @@
+import { BackfillError } from '../handlers/lib/errors';
+
 /** An error a person fixes by changing the command line: printed as one line, exit code 2. */
-export class UsageError extends Error {
+export class UsageError extends BackfillError {
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';

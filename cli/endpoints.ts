@@ -19,7 +19,8 @@ import { createOpenSearchClient } from '../handlers/lib/opensearch';
 import type { KeySchema } from '../handlers/lib/types';
 import { type FlagSpec, optionalString, type ParsedArgs } from './args';
 import { UsageError } from './cli-error';
-import { errorName, explainAwsError, resolveTarget, withDefaults } from './cloud';
+import { resolveTarget, withDefaults } from './cloud/aws';
+import { errorName, explainAwsError } from './cloud/errors';
 import type { CliIo } from './io';
 
 /** `--dynamodb-endpoint`, `--region`, `--profile`. */

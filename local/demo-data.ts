@@ -6,7 +6,6 @@
  */
 import {
   type AttributeValue,
-  BatchWriteItemCommand,
   CreateTableCommand,
   DeleteItemCommand,
   DeleteTableCommand,
@@ -19,6 +18,10 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { MappingConfig } from '../handlers/lib/mapping';
 import type { Item, KeySchema } from '../handlers/lib/types';
+
+// Transitional: cli/commands/demo.ts (edited on another branch) imports the loader from here; once it
+// imports it from ./load-items, delete this line.
+export { loadItems } from './load-items';
 
 export const DEMO_KEY_SCHEMA: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
 /** The sort key of a collection's parent item: a product's only item, a customer's profile. */
@@ -188,42 +191,6 @@ export async function createDemoTable(
     }),
   );
   await waitUntilTableExists({ client: dynamodb, maxWaitTime: 120 }, { TableName: table });
-}
-
-/** Writes items with BatchWriteItem, `concurrency` requests in flight, retrying unprocessed items. */
-export async function loadItems(
-  dynamodb: DynamoDBClient,
-  table: string,
-  items: Iterable<Item>,
-  options: { concurrency?: number; onProgress?: (written: number) => void } = {},
-): Promise<number> {
-  const concurrency = options.concurrency ?? 8;
-  const iterator = items[Symbol.iterator]();
-  let written = 0;
-  const nextBatch = (): Item[] => {
-    const batch: Item[] = [];
-    for (let next = iterator.next(); !next.done; next = iterator.next()) {
-      batch.push(next.value);
-      if (batch.length === 25) break;
-    }
-    return batch;
-  };
-  const worker = async () => {
-    for (let batch = nextBatch(); batch.length > 0; batch = nextBatch()) {
-      let requests = batch.map((item) => ({ PutRequest: { Item: item } }));
-      for (let attempt = 0; requests.length > 0; attempt += 1) {
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2_000, 50 * 2 ** attempt)));
-        const response = await dynamodb.send(
-          new BatchWriteItemCommand({ RequestItems: { [table]: requests } }),
-        );
-        requests = (response.UnprocessedItems?.[table] ?? []) as typeof requests;
-      }
-      written += batch.length;
-      options.onProgress?.(written);
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return written;
 }
 
 /** One live change the demo makes after the backfill, and how to see it in the index. */

@@ -1,5 +1,5 @@
 /** `npm run engines:fetch`: fetch and unpack both engines once (CI runs it before the tests). */
-import { cacheDir, fetchEngines } from './engines';
+import { cacheDir, fetchEngines } from './engines/fetch';
 
 const artifacts = fetchEngines((line) => console.log(line));
 console.log(

@@ -4,24 +4,11 @@
  */
 import { RedriveExecutionCommand } from '@aws-sdk/client-sfn';
 import { EXIT } from '../cli-error';
-import {
-  AWS_DETAILS,
-  AWS_FLAGS,
-  type CloudDeps,
-  CloudError,
-  consoleUrl,
-  describeSnapshot,
-  ExecutionNotFoundError,
-  type ExecutionSnapshot,
-  errorName,
-  explainAwsError,
-  type FollowSummary,
-  followExecution,
-  parseStatesArn,
-  reportFollowed,
-  resolveTarget,
-  withDefaults,
-} from '../cloud';
+import { consoleUrl, parseStatesArn } from '../cloud/arns';
+import { AWS_DETAILS, AWS_FLAGS, type CloudDeps, resolveTarget, withDefaults } from '../cloud/aws';
+import { CloudError, ExecutionNotFoundError, errorName, explainAwsError } from '../cloud/errors';
+import { describeSnapshot, type ExecutionSnapshot } from '../cloud/execution';
+import { type FollowSummary, followExecution, reportFollowed } from '../cloud/follow';
 import type { Command } from '../command';
 
 export function createRedriveCommand(deps: CloudDeps = {}): Command {

@@ -7,24 +7,17 @@ import { ConfigurationError } from '../../handlers/lib/errors';
 import { validateWorkflowConfig } from '../../handlers/lib/plan-segments';
 import { optionalString, type ParsedArgs } from '../args';
 import { EXIT, UsageError } from '../cli-error';
+import { consoleUrl, parseStatesArn, type StatesArn, stateMachineArnFromStack } from '../cloud/arns';
 import {
   AWS_DETAILS,
   AWS_FLAGS,
   type AwsTarget,
   type CloudDeps,
-  CloudError,
-  consoleUrl,
-  errorName,
-  explainAwsError,
-  type FollowSummary,
-  followExecution,
-  parseStatesArn,
-  reportFollowed,
   resolveTarget,
-  type StatesArn,
-  stateMachineArnFromStack,
   withDefaults,
-} from '../cloud';
+} from '../cloud/aws';
+import { CloudError, errorName, explainAwsError } from '../cloud/errors';
+import { type FollowSummary, followExecution, reportFollowed } from '../cloud/follow';
 import type { Command } from '../command';
 
 /** The input keys the workflow reads (statemachines/backfill.asl.json, "Read input"). */

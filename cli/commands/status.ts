@@ -3,22 +3,10 @@
  * Map Run.
  */
 import { EXIT } from '../cli-error';
-import {
-  AWS_DETAILS,
-  AWS_FLAGS,
-  type CloudDeps,
-  consoleUrl,
-  countsText,
-  describeSnapshot,
-  type ExecutionSnapshot,
-  mapRunBar,
-  parseStatesArn,
-  redriveHint,
-  resolveTarget,
-  succeededText,
-  summaryLines,
-  withDefaults,
-} from '../cloud';
+import { consoleUrl, parseStatesArn } from '../cloud/arns';
+import { AWS_DETAILS, AWS_FLAGS, type CloudDeps, resolveTarget, withDefaults } from '../cloud/aws';
+import { describeSnapshot, type ExecutionSnapshot, redriveHint } from '../cloud/execution';
+import { countsText, mapRunBar, succeededText, summaryLines } from '../cloud/render';
 import type { Command } from '../command';
 import { duration } from '../progress';
 

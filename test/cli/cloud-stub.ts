@@ -6,7 +6,7 @@
  */
 import type { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import type { SFNClient } from '@aws-sdk/client-sfn';
-import type { AwsTarget, CloudDeps } from '../../cli/cloud';
+import type { AwsTarget, CloudDeps } from '../../cli/cloud/aws';
 
 type Answer = (input: Record<string, unknown>) => unknown;
 

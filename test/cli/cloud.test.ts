@@ -1,14 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../cli/cli-error';
-import {
-  consoleUrl,
-  explainAwsError,
-  failureSentence,
-  parseStatesArn,
-  resolveTarget,
-  summaryLines,
-  withDefaults,
-} from '../../cli/cloud';
+import { consoleUrl, parseStatesArn } from '../../cli/cloud/arns';
+import { resolveTarget, withDefaults } from '../../cli/cloud/aws';
+import { explainAwsError } from '../../cli/cloud/errors';
+import { failureSentence, summaryLines } from '../../cli/cloud/render';
 import type { CliIo } from '../../cli/io';
 import { awsError, EXECUTION_ARN, STATE_MACHINE_ARN } from './cloud-stub';
 

@@ -5,7 +5,6 @@
  * stand in the cloud (no local engine for those).
  */
 import {
-  BatchWriteItemCommand,
   DeleteItemCommand,
   type DynamoDBClient,
   PutItemCommand,
@@ -18,7 +17,13 @@ import { SegmentCheckpointStore } from '../../handlers/lib/checkpoint';
 import { ConfigurationError, SinkUnavailableError } from '../../handlers/lib/errors';
 import type { MappingConfig } from '../../handlers/lib/mapping';
 import type { Item, KeySchema } from '../../handlers/lib/types';
-import { type BackfillEvent, createLocalUpdater, runLocalBackfill } from '../../local/backfill';
+import {
+  type BackfillEvent,
+  createLocalUpdater,
+  type LocalBackfillOptions,
+  runLocalBackfill,
+} from '../../local/backfill';
+import { loadItems } from '../../local/load-items';
 import { indexMatchesTable, verifyIndex } from '../../local/verify';
 import { WorkflowFailedError } from '../../local/workflow';
 import {
@@ -47,19 +52,6 @@ function item(i: number): Item {
   };
 }
 
-async function putItems(dynamodb: DynamoDBClient, table: string, count: number): Promise<void> {
-  const requests = Array.from({ length: count }, (_, i) => ({ PutRequest: { Item: item(i) } }));
-  const chunks: (typeof requests)[] = [];
-  for (let i = 0; i < requests.length; i += 25) chunks.push(requests.slice(i, i + 25));
-  for (let i = 0; i < chunks.length; i += 8) {
-    await Promise.all(
-      chunks
-        .slice(i, i + 8)
-        .map((chunk) => dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [table]: chunk } }))),
-    );
-  }
-}
-
 async function count(opensearch: Client, index: string): Promise<number> {
   await opensearch.indices.refresh({ index });
   return (await opensearch.count({ index })).body.count;
@@ -83,6 +75,14 @@ describe('the backfill workflow, run locally from the same definition file', () 
     for (const index of created.indices) await deleteIndex(opensearch, index);
   });
 
+  /** Runs the local backfill of a fixture's table into its index, on this file's engines and progress table. */
+  function backfill(
+    target: { table: string; index: string; mapping: MappingConfig },
+    options: Partial<LocalBackfillOptions> = {},
+  ) {
+    return runLocalBackfill({ dynamodb, streams, opensearch, progressTable, ...target, ...options });
+  }
+
   async function fixture(items: number) {
     const table = await createTable(dynamodb, uniqueName('backfill'), {
       keySchema,
@@ -92,7 +92,11 @@ describe('the backfill workflow, run locally from the same definition file', () 
     const index = uniqueName('backfill-index');
     created.tables.push(table);
     created.indices.push(index);
-    await putItems(dynamodb, table, items);
+    await loadItems(
+      dynamodb,
+      table,
+      Array.from({ length: items }, (_, i) => item(i)),
+    );
     const mapping: MappingConfig = { index };
     return { table, index, mapping };
   }
@@ -124,18 +128,14 @@ describe('the backfill workflow, run locally from the same definition file', () 
       }
     })();
 
-    const result = await runLocalBackfill({
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      index,
-      mapping,
-      progressTable,
-      restart: true,
-      input: { totalSegments: 4, maxConcurrency: 2 },
-      onEvent: (event) => events.push(event),
-    });
+    const result = await backfill(
+      { table, index, mapping },
+      {
+        restart: true,
+        input: { totalSegments: 4, maxConcurrency: 2 },
+        onEvent: (event) => events.push(event),
+      },
+    );
     stop = true;
     await writer;
 
@@ -177,24 +177,20 @@ describe('the backfill workflow, run locally from the same definition file', () 
     const events: BackfillEvent[] = [];
     const attempts: number[] = [];
 
-    const failing = runLocalBackfill({
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      index,
-      mapping,
-      progressTable,
-      restart: true,
-      input: { totalSegments: 4, maxConcurrency: 4 },
-      segmentRetryIntervalMs: 10,
-      onEvent: (event) => events.push(event),
-      beforeSegmentAttempt: (segment, attempt) => {
-        if (segment !== 2) return;
-        attempts.push(attempt);
-        throw new SinkUnavailableError('OpenSearch at http://127.0.0.1:1 did not answer after 8 attempts');
+    const failing = backfill(
+      { table, index, mapping },
+      {
+        restart: true,
+        input: { totalSegments: 4, maxConcurrency: 4 },
+        segmentRetryIntervalMs: 10,
+        onEvent: (event) => events.push(event),
+        beforeSegmentAttempt: (segment, attempt) => {
+          if (segment !== 2) return;
+          attempts.push(attempt);
+          throw new SinkUnavailableError('OpenSearch at http://127.0.0.1:1 did not answer after 8 attempts');
+        },
       },
-    });
+    );
 
     const error = await failing.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkflowFailedError);
@@ -211,17 +207,13 @@ describe('the backfill workflow, run locally from the same definition file', () 
     expect(indexedAfterFailure).toBeLessThan(1_200);
 
     const rerunEvents: BackfillEvent[] = [];
-    const rerun = await runLocalBackfill({
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      index,
-      mapping,
-      progressTable,
-      input: { totalSegments: 4, maxConcurrency: 4 },
-      onEvent: (event) => rerunEvents.push(event),
-    });
+    const rerun = await backfill(
+      { table, index, mapping },
+      {
+        input: { totalSegments: 4, maxConcurrency: 4 },
+        onEvent: (event) => rerunEvents.push(event),
+      },
+    );
 
     expect(rerun.runId).toBe(runId);
     expect(rerun.summary.scanned).toBe(1_200);
@@ -242,22 +234,18 @@ describe('the backfill workflow, run locally from the same definition file', () 
     const { table, index, mapping } = await fixture(50);
     const attempts: number[] = [];
 
-    const error = await runLocalBackfill({
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      index,
-      mapping,
-      progressTable,
-      restart: true,
-      input: { totalSegments: 1 },
-      segmentRetryIntervalMs: 10,
-      beforeSegmentAttempt: (_segment, attempt) => {
-        attempts.push(attempt);
-        throw new ConfigurationError('readUnitsPerSecond must be a positive number');
+    const error = await backfill(
+      { table, index, mapping },
+      {
+        restart: true,
+        input: { totalSegments: 1 },
+        segmentRetryIntervalMs: 10,
+        beforeSegmentAttempt: (_segment, attempt) => {
+          attempts.push(attempt);
+          throw new ConfigurationError('readUnitsPerSecond must be a positive number');
+        },
       },
-    }).catch((e: unknown) => e);
+    ).catch((e: unknown) => e);
 
     expect((error as WorkflowFailedError).error).toBe('ConfigurationError');
     expect(attempts).toEqual([1]);
@@ -267,19 +255,15 @@ describe('the backfill workflow, run locally from the same definition file', () 
     const { table, index, mapping } = await fixture(100);
     const events: BackfillEvent[] = [];
 
-    const error = await runLocalBackfill({
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      index,
-      mapping,
-      progressTable,
-      restart: true,
-      input: { totalSegments: 2, retentionBudgetHours: 23 },
-      reportedDurationHours: 30,
-      onEvent: (event) => events.push(event),
-    }).catch((e: unknown) => e);
+    const error = await backfill(
+      { table, index, mapping },
+      {
+        restart: true,
+        input: { totalSegments: 2, retentionBudgetHours: 23 },
+        reportedDurationHours: 30,
+        onEvent: (event) => events.push(event),
+      },
+    ).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(WorkflowFailedError);
     expect((error as WorkflowFailedError).error).toBe('RetentionBudgetExceededError');

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDynamoDbLocal, startEngines } from '../../local/engines';
+import { startEngines } from '../../local/engines';
+import { startDynamoDbLocal } from '../../local/engines/dynamodb-local';
 import { dynamoClient, dynamodbEndpoint, openSearchClient, opensearchUrl } from '../support/engines';
 
 function alive(pid: number): boolean {

@@ -4,7 +4,7 @@
  * says (mapItem / aggregateCollection, encodeDocument), so that verify is
  * tested against the contract and not against itself.
  */
-import { BatchWriteItemCommand, type DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { API, Client } from '@opensearch-project/opensearch';
 import {
   aggregateCollection,
@@ -15,28 +15,13 @@ import {
   mapItem,
 } from '../../handlers/lib/mapping';
 import type { Item, KeySchema } from '../../handlers/lib/types';
+import { loadItems } from '../../local/load-items';
 
 /** A document as raw JSON text, so a test can write numbers JSON.stringify cannot (an unrounded 2^53+1). */
 export interface RawDocument {
   index: string;
   id: string;
   json: string;
-}
-
-/** Writes the items with BatchWriteItem, 25 at a time, resending what DynamoDB left unprocessed. */
-export async function putItems(dynamodb: DynamoDBClient, table: string, items: Item[]): Promise<void> {
-  const chunks: WriteRequest[][] = [];
-  for (let i = 0; i < items.length; i += 25) {
-    chunks.push(items.slice(i, i + 25).map((item) => ({ PutRequest: { Item: item } })));
-  }
-  const write = async (requests: WriteRequest[]) => {
-    let pending = requests;
-    while (pending.length > 0) {
-      const answer = await dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [table]: pending } }));
-      pending = answer.UnprocessedItems?.[table] ?? [];
-    }
-  };
-  for (let i = 0; i < chunks.length; i += 8) await Promise.all(chunks.slice(i, i + 8).map(write));
 }
 
 /** The documents the contract makes of these items (one per item, or one per partition when aggregating). */
@@ -85,7 +70,7 @@ export async function buildTableAndIndex(
   mapping: MappingConfig,
   items: Item[],
 ): Promise<void> {
-  await putItems(dynamodb, table, items);
+  await loadItems(dynamodb, table, items);
   for (const index of new Set([mapping.index, ...(mapping.routes ?? []).map((route) => route.index)])) {
     await createIndex(search, index);
   }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MappingConfig } from '../../handlers/lib/mapping';
 import type { Item, KeySchema } from '../../handlers/lib/types';
 import { JsonNumber } from '../../local/exact-json';
+import { loadItems } from '../../local/load-items';
 import { indexMatchesTable, keyFromSource, type VerifyTable, verifyIndex } from '../../local/verify';
 import {
   createTable,
@@ -18,14 +19,7 @@ import {
   openSearchClient,
   uniqueName,
 } from '../support/engines';
-import {
-  buildTableAndIndex,
-  catalogItems,
-  createIndex,
-  indexRaw,
-  orderItems,
-  putItems,
-} from './verify-fixtures';
+import { buildTableAndIndex, catalogItems, createIndex, indexRaw, orderItems } from './verify-fixtures';
 
 let dynamodb: DynamoDBClient;
 let search: Client;
@@ -253,7 +247,7 @@ describe('verifyIndex, full mode', () => {
   it('sees a document written a moment ago (the index is refreshed first)', async () => {
     const { table, mapping, index } = await fixture(catalogItems(5));
     const late: Item = { pk: { S: 'late' }, v: { N: '1' } };
-    await putItems(dynamodb, table.name, [late]);
+    await loadItems(dynamodb, table.name, [late]);
     await indexRaw(search, [
       { index, id: 'late', json: '{"pk":"late","v":1}' },
       { index, id: 'late-stray', json: '{"pk":"late-stray"}' },

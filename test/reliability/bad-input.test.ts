@@ -19,7 +19,7 @@ import { ensureProgressTable, SegmentCheckpointStore } from '../../handlers/lib/
 import { DirectoryDeadLetterSink } from '../../handlers/lib/dead-letter';
 import { processSegmentMessage, type WorkerDeps } from '../../handlers/worker';
 import { type BackfillEvent, runLocalBackfill } from '../../local/backfill';
-import { freePort } from '../../local/engines';
+import { freePort } from '../../local/engines/process-group';
 import { WorkflowFailedError } from '../../local/workflow';
 import { runCli } from '../cli/support';
 import {

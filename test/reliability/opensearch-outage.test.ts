@@ -15,7 +15,8 @@ import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalUpdater, type LocalBackfillOptions, runLocalBackfill } from '../../local/backfill';
-import { type Engine, startOpenSearch } from '../../local/engines';
+import type { Engine } from '../../local/engines/engine';
+import { startOpenSearch } from '../../local/engines/opensearch';
 import { WorkflowFailedError } from '../../local/workflow';
 import { deleteTable, dynamoClient, streamsClient, uniqueName } from '../support/engines';
 import {

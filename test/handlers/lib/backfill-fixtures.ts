@@ -1,39 +1,22 @@
 /**
- * Shared pieces of the backfill tests: seeding tables fast (BatchWriteItem in
- * parallel chunks), items with every attribute type, a progress table, and
+ * Shared pieces of the backfill tests: seeding tables fast, items with every attribute type, a progress table, and
  * reading back what OpenSearch holds.
  */
-import { BatchWriteItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { ensureProgressTable, SegmentCheckpointStore } from '../../../handlers/lib/checkpoint';
 import type { Item } from '../../../handlers/lib/types';
+import { loadItems } from '../../../local/load-items';
 import { uniqueName } from '../../support/engines';
 
-/** Writes the items with BatchWriteItem, 25 per request, `parallel` requests at a time. */
+/** Writes the items with the loader the demo and the benchmark use, 12 requests in flight. */
 export async function seedItems(
   client: DynamoDBClient,
   table: string,
   items: Item[],
   parallel = 12,
 ): Promise<void> {
-  const chunks: Item[][] = [];
-  for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25));
-  let next = 0;
-  const worker = async () => {
-    while (next < chunks.length) {
-      const chunk = chunks[next++] as Item[];
-      let requests = chunk.map((Item) => ({ PutRequest: { Item } }));
-      for (let attempt = 0; requests.length > 0; attempt++) {
-        if (attempt > 20) throw new Error('seeding: unprocessed items after 20 attempts');
-        const { UnprocessedItems } = await client.send(
-          new BatchWriteItemCommand({ RequestItems: { [table]: requests } }),
-        );
-        requests = (UnprocessedItems?.[table] ?? []) as typeof requests;
-        if (requests.length > 0) await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: parallel }, worker));
+  await loadItems(client, table, items, { concurrency: parallel });
 }
 
 /** An item with every attribute type, numbers that a double would round, and binary. */
