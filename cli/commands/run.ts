@@ -6,7 +6,7 @@
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { describeError } from '../../handlers/lib/errors';
-import { conflictReason } from '../../handlers/lib/field-conflicts';
+import { fieldConflictLines } from '../../handlers/lib/field-conflicts';
 import {
   type BackfillEvent,
   createLocalUpdater,
@@ -212,19 +212,7 @@ export function summaryLines(result: LocalBackfillResult): string[] {
     `  items dead-lettered          ${fmt(s.failed)}${s.failed > 0 ? `  (with reasons, in ${result.deadLetterLocation})` : ''}`,
     `  bulk items retried           ${fmt(s.retried)}`,
     `  duration                     ${duration(s.durationSeconds)}`,
-    ...fieldConflictLines(s.fieldConflicts),
-  ];
-}
-
-/** Each field whose type in the index did not fit some items, once, with the mapping that fixes it. */
-function fieldConflictLines(conflicts: LocalBackfillResult['summary']['fieldConflicts']): string[] {
-  if (conflicts.length === 0) return [];
-  return [
-    'fields whose type in the index does not fit some items (those items are dead-lettered):',
-    ...conflicts.map(
-      (c) =>
-        `  index ${c.index}: ${conflictReason({ ...c, itemType: c.itemTypes.join(' or ') }, c.items)}; ${c.fix}`,
-    ),
+    ...fieldConflictLines(s.fieldConflicts ?? []),
   ];
 }
 

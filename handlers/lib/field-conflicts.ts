@@ -156,7 +156,9 @@ export class FieldConflictResolver {
         indexType: object ? 'object' : (other?.[2] as string),
         itemType: describeValues(valuesAt(document(), field)),
       };
-      return { retry: false, reason: conflictReason(conflict), conflict };
+      // OpenSearch's words on a field that refuses a value quote the value: kept for the dead letter, which may hold it.
+      const words = object ? '' : ` (OpenSearch: ${reason})`;
+      return { retry: false, reason: `${conflictReason(conflict)}${words}`, conflict };
     }
     return undefined;
   }
@@ -382,4 +384,19 @@ export function addFieldConflicts(
     }
   }
   return [...merged.values()];
+}
+
+/**
+ * The run summary's field conflicts as lines a person reads (`ddb2os run`,
+ * `ddb2os status`); none when there were none.
+ */
+export function fieldConflictLines(conflicts: readonly (FieldConflictCount & { fix?: string })[]): string[] {
+  if (conflicts.length === 0) return [];
+  return [
+    'fields whose type in the index does not fit some items (those items are dead-lettered):',
+    ...conflicts.map(
+      (c) =>
+        `  index ${c.index}: ${conflictReason({ ...c, itemType: c.itemTypes.join(' or ') }, c.items)}; ${c.fix ?? conflictFix(c)}`,
+    ),
+  ];
 }
