@@ -15,6 +15,7 @@ import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { summaryLines } from '../../../cli/commands/run';
 import { applyStreamRecords } from '../../../handlers/lib/apply-stream';
+import { type BulkOutcome, BulkWriter, bulkCreateLine } from '../../../handlers/lib/bulk-writer';
 import { DirectoryDeadLetterSink } from '../../../handlers/lib/dead-letter';
 import { describeValues, valuesAt } from '../../../handlers/lib/field-conflicts';
 import { prepareIndexForBackfill } from '../../../handlers/lib/index-settings';
@@ -373,6 +374,37 @@ describe('an object in the index against a scalar in an item', () => {
       ],
     ]);
     expect([...(await indexDocuments(search, index)).keys()].sort()).toEqual(['o|0', 'o|3']);
+  });
+});
+
+describe('an index ddb2os did not create', () => {
+  it('gets no mapping put: a self-conflicting list is dead-lettered after three attempts with a reason naming the field', async () => {
+    // Prepare: the user's own index, without ddb2os's _meta
+    const index = uniqueName('user-index');
+    indices.push(index);
+    await search.indices.create({ index });
+    const outcomes: BulkOutcome[] = [];
+    const writer = new BulkWriter<number>(search, {
+      baseDelayMs: 1,
+      maxDelayMs: 5,
+      onOutcome: (_document, outcome) => outcomes.push(outcome),
+    });
+
+    // Act
+    writer.add({ ...bulkCreateLine(index, 'mixed', JSON.stringify({ m: ['a', 1] })), ticket: 0 });
+    writer.add({ ...bulkCreateLine(index, 'plain', JSON.stringify({ n: 1 })), ticket: 1 });
+    await writer.drain();
+
+    // Assess
+    expect(outcomes).toContainEqual({ status: 'created' });
+    expect(outcomes).toContainEqual({
+      status: 'failed',
+      errorType: 'illegal_argument_exception',
+      httpStatus: 400,
+      reason:
+        'field m holds a list holding numbers and strings in this item and the index could not give it one type after 3 attempts (OpenSearch: mapper [m] cannot be changed from type [text] to [long])',
+    });
+    expect(Object.keys(await fieldTypes(index))).toEqual(['n']);
   });
 });
 
