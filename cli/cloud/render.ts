@@ -1,4 +1,5 @@
 /** An execution as text: the Map Run's counts and bar, the status block and line, the run summary. */
+import { type FieldConflictCount, fieldConflictLines } from '../../handlers/lib/field-conflicts';
 import { bar, duration, fmt } from '../progress';
 import type { ExecutionSnapshot, ItemCounts } from './execution';
 
@@ -74,21 +75,24 @@ export function summaryLines(output: unknown): string[] {
     return output === undefined ? [] : [`  output  ${JSON.stringify(output)}`];
   }
   const entries = Object.entries(output as Record<string, unknown>).filter(
-    ([key]) => key !== 'runId' && key !== 'durationHours',
+    ([key]) => key !== 'runId' && key !== 'durationHours' && key !== 'fieldConflicts',
   );
+  const conflicts = (output as { fieldConflicts?: unknown }).fieldConflicts;
   const width = Math.max(...entries.map(([key]) => (SUMMARY_LABELS[key] ?? key).length), 0);
-  return entries.map(([key, value]) => {
-    const label = (SUMMARY_LABELS[key] ?? key).padEnd(width);
-    const text =
-      key === 'durationSeconds' && typeof value === 'number'
-        ? `${duration(value)} (${fmt(value)} s)`
-        : typeof value === 'number'
-          ? fmt(value)
-          : typeof value === 'string'
-            ? value
-            : JSON.stringify(value);
-    return `  ${label}  ${text}`;
-  });
+  return entries
+    .map(([key, value]) => {
+      const label = (SUMMARY_LABELS[key] ?? key).padEnd(width);
+      const text =
+        key === 'durationSeconds' && typeof value === 'number'
+          ? `${duration(value)} (${fmt(value)} s)`
+          : typeof value === 'number'
+            ? fmt(value)
+            : typeof value === 'string'
+              ? value
+              : JSON.stringify(value);
+      return `  ${label}  ${text}`;
+    })
+    .concat(Array.isArray(conflicts) ? fieldConflictLines(conflicts as FieldConflictCount[]) : []);
 }
 
 /** Error and cause on one line: causes can hold newlines and JSON. */

@@ -6,6 +6,7 @@
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { describeError } from '../../handlers/lib/errors';
+import { fieldConflictLines } from '../../handlers/lib/field-conflicts';
 import {
   type BackfillEvent,
   createLocalUpdater,
@@ -211,6 +212,7 @@ export function summaryLines(result: LocalBackfillResult): string[] {
     `  items dead-lettered          ${fmt(s.failed)}${s.failed > 0 ? `  (with reasons, in ${result.deadLetterLocation})` : ''}`,
     `  bulk items retried           ${fmt(s.retried)}`,
     `  duration                     ${duration(s.durationSeconds)}`,
+    ...fieldConflictLines(s.fieldConflicts ?? []),
   ];
 }
 

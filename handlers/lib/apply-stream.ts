@@ -31,9 +31,9 @@ import {
   ResourceNotFoundException,
 } from '@aws-sdk/client-dynamodb';
 import type { API, Client } from '@opensearch-project/opensearch';
-import { isDynamicMappingRace, MAPPING_RACE_ATTEMPTS } from './bulk-writer';
 import type { DeadLetterSink } from './dead-letter';
 import { describeError, MappingError, SourceTableError } from './errors';
+import { type FieldConflict, fieldConflictResolverFor } from './field-conflicts';
 import {
   aggregateCollection,
   documentId,
@@ -497,7 +497,7 @@ interface WriteOutcome {
   indexed: number;
   deleted: number;
   /** OpenSearch refused these for good (mapper_parsing_exception and the like). */
-  rejected: { action: DocumentAction; reason: string; errorType: string }[];
+  rejected: { action: DocumentAction; reason: string; errorType: string; conflict?: FieldConflict }[];
   /** Still failing after every attempt (429, 5xx, cluster blocks, OpenSearch unreachable). */
   unresolved: DocumentAction[];
 }
@@ -507,7 +507,11 @@ interface WriteOutcome {
  * passes (a whole request that failed, or an item with 429, 5xx or a cluster
  * block such as a full disk's read-only block) with exponential backoff and
  * full jitter. A request-level error is never taken as a verdict on the
- * documents: a 401 or 403 is a setup problem, not bad data.
+ * documents: a 401 or 403 is a setup problem, not bad data. A document
+ * refused for a field's type goes to FieldConflictResolver, as in the
+ * backfill: another try after a mapping put or a race, bounded per document
+ * (so those tries do not count against `attempts`), or a reason naming the
+ * field and both types.
  */
 async function writeActions(
   actions: DocumentAction[],
@@ -516,9 +520,12 @@ async function writeActions(
   logger: ApplyLogger | undefined,
 ): Promise<WriteOutcome> {
   const outcome: WriteOutcome = { indexed: 0, deleted: 0, rejected: [], unresolved: [] };
+  const fieldConflicts = fieldConflictResolverFor(opensearch);
+  const conflicts = new Map<DocumentAction, number>();
   let pending = actions;
   for (let attempt = 1; pending.length > 0; attempt++) {
     const retry: DocumentAction[] = [];
+    const refused: { action: DocumentAction; item: BulkItem }[] = [];
     let lastError: unknown;
     for (const chunk of chunks(pending, settings)) {
       let items: BulkItem[];
@@ -531,24 +538,52 @@ async function writeActions(
       }
       chunk.forEach((action, i) => {
         const item = items[i]!;
-        const verdict = classify(action, item, attempt);
+        const verdict = classify(action, item);
         if (verdict === 'done') {
           if (action.kind === 'index') outcome.indexed += 1;
           else outcome.deleted += 1;
         } else if (verdict === 'retry') {
           lastError = item.error?.type ?? `status ${item.status}`;
           retry.push(action);
-        } else {
-          outcome.rejected.push({
-            action,
-            reason: item.error?.reason ?? JSON.stringify(item.error ?? { status: item.status }),
-            errorType: item.error?.type ?? `http_${item.status}`,
-          });
-        }
+        } else refused.push({ action, item });
       });
     }
+    const sinkRetries = retry.length;
+    await Promise.all(
+      refused.map(async ({ action, item }) => {
+        const tries = conflicts.get(action) ?? 0;
+        const verdict =
+          action.kind === 'index'
+            ? await fieldConflicts.settle(
+                action.index,
+                item.error,
+                tries,
+                () => JSON.parse(action.body ?? 'null'),
+                logger,
+              )
+            : undefined;
+        if (verdict?.retry) {
+          conflicts.set(action, tries + 1);
+          retry.push(action);
+          return;
+        }
+        if (verdict?.conflict) {
+          logger?.warn('an item holds a value its field in the index mapping cannot take', {
+            index: action.index,
+            ...verdict.conflict,
+          });
+        }
+        outcome.rejected.push({
+          action,
+          reason:
+            verdict?.reason ?? item.error?.reason ?? JSON.stringify(item.error ?? { status: item.status }),
+          errorType: item.error?.type ?? `http_${item.status}`,
+          ...(verdict?.conflict ? { conflict: verdict.conflict } : {}),
+        });
+      }),
+    );
     if (retry.length === 0) break;
-    if (attempt >= settings.attempts) {
+    if (attempt >= settings.attempts && sinkRetries > 0) {
       logger?.warn('bulk actions still failing after every attempt', {
         actions: retry.length,
         attempts: attempt,
@@ -592,14 +627,12 @@ async function sendBulk(opensearch: Client, chunk: DocumentAction[]): Promise<Bu
   return items as BulkItem[];
 }
 
-function classify(action: DocumentAction, item: BulkItem, attempt: number): 'done' | 'retry' | 'rejected' {
+function classify(action: DocumentAction, item: BulkItem): 'done' | 'retry' | 'rejected' {
   if (item.status >= 200 && item.status < 300) return 'done';
   // Deleting what is not there is what a delete wants.
   if (action.kind === 'delete' && item.status === 404) return 'done';
   if (item.status === 429 || item.status >= 500) return 'retry';
   if (item.error?.type === 'cluster_block_exception') return 'retry';
-  // A race settles within a retry or two; a document whose own array mixes types never does (a poison record).
-  if (isDynamicMappingRace(item.error)) return attempt < MAPPING_RACE_ATTEMPTS ? 'retry' : 'rejected';
   return 'rejected';
 }
 

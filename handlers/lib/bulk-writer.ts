@@ -7,9 +7,11 @@
  * - Per document: 201 created; 409 already present (the backfill never
  *   overwrites: the stream updater owns updates); 429, 5xx or
  *   es_rejected_execution_exception retried with exponential backoff and full
- *   jitter (only those documents); anything else (mapper_parsing_exception,
- *   a document too large, an illegal argument, …) a permanent failure that the
- *   caller sends to the dead-letter place.
+ *   jitter (only those documents); a field whose type does not fit is
+ *   settled by FieldConflictResolver (a mapping put and another try, or a
+ *   failure naming the field and both types); anything else
+ *   (mapper_parsing_exception, a document too large, an illegal argument, …)
+ *   a permanent failure that the caller sends to the dead-letter place.
  * - Per request: a connection error, a timeout, 429 or 5xx is retried with
  *   backoff; 413 splits the request in halves (a single document that is too
  *   large fails alone). When the retries run out, the writer fails with
@@ -23,6 +25,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Client, errors } from '@opensearch-project/opensearch';
 import { BackfillError, SinkUnavailableError } from './errors';
+import { type FieldConflict, type FieldConflictResolver, fieldConflictResolverFor } from './field-conflicts';
 import { quietTelemetry, type Telemetry } from './observability';
 import { backoffDelay } from './read-budget';
 
@@ -53,7 +56,14 @@ export interface BulkDocument<T> extends BulkLine {
 export type BulkOutcome =
   | { status: 'created' }
   | { status: 'present' }
-  | { status: 'failed'; reason: string; errorType: string; httpStatus?: number };
+  | {
+      status: 'failed';
+      reason: string;
+      errorType: string;
+      httpStatus?: number;
+      /** Set when the item's value does not fit the field's type in the index mapping. */
+      conflict?: FieldConflict;
+    };
 
 /** Builds the two NDJSON lines of a create action from the document's JSON. */
 export function bulkCreateLine(index: string, id: string, documentJson: string): BulkLine {
@@ -88,6 +98,8 @@ export interface BulkWriterOptions<T> {
 interface Pending<T> {
   document: BulkDocument<T>;
   retries: number;
+  /** Times OpenSearch refused it for a field's type (see FieldConflictResolver). */
+  conflicts: number;
 }
 
 interface BulkResponseItem {
@@ -109,6 +121,7 @@ export class BulkWriter<T> {
   private readonly maxDelayMs: number;
   private readonly telemetry: Telemetry;
   private readonly wait: (ms: number) => Promise<void>;
+  private readonly fieldConflicts: FieldConflictResolver;
 
   private buffer: Pending<T>[] = [];
   private bufferBytes = 0;
@@ -132,6 +145,7 @@ export class BulkWriter<T> {
     this.endpoint = options.endpoint ?? clientEndpoint(client);
     this.telemetry = options.telemetry ?? quietTelemetry;
     this.wait = options.sleep ?? ((ms) => sleep(ms));
+    this.fieldConflicts = fieldConflictResolverFor(client);
   }
 
   /** The error that stopped the writer, if any. */
@@ -162,7 +176,7 @@ export class BulkWriter<T> {
   }
 
   private push(document: BulkDocument<T>): void {
-    this.buffer.push({ document, retries: 0 });
+    this.buffer.push({ document, retries: 0, conflicts: 0 });
     this.bufferBytes += document.bytes;
   }
 
@@ -253,31 +267,49 @@ export class BulkWriter<T> {
       }
 
       const retry: Pending<T>[] = [];
+      let sinkRetries = 0;
       let lastRetryReason = '';
+      const refused: { entry: Pending<T>; item: BulkResponseItem }[] = [];
       pending.forEach((entry, i) => {
         const item = items[i] as BulkResponseItem;
         const status = item.status ?? 0;
         if (status === 201 || status === 200) this.report(entry, { status: 'created' });
         else if (status === 409) this.report(entry, { status: 'present' });
-        else if (
-          isRetryableItem(item) &&
-          !(attempt >= MAPPING_RACE_ATTEMPTS && isDynamicMappingRace(item.error))
-        ) {
+        else if (isRetryableItem(item)) {
           retry.push(entry);
+          sinkRetries += 1;
           lastRetryReason = `${status} ${item.error?.type ?? ''}`.trim();
-        } else {
+        } else refused.push({ entry, item });
+      });
+      await Promise.all(
+        refused.map(async ({ entry, item }) => {
+          const verdict = await this.fieldConflicts.settle(
+            entry.document.index,
+            item.error,
+            entry.conflicts,
+            () => documentOf(entry.document),
+            this.telemetry.logger,
+          );
+          if (verdict?.retry) {
+            entry.conflicts += 1;
+            retry.push(entry);
+            return;
+          }
+          const status = item.status ?? 0;
           this.report(entry, {
             status: 'failed',
-            reason: itemReason(item),
+            reason: verdict?.reason ?? itemReason(item),
             errorType: item.error?.type ?? `http_${status}`,
             httpStatus: status,
+            ...(verdict?.conflict ? { conflict: verdict.conflict } : {}),
           });
-        }
-      });
+        }),
+      );
       if (retry.length === 0) return;
-      if (attempt >= this.maxAttempts) {
+      // A mapping conflict is bounded per document (MAX_CONFLICT_ATTEMPTS); only a sink that keeps refusing fails the writer.
+      if (attempt >= this.maxAttempts && sinkRetries > 0) {
         throw new SinkUnavailableError(
-          `OpenSearch at ${this.endpoint} kept rejecting ${retry.length} documents (${lastRetryReason}) after ${attempt} attempts`,
+          `OpenSearch at ${this.endpoint} kept rejecting ${sinkRetries} documents (${lastRetryReason}) after ${attempt} attempts`,
         );
       }
       await this.backoff(attempt, retry);
@@ -377,32 +409,17 @@ function isRetryableRequestError(error: unknown): boolean {
 
 function isRetryableItem(item: BulkResponseItem): boolean {
   const status = item.status ?? 0;
-  return (
-    status === 429 ||
-    status >= 500 ||
-    item.error?.type === 'es_rejected_execution_exception' ||
-    isDynamicMappingRace(item.error)
-  );
+  return status === 429 || status >= 500 || item.error?.type === 'es_rejected_execution_exception';
 }
 
-/** Attempts at a document that failed with a dynamic-mapping race before it counts as failed for good. */
-export const MAPPING_RACE_ATTEMPTS = 3;
-
-/**
- * Two requests that add the same new field at once with different types (a
- * number in one document, an exact decimal string in another) make one of
- * them fail with "mapper [f] cannot be changed from type [text] to [double]".
- * Once the mapping has settled, the same document is accepted (coerced) or
- * fails for good with mapper_parsing_exception, so it is worth another try.
- * A document whose own array mixes types (`[1, "one"]` in a new field) gets
- * the same words on every try: after MAPPING_RACE_ATTEMPTS it is a failed
- * document (dead letter), never a reason to fail the whole writer.
- */
-export function isDynamicMappingRace(error: { type?: string; reason?: string | null } | undefined): boolean {
-  return (
-    error?.type === 'illegal_argument_exception' && /cannot be changed from type \[/.test(error.reason ?? '')
-  );
+/** The document's JSON, the second line of its bulk payload (read only when OpenSearch refused it). */
+function documentOf(document: BulkLine): unknown {
+  const text = document.payload.toString('utf8');
+  return JSON.parse(text.slice(text.indexOf('\n') + 1));
 }
+
+/** The rule lives with the rest of the field-type handling; re-exported for the writers' callers. */
+export { isDynamicMappingRace, MAPPING_RACE_ATTEMPTS } from './field-conflicts';
 
 function itemReason(item: BulkResponseItem): string {
   const error = item.error;

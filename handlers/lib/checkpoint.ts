@@ -27,6 +27,7 @@ import {
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import { CheckpointConflictError, InvalidMessageError } from './errors';
+import type { FieldConflictCount } from './field-conflicts';
 import { emptyCounts, type Item, type SegmentCounts, type SegmentResult, type SegmentStatus } from './types';
 
 export interface SegmentCheckpoint {
@@ -38,6 +39,8 @@ export interface SegmentCheckpoint {
   lastEvaluatedKey?: Item;
   /** Cumulative counts of everything before lastEvaluatedKey. */
   counts: SegmentCounts;
+  /** Fields whose type in the index did not fit an item (those items are among counts.failed), cumulative. */
+  fieldConflicts?: FieldConflictCount[];
   /** Scan pages read, cumulative. */
   pages: number;
   startedAt: string;
@@ -232,6 +235,8 @@ function toItem(checkpoint: SegmentCheckpoint): Item {
   if (checkpoint.lastEvaluatedKey) item.lastEvaluatedKey = { S: encodeKey(checkpoint.lastEvaluatedKey) };
   if (checkpoint.completedAt) item.completedAt = { S: checkpoint.completedAt };
   if (checkpoint.error) item.error = { S: checkpoint.error };
+  if (checkpoint.fieldConflicts?.length)
+    item.fieldConflicts = { S: JSON.stringify(checkpoint.fieldConflicts) };
   return item;
 }
 
@@ -241,6 +246,7 @@ function fromItem(item: Item): SegmentCheckpoint {
   const counts = emptyCounts();
   for (const field of COUNT_FIELDS) counts[field] = number(field);
   const key = text('lastEvaluatedKey');
+  const conflicts = text('fieldConflicts');
   return {
     runId: text('runId') ?? '',
     segment: number('segment'),
@@ -253,6 +259,7 @@ function fromItem(item: Item): SegmentCheckpoint {
     updatedAt: text('updatedAt') ?? '',
     ...(text('completedAt') ? { completedAt: text('completedAt') } : {}),
     ...(text('error') ? { error: text('error') } : {}),
+    ...(conflicts ? { fieldConflicts: JSON.parse(conflicts) as FieldConflictCount[] } : {}),
     leaseOwner: text('leaseOwner') ?? '',
     version: number('version'),
   };

@@ -10,32 +10,43 @@
  */
 import type { Client } from '@opensearch-project/opensearch';
 import { ConfigurationError, SinkUnavailableError } from './errors';
+import { ANY_SCALAR_MAPPING } from './field-conflicts';
 
 /** Settings a created index gets after the backfill, unless the caller says otherwise. */
 export const DEFAULT_SETTINGS_AFTER_BACKFILL = { number_of_replicas: 1, refresh_interval: '1s' } as const;
 
 /**
- * Limits for documents made from arbitrary items: DynamoDB nests up to 32
- * levels (an aggregated document adds one), and a table has no schema that
- * bounds its attribute names.
+ * Index settings of a created index for documents made from arbitrary items:
+ * DynamoDB nests up to 32 levels (an aggregated document adds one), and a
+ * table has no schema that bounds its attribute names. `ignore_malformed`
+ * lets a value that does not fit a numeric field (a string or a boolean in a
+ * field first seen as a number) be kept in `_source` without being indexed,
+ * instead of rejecting the whole document (docs/mapping.md, "Index defaults
+ * and heterogeneous data").
  */
 export const ITEM_FRIENDLY_LIMITS = {
   'mapping.depth.limit': 64,
   'mapping.total_fields.limit': 10_000,
+  'mapping.ignore_malformed': true,
 } as const;
 
 /**
- * Mappings of an index ddb2os creates: any DynamoDB item fits. Every JSON
- * number is a `double` (OpenSearch would otherwise map the first number it
- * sees as `long` and reject a later `0.1` in the same field, e.g. in a number
- * set `[1000, 0.1]`; numbers beyond 2^53 are strings in the document anyway),
- * and strings are never guessed to be dates.
+ * Mappings of an index ddb2os creates: any DynamoDB item fits, whatever
+ * order the items come in. Every JSON number is a `double` (OpenSearch would
+ * otherwise map the first number it sees as `long` and reject a later `0.1`
+ * in the same field, e.g. in a number set `[1000, 0.1]`; numbers beyond 2^53
+ * are strings in the document anyway). Strings and booleans get one mapping,
+ * text with a keyword subfield, so a field that holds both never conflicts,
+ * and a number in such a field is indexed as its text. Strings are never
+ * guessed to be dates.
  */
 export const ITEM_FRIENDLY_MAPPINGS = {
   date_detection: false,
   dynamic_templates: [
     { integers_as_double: { match_mapping_type: 'long', mapping: { type: 'double' } } },
     { decimals_as_double: { match_mapping_type: 'double', mapping: { type: 'double' } } },
+    { booleans_as_text: { match_mapping_type: 'boolean', mapping: ANY_SCALAR_MAPPING } },
+    { strings_as_text: { match_mapping_type: 'string', mapping: ANY_SCALAR_MAPPING } },
   ],
 } as const;
 

@@ -54,6 +54,7 @@ import {
   MappingError,
   SourceTableError,
 } from './errors';
+import { addFieldConflicts, type FieldConflict, type FieldConflictCount } from './field-conflicts';
 import {
   aggregateCollection,
   encodeDocument,
@@ -176,6 +177,7 @@ interface PageState {
   pendingUnits: number;
   delta: SegmentCounts;
   deadLetters: DeadLetterRecord[];
+  fieldConflicts: FieldConflictCount[];
 }
 
 /** Items that become documents together: one item, or one aggregated partition. */
@@ -186,7 +188,7 @@ interface Unit {
   pendingDocuments: number;
   created: boolean;
   retries: number;
-  failures: { index: string; id: string; reason: string; errorType: string }[];
+  failures: { index: string; id: string; reason: string; errorType: string; conflict?: FieldConflict }[];
 }
 
 /** What the segment reads of a Scan answer. */
@@ -349,6 +351,7 @@ class SegmentScan {
         pendingUnits: 0,
         delta: emptyCounts(),
         deadLetters: [],
+        fieldConflicts: [],
       };
       this.pages.push(state);
       if (this.deps.mapping.aggregate) {
@@ -455,6 +458,7 @@ class SegmentScan {
         id: document.id,
         reason: outcome.reason,
         errorType: outcome.errorType,
+        ...(outcome.conflict ? { conflict: outcome.conflict } : {}),
       });
     }
     unit.pendingDocuments -= 1;
@@ -466,6 +470,12 @@ class SegmentScan {
     if (unit.failures.length > 0) {
       page.delta.failed += size;
       for (const failure of unit.failures) {
+        if (failure.conflict) {
+          const { field, indexType, itemType } = failure.conflict;
+          page.fieldConflicts = addFieldConflicts(page.fieldConflicts, [
+            { index: failure.index, field, indexType, itemTypes: [itemType], items: size },
+          ]);
+        }
         for (const key of unit.keys) {
           page.deadLetters.push(
             this.deadLetter(key, failure.reason, failure.errorType, failure.index, failure.id),
@@ -505,7 +515,11 @@ class SegmentScan {
         });
       }
       let counts = this.counts;
-      for (const page of ready) counts = addCounts(counts, page.delta);
+      let fieldConflicts = this.checkpoint.fieldConflicts ?? [];
+      for (const page of ready) {
+        counts = addCounts(counts, page.delta);
+        fieldConflicts = addFieldConflicts(fieldConflicts, page.fieldConflicts);
+      }
       const now = new Date().toISOString();
       const { lastEvaluatedKey: _previous, completedAt: _completed, ...base } = this.checkpoint;
       this.checkpoint = await this.deps.checkpoints.save(this.checkpoint, {
@@ -514,6 +528,7 @@ class SegmentScan {
         ...(last.resumeKey ? { lastEvaluatedKey: last.resumeKey } : {}),
         ...(last.final ? { completedAt: now } : {}),
         counts,
+        ...(fieldConflicts.length > 0 ? { fieldConflicts } : {}),
         pages: last.number,
       });
       this.counts = counts;

@@ -2,10 +2,13 @@
  * The summary of a backfill run: the sum of its segment checkpoints (a
  * paginated Query of the progress table), and how long the run took since
  * the plan. The counts add up like a segment's:
- * scanned = created + alreadyPresent + failed + skipped.
+ * scanned = created + alreadyPresent + failed + skipped. Items that failed
+ * because a field's type in the index does not fit them are also listed
+ * per field, once each, with the explicit mapping that fixes it.
  */
 import type { SegmentCheckpointStore } from './checkpoint';
 import { BackfillError, ConfigurationError } from './errors';
+import { addFieldConflicts, conflictFix, type FieldConflictCount } from './field-conflicts';
 import { addCounts, emptyCounts } from './types';
 
 /** A type literal (not an interface) so that it also fits `Record<string, unknown>`-shaped types. */
@@ -20,6 +23,12 @@ export type RunSummary = {
   failed: number;
   skipped: number;
   retried: number;
+  /**
+   * Fields whose type in the index mapping did not fit some items (an object
+   * against a scalar), each once: its items are among `failed`, and `fix`
+   * says which explicit mapping makes them land. Empty when there were none.
+   */
+  fieldConflicts: (FieldConflictCount & { fix: string })[];
   /** From the plan's startedAt to now. */
   durationSeconds: number;
   /** The same in hours, for the workflow's retention budget check. */
@@ -91,11 +100,13 @@ export async function summarizeRun(
 ): Promise<RunSummary> {
   const request = readSummarizeInput(input);
   let counts = emptyCounts();
+  let fieldConflicts: FieldConflictCount[] = [];
   let found = 0;
   const completed = new Set<number>();
   for await (const checkpoint of deps.checkpoints.checkpointsOf(request.runId)) {
     found += 1;
     counts = addCounts(counts, checkpoint.counts);
+    fieldConflicts = addFieldConflicts(fieldConflicts, checkpoint.fieldConflicts ?? []);
     if (checkpoint.status === 'COMPLETED') completed.add(checkpoint.segment);
   }
   const segments = request.totalSegments ?? found;
@@ -117,6 +128,7 @@ export async function summarizeRun(
     segments,
     segmentsCompleted: completed.size,
     ...counts,
+    fieldConflicts: fieldConflicts.map((conflict) => ({ ...conflict, fix: conflictFix(conflict) })),
     durationSeconds,
     durationHours: Math.round((durationSeconds / 3600) * 10_000) / 10_000,
   };

@@ -113,6 +113,28 @@ describe('cli/cloud', () => {
       '  already present  3',
       '  duration         1m15s (75 s)',
     ]);
+    // Fields whose type did not fit: one line each, none when the list is empty.
+    const fix = 'map it explicitly in the index definition';
+    expect(
+      summaryLines({
+        failed: 3,
+        fieldConflicts: [
+          {
+            index: 'books',
+            field: 'e',
+            indexType: 'object',
+            itemTypes: ['a string', 'a number'],
+            items: 3,
+            fix,
+          },
+        ],
+      }),
+    ).toEqual([
+      '  items failed (dead-lettered)  3',
+      'fields whose type in the index does not fit some items (those items are dead-lettered):',
+      `  index books: field e is an object in the index mapping and a string or a number in 3 items; ${fix}`,
+    ]);
+    expect(summaryLines({ failed: 0, fieldConflicts: [] })).toEqual(['  items failed (dead-lettered)  0']);
     expect(
       failureSentence(
         {

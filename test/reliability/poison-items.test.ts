@@ -1,11 +1,14 @@
 /**
  * Reliability case 5: poison items, on the real engines. The index is set up
- * beforehand with an explicit mapping (`price` double, `sku` keyword), and a
- * share of the items conflict with it, or hold a list that mixes JSON types
- * (which OpenSearch refuses in any index), or have a key too long for a
- * document id. Each must reach the dead-letter folder with its key and
- * reason, by the backfill and by the stream updater alike; every other item
- * must be indexed; the counts must add up.
+ * beforehand with an explicit mapping (`price` double, `sku` keyword,
+ * `dimensions` an object), and a share of the items hold what no mapping
+ * change can take: a scalar or a list of numbers and maps where the index has
+ * an object, a keyword too long for OpenSearch's index, or a key too long for
+ * a document id. (A string in `price`, a map in `sku` or a list of mixed
+ * scalars lands in an index ddb2os creates: see field-conflicts.test.ts.)
+ * Each must reach the dead-letter folder with its key and reason, by the
+ * backfill and by the stream updater alike; every other item must be
+ * indexed; the counts must add up; the summary names the object field.
  */
 import { rmSync } from 'node:fs';
 import { type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
@@ -40,8 +43,12 @@ const ITEMS = 2_000;
 const POISON_EVERY = 50;
 const LONG_KEY_ITEM = 7;
 
-type PoisonKind = 'type conflict' | 'object for a keyword' | 'mixed-type list';
-const KINDS: PoisonKind[] = ['type conflict', 'object for a keyword', 'mixed-type list'];
+type PoisonKind = 'scalar for an object' | 'immense keyword' | 'list of numbers and maps for an object';
+const KINDS: PoisonKind[] = [
+  'scalar for an object',
+  'immense keyword',
+  'list of numbers and maps for an object',
+];
 
 function poisonKind(i: number): PoisonKind | undefined {
   return i % POISON_EVERY === 3 ? KINDS[Math.floor(i / POISON_EVERY) % KINDS.length] : undefined;
@@ -49,12 +56,12 @@ function poisonKind(i: number): PoisonKind | undefined {
 
 function poisoned(item: Item, kind: PoisonKind): Item {
   switch (kind) {
-    case 'type conflict':
-      return { ...item, price: { S: 'twelve euros' } };
-    case 'object for a keyword':
-      return { ...item, sku: { M: { code: { S: 'not a keyword' } } } };
-    case 'mixed-type list':
-      return { ...item, mixed: { L: [{ N: '1' }, { S: 'one' }] } };
+    case 'scalar for an object':
+      return { ...item, dimensions: { S: 'large' } };
+    case 'immense keyword':
+      return { ...item, sku: { S: 'x'.repeat(40_000) } };
+    case 'list of numbers and maps for an object':
+      return { ...item, dimensions: { L: [{ N: '1' }, { M: { cm: { N: '2' } } }] } };
   }
 }
 
@@ -101,7 +108,11 @@ describe('reliability: poison items', () => {
     await prepareIndexForBackfill(opensearch, index, {
       mappingBody: {
         ...ITEM_FRIENDLY_MAPPINGS,
-        properties: { price: { type: 'double' }, sku: { type: 'keyword' } },
+        properties: {
+          price: { type: 'double' },
+          sku: { type: 'keyword' },
+          dimensions: { properties: { cm: { type: 'double' } } },
+        },
       },
     });
     const mapping = { index };
@@ -125,10 +136,13 @@ describe('reliability: poison items', () => {
     const turned = 10; // not poison in the backfill
     const fresh = ITEMS + 1;
     await dynamodb.send(
-      new PutItemCommand({ TableName: table, Item: poisoned(catalogItem(turned), 'type conflict') }),
+      new PutItemCommand({ TableName: table, Item: poisoned(catalogItem(turned), 'scalar for an object') }),
     );
     await dynamodb.send(
-      new PutItemCommand({ TableName: table, Item: poisoned(catalogItem(fresh), 'mixed-type list') }),
+      new PutItemCommand({
+        TableName: table,
+        Item: poisoned(catalogItem(fresh), 'list of numbers and maps for an object'),
+      }),
     );
     await dynamodb.send(
       new PutItemCommand({ TableName: table, Item: { ...catalogItem(11), price: { N: '0.5' } } }),
@@ -182,18 +196,23 @@ describe('reliability: poison items', () => {
       expect(letter).toMatchObject({ runId: result.runId, table, index });
       if (i === LONG_KEY_ITEM) {
         expect(letter).toMatchObject({ errorType: 'MappingError', reason: expect.stringMatching(/512/) });
-      } else if (kind === 'mixed-type list') {
+      } else if (kind === 'immense keyword') {
         expect(letter).toMatchObject({
           errorType: 'illegal_argument_exception',
-          reason: expect.stringMatching(/mixed/),
+          reason: expect.stringMatching(/immense term in field="sku"/),
         });
       } else {
         expect(letter).toMatchObject({
           errorType: 'mapper_parsing_exception',
-          reason: expect.stringMatching(kind === 'type conflict' ? /price/ : /sku/),
+          reason: `field dimensions is an object in the index mapping and ${kind === 'scalar for an object' ? 'a string' : 'a list holding numbers and objects'} in this item`,
         });
       }
     }
+    // The summary names the object field once, with its items and the fix.
+    const objectPoison = poison.filter((i) => poisonKind(i) !== 'immense keyword').length;
+    expect(summary.fieldConflicts).toEqual([
+      expect.objectContaining({ index, field: 'dimensions', indexType: 'object', items: objectPoison }),
+    ]);
     // The stream's poison too; the item that turned poison lost its old document rather than keep a stale one.
     expect(sortKeys(streamLetters)).toEqual([turned, fresh]);
     expect(

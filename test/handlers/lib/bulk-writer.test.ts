@@ -221,7 +221,13 @@ describe('BulkWriter', () => {
       errorType: 'mapper_parsing_exception',
       httpStatus: 400,
     });
-    expect((outcomes.get(0) as { reason: string }).reason).toMatch(/\[n\]/);
+    // A field's type that does not fit reads as one sentence naming the field and both types.
+    expect(outcomes.get(0)).toMatchObject({
+      reason: expect.stringMatching(
+        /^field n is a long field in the index mapping and a string in this item \(OpenSearch: failed to parse field \[n\]/,
+      ),
+      conflict: { field: 'n', indexType: 'long', itemType: 'a string' },
+    });
   });
 
   it('fails with SinkUnavailableError naming the endpoint when OpenSearch cannot be reached', async () => {

@@ -220,19 +220,21 @@ describe('scanSegment', () => {
   });
 
   it('sends a document OpenSearch rejects and an item the mapping cannot map to the dead-letter place, and indexes the rest', async () => {
-    // Prepare: price is a long in the index; one item holds a word there
+    // Prepare: size is an object in the index; one item holds a word there (a word in the long price would land)
     const table = await newTable('rejects');
     const items: Item[] = Array.from({ length: 300 }, (_, i) => ({
       pk: { S: `ok-${i}` },
       price: { N: String(i) },
     }));
-    items.push({ pk: { S: 'bad-price' }, price: { S: 'not a number' } });
+    items.push({ pk: { S: 'bad-size' }, price: { N: '3' }, size: { S: 'not an object' } });
     items.push({ pk: { S: 'bad-map' }, price: { N: '1' } });
     items.push({ pk: { S: 'skip-me' }, price: { N: '2' } });
     await seedItems(dynamodb, table, items);
     const index = newIndex('rejects');
     await prepareIndexForBackfill(opensearch, index, {
-      mappingBody: { properties: { price: { type: 'long' } } },
+      mappingBody: {
+        properties: { price: { type: 'long' }, size: { properties: { cm: { type: 'long' } } } },
+      },
     });
     const mapping: MappingConfig = {
       index,
@@ -256,14 +258,14 @@ describe('scanSegment', () => {
     expect(await indexCount(opensearch, index)).toBe(300);
     const records = await new DirectoryDeadLetterSink(deadLetterDir).read(runId);
     expect(records).toHaveLength(2);
-    const rejected = records.find((record) => record.key.pk?.S === 'bad-price');
+    const rejected = records.find((record) => record.key.pk?.S === 'bad-size');
     expect(rejected).toMatchObject({
-      id: 'bad-price',
+      id: 'bad-size',
       errorType: 'mapper_parsing_exception',
       segment: 0,
       table,
     });
-    expect(rejected?.reason).toMatch(/price/);
+    expect(rejected?.reason).toBe('field size is an object in the index mapping and a string in this item');
     const unmapped = records.find((record) => record.key.pk?.S === 'bad-map');
     expect(unmapped).toMatchObject({ errorType: 'MappingError' });
     expect(unmapped?.reason).toMatch(/the transform failed: this item has no place in the index/);

@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SegmentCheckpointStore } from '../../../handlers/lib/checkpoint';
+import type { FieldConflictCount } from '../../../handlers/lib/field-conflicts';
 import { readSummarizeInput, summarizeRun } from '../../../handlers/lib/summarize-run';
 import { deleteTable, dynamoClient, uniqueName } from '../../support/engines';
 import { progressStore } from './backfill-fixtures';
@@ -18,13 +19,20 @@ afterAll(async () => {
 });
 
 /** Completes a segment's checkpoint with the given counts. */
-async function complete(runId: string, segment: number, totalSegments: number, scanned: number) {
+async function complete(
+  runId: string,
+  segment: number,
+  totalSegments: number,
+  scanned: number,
+  fieldConflicts?: FieldConflictCount[],
+) {
   const claimed = await checkpoints.claim({ runId, segment, totalSegments }, 'test');
   const counts = { scanned, created: scanned - 3, alreadyPresent: 1, failed: 1, skipped: 1, retried: 2 };
   await checkpoints.save(claimed, {
     ...claimed,
     status: 'COMPLETED',
     counts,
+    ...(fieldConflicts ? { fieldConflicts } : {}),
     completedAt: new Date().toISOString(),
   });
 }
@@ -53,10 +61,46 @@ describe('summarizeRun', () => {
       failed: 5,
       skipped: 5,
       retried: 10,
+      fieldConflicts: [],
       durationSeconds: 5_400,
       durationHours: 1.5,
     });
     expect(summary.scanned).toBe(summary.created + summary.alreadyPresent + summary.failed + summary.skipped);
+  });
+
+  it('lists each field whose type did not fit once, with its items over every segment and the fix', async () => {
+    // Prepare: two segments met the same field (a string in one, a number in the other), one another field.
+    const runId = uniqueName('run');
+    const e = { index: 'books', field: 'e', indexType: 'object' };
+    await complete(runId, 0, 2, 10, [{ ...e, itemTypes: ['a string'], items: 1 }]);
+    await complete(runId, 1, 2, 10, [
+      { ...e, itemTypes: ['a number'], items: 2 },
+      { index: 'books', field: 'sku', indexType: 'keyword', itemTypes: ['an object'], items: 1 },
+    ]);
+
+    // Act
+    const summary = await summarizeRun(
+      { runId, totalSegments: 2, startedAt: new Date().toISOString() },
+      { checkpoints },
+    );
+
+    // Assess
+    expect(summary.fieldConflicts).toEqual([
+      {
+        ...e,
+        itemTypes: ['a string', 'a number'],
+        items: 3,
+        fix: 'map it explicitly in the index definition, e.g. "e": {"type": "object", "enabled": false} (kept, not searchable) or "e": {"type": "flat_object"}',
+      },
+      {
+        index: 'books',
+        field: 'sku',
+        indexType: 'keyword',
+        itemTypes: ['an object'],
+        items: 1,
+        fix: 'map it explicitly in the index definition, e.g. "sku": {"type": "flat_object"}, or set "index.mapping.ignore_malformed": true if the values are scalars',
+      },
+    ]);
   });
 
   it('refuses to summarize a run with a segment that never completed', async () => {
