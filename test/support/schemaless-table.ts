@@ -15,7 +15,7 @@ import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Item, KeySchema } from '../../handlers/lib/types';
 import { seededRandom } from '../../local/demo-data';
-import { putItems } from '../local/verify-fixtures';
+import { loadItems } from '../../local/load-items';
 import { createTable } from './engines';
 
 export const SCHEMALESS_KEY_SCHEMA: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
@@ -304,7 +304,7 @@ export async function createSchemalessTable(dynamodb: DynamoDBClient, table: str
   await createTable(dynamodb, table, { keySchema: SCHEMALESS_KEY_SCHEMA, stream: 'NEW_AND_OLD_IMAGES' });
   const items = schemalessItems();
   const ordered = (item: Item) => item.pk?.S?.startsWith('drift-order#') === true;
-  await putItems(
+  await loadItems(
     dynamodb,
     table,
     items.filter((item) => !ordered(item)),
