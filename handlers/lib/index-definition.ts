@@ -74,7 +74,8 @@ export function readIndexDefinition(raw: unknown, source: string): IndexDefiniti
       `${source} is the answer of GET _index_template: give one template's "index_template" object`,
     );
   }
-  const known = [...INDEX_BODY_FIELDS, ...TEMPLATE_FIELDS];
+  // data_stream is known so that it gets its own reason below.
+  const known = [...INDEX_BODY_FIELDS, ...TEMPLATE_FIELDS, 'data_stream'];
   const unknown = Object.keys(top).filter((name) => !known.includes(name));
   if (unknown.length === 1 && Object.keys(top).length === 1) {
     const inner = top[unknown[0] as string];
@@ -341,14 +342,42 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** "Unexpected token … at position 17" → "… at line 2, column 5". */
+/**
+ * JSON.parse's message on one line with the line and column of the error.
+ * Node.js 20 names no position for an unexpected token (it quotes the text
+ * around it instead), so the position is found as the shortest prefix of the
+ * text that is wrong rather than merely unfinished.
+ */
 function jsonErrorWhere(error: Error, text: string): string {
-  const message = error.message.replace(/ \(line \d+ column \d+\)$/, '');
-  const match = / in JSON at position (\d+)/.exec(message) ?? / at position (\d+)/.exec(message);
-  if (!match) return message;
-  const position = Number(match[1]);
+  const message = error.message
+    .replace(/ \(line \d+ column \d+\)$/, '')
+    .replace(/, (\.\.\.)?".*"(\.\.\.)? is not valid JSON$/s, '');
+  if (/end of JSON input/.test(message)) return message;
+  const stated = / in JSON at position (\d+)/.exec(message);
+  const position = stated ? Number(stated[1]) : firstWrongPrefix(text) - 1;
   const before = text.slice(0, position).split('\n');
-  const line = before.length;
   const column = (before[before.length - 1]?.length ?? 0) + 1;
-  return `${message.slice(0, match.index)} at line ${line}, column ${column}`;
+  return `${stated ? message.slice(0, stated.index) : message} at line ${before.length}, column ${column}`;
+}
+
+function firstWrongPrefix(text: string): number {
+  const wrong = (length: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, length));
+      return false;
+    } catch (error) {
+      const message = (error as Error).message;
+      if (/end of JSON input/.test(message)) return false;
+      const at = / at position (\d+)/.exec(message);
+      return at === null || Number(at[1]) < length;
+    }
+  };
+  let low = 1;
+  let high = text.length;
+  while (low < high) {
+    const middle = Math.floor((low + high) / 2);
+    if (wrong(middle)) high = middle;
+    else low = middle + 1;
+  }
+  return low;
 }
