@@ -352,6 +352,15 @@ describe('--index-config', () => {
       );
     });
 
+    it('refuses --opensearch-url without --index-config (exit 2): it is there only to check the file', async () => {
+      const result = await runCli([...planArgs, '--opensearch-url', opensearchUrl()]);
+
+      expect(result.code).toBe(2);
+      expect(result.stderr).toBe(
+        'ddb2os: --opensearch-url is used only to check --index-config: give both, or neither\n',
+      );
+    });
+
     it('refuses a file that is not JSON (exit 2)', async () => {
       const config = file('plan-broken.json', '{"mappings": ');
 
