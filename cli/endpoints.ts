@@ -1,7 +1,8 @@
 /**
  * What the local commands (`verify`, `run`, `demo`) share: the DynamoDB client
  * from `--dynamodb-endpoint` / `--region` / `--profile`, the OpenSearch client
- * from `--opensearch-url`, the mapping from `--mapping FILE`, the table's key
+ * from `--opensearch-url`, the mapping from `--mapping FILE`, the index
+ * definition from `--index-config FILE`, the table's key
  * schema from one DescribeTable, and errors from either end as one sentence.
  */
 import { readFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import {
 import { fromIni } from '@aws-sdk/credential-providers';
 import type { Client } from '@opensearch-project/opensearch';
 import { ConfigurationError, SourceTableError } from '../handlers/lib/errors';
+import { type IndexDefinition, parseIndexDefinitionText } from '../handlers/lib/index-definition';
 import { loadMappingConfig, type MappingConfig } from '../handlers/lib/mapping';
 import { createOpenSearchClient } from '../handlers/lib/opensearch';
 import type { KeySchema } from '../handlers/lib/types';
@@ -55,6 +57,40 @@ export const MAPPING_FLAGS: Record<string, FlagSpec> = {
     description: 'mapping JSON (routes, aggregate, transformModule; see docs/mapping.md)',
   },
 };
+
+/** `--index-config FILE`. */
+export const INDEX_CONFIG_FLAGS: Record<string, FlagSpec> = {
+  'index-config': {
+    type: 'string',
+    value: 'FILE',
+    description:
+      'settings and mappings (or an index template) JSON for an index ddb2os creates (see docs/mapping.md)',
+  },
+};
+
+/**
+ * Reads `--index-config FILE`: a file that cannot be read, is not JSON (the
+ * line and column are named) or is not an index body or template is a
+ * UsageError naming the file, as for `--mapping`. Undefined without a path.
+ */
+export async function readIndexConfigFile(path: string | undefined): Promise<IndexDefinition | undefined> {
+  if (path === undefined) return undefined;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      `index config file ${path} cannot be read: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+    );
+  }
+  try {
+    return parseIndexDefinitionText(text, `index config file ${path}`);
+  } catch (error) {
+    if (error instanceof ConfigurationError) throw new UsageError(error.message);
+    throw error;
+  }
+}
 
 export const ENDPOINT_DETAILS = [
   'DynamoDB: --dynamodb-endpoint URL for DynamoDB Local (credentials local/local and region us-east-1,',

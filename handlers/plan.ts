@@ -1,8 +1,10 @@
 /**
  * The plan Lambda ("Plan segments"): validates the workflow input and the
  * table, chooses the segment count, prepares the target indices for a bulk
- * load, and writes a long segment list to S3. Input `{ runId, config, table }`
- * (table: DescribeTable's `Table`); output the SegmentPlan.
+ * load (with the deployment's index definition, which the state machine passes
+ * as `indexConfig`), and writes a long segment list to S3. Input
+ * `{ runId, config, table, indexConfig }` (table: DescribeTable's `Table`);
+ * output the SegmentPlan.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Tracer } from '@aws-lambda-powertools/tracer';
@@ -54,6 +56,8 @@ export const handler = async (event: PlanInput, context: Context): Promise<Segme
       planStore: { s3, bucket: config.planBucket },
     });
     const { segments: _segments, ...summary } = plan;
+    // An index config that was not applied (the index existed) is worth a line of its own in the logs.
+    for (const warning of plan.warnings ?? []) logger.warn(warning);
     logger.info('backfill planned', summary);
     return plan;
   } catch (error) {

@@ -19,6 +19,7 @@ import { applyStreamRecords } from '../handlers/lib/apply-stream';
 import { ensureProgressTable, SegmentCheckpointStore } from '../handlers/lib/checkpoint';
 import { DirectoryDeadLetterSink } from '../handlers/lib/dead-letter';
 import { BackfillError, describeError, SourceTableError } from '../handlers/lib/errors';
+import type { IndexDefinition } from '../handlers/lib/index-definition';
 import { restoreIndexAfterBackfill } from '../handlers/lib/index-settings';
 import { checkMappingForTable, type MappingConfig } from '../handlers/lib/mapping';
 import { planBackfill, targetIndices } from '../handlers/lib/plan-segments';
@@ -37,7 +38,8 @@ export type BackfillEvent =
   | { type: 'segment-progress'; segment: number; progress: SegmentProgress }
   | { type: 'segment-done'; segment: number; result: SegmentResult }
   | { type: 'segment-failed'; segment: number; attempt: number; error: string; cause: string }
-  | { type: 'updater'; state: 'Disabled' | 'Enabled' };
+  | { type: 'updater'; state: 'Disabled' | 'Enabled' }
+  | { type: 'warning'; message: string };
 
 export interface LocalBackfillOptions {
   dynamodb: DynamoDBClient;
@@ -55,6 +57,8 @@ export interface LocalBackfillOptions {
   /** Start a new run even when an unfinished one exists. */
   restart?: boolean;
   input?: WorkflowInput;
+  /** Settings and mappings of an index the plan step creates (`--index-config`); ddb2os's defaults without. */
+  indexConfig?: IndexDefinition;
   bulk?: { maxBytes?: number; maxDocs?: number; concurrency?: number };
   /** Pause before a failed segment is tried again (the cloud waits 30 s and more). @default 1000 */
   segmentRetryIntervalMs?: number;
@@ -240,6 +244,7 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
       table,
       index,
       input: options.input,
+      indexConfig: options.indexConfig,
       segmentRetryIntervalMs: options.segmentRetryIntervalMs,
       signal: options.signal,
       bindings: {
@@ -255,6 +260,8 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
         describeTable: async () => source.description,
         planSegments: async (input) => {
           const plan = await planBackfill(input, { opensearch, mapping });
+          // A resumed run finds the index its first attempt created (or found, and then said so).
+          if (!resumed) for (const message of plan.warnings ?? []) emit({ type: 'warning', message });
           emit({
             type: 'plan',
             runId,

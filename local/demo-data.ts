@@ -21,7 +21,6 @@ import type { Item, KeySchema } from '../handlers/lib/types';
 
 // Transitional: cli/commands/demo.ts (edited on another branch) imports the loader from here; once it
 // imports it from ./load-items, delete this line.
-export { loadItems } from './load-items';
 
 export const DEMO_KEY_SCHEMA: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
 /** The sort key of a collection's parent item: a product's only item, a customer's profile. */

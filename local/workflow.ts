@@ -15,6 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExecutionAbortedError, ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { BackfillError } from '../handlers/lib/errors';
+import { type IndexDefinition, indexDefinitionSubstitution } from '../handlers/lib/index-definition';
 import type { SegmentPlan } from '../handlers/lib/plan-segments';
 import type { RunSummary } from '../handlers/lib/summarize-run';
 import type { SegmentMessage, SegmentResult } from '../handlers/lib/types';
@@ -42,6 +43,8 @@ export interface PlanTaskInput {
     readUnitsPerSecond: number | null;
   };
   table: Record<string, unknown>;
+  /** The index definition as JSON text (`null` for none), as the stack substitutes it. */
+  indexConfig: string;
 }
 
 /** What "Plan segments" returns: the planner's plan (the definition reads runId, table, index, totalSegments, itemSource, segments, startedAt). */
@@ -78,6 +81,8 @@ export interface LocalWorkflowOptions {
   input?: WorkflowInput;
   /** Deployment defaults the stack would substitute. */
   defaults?: { maxConcurrency?: number; retentionBudgetHours?: number };
+  /** The index definition a created index gets (`--index-config`), substituted as the stack does. */
+  indexConfig?: IndexDefinition;
   bindings: LocalTaskBindings;
   /** Pause between retries of a failed segment (the cloud waits 30 s, 60 s, 120 s). */
   segmentRetryIntervalMs?: number;
@@ -127,6 +132,7 @@ export async function runWorkflowLocally(options: LocalWorkflowOptions): Promise
     SummarizeFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ddb2os-local-summarize',
     SegmentQueueUrl: 'local',
     BucketName: 'local',
+    IndexConfig: indexDefinitionSubstitution(options.indexConfig),
   });
   const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
   const segment = async (input: { MessageBody: SegmentMessage }) => {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { ArnFormat, CfnOutput, RemovalPolicy, Stack, type StackProps, Token } from 'aws-cdk-lib';
 import {
   AttributeType,
@@ -12,6 +13,7 @@ import { EbsDeviceVolumeType } from 'aws-cdk-lib/aws-ec2';
 import { ArnPrincipal, type IRole, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type CfnDomain, Domain, EngineVersion, TLSSecurityPolicy } from 'aws-cdk-lib/aws-opensearchservice';
 import type { Construct } from 'constructs';
+import { parseIndexDefinitionText } from '../handlers/lib/index-definition';
 import { BackfillDashboard } from './backfill-dashboard';
 import { BackfillWorkflow, type BackfillWorkflowProps } from './backfill-workflow';
 import { acknowledge } from './nag';
@@ -26,6 +28,7 @@ export type BackfillWorkflowSettings = Omit<
   | 'index'
   | 'mapping'
   | 'transformModule'
+  | 'indexConfig'
   | 'removalPolicy'
 >;
 
@@ -81,6 +84,13 @@ export interface BackfillStackProps extends StackProps {
    */
   readonly transformModule?: string;
   /**
+   * Your own index definition (settings and mappings, or an index template),
+   * applied when the plan step creates a missing index; see the workflow's
+   * `indexConfig`. Context: `-c indexConfig=FILE`, a JSON file read at synth.
+   * @default - ddb2os's index defaults
+   */
+  readonly indexConfig?: Record<string, unknown>;
+  /**
    * Further workflow settings (context gives only `maxConcurrency`).
    * @default - the workflow's defaults
    */
@@ -112,6 +122,8 @@ export class BackfillStack extends Stack {
     const demo = parseDemo(setting<boolean | string>('demo'));
     const mapping = parseMapping(setting<Record<string, unknown> | string>('mapping'));
     const transformModule = setting<string>('transformModule');
+    const indexConfig =
+      props.indexConfig ?? readIndexConfigFile(this.node.tryGetContext('indexConfig') as unknown);
     const maxConcurrency =
       props.workflow?.maxConcurrency ??
       parseWholeNumber('maxConcurrency', this.node.tryGetContext('maxConcurrency'));
@@ -152,6 +164,7 @@ export class BackfillStack extends Stack {
         index: setting<string>('index') ?? 'ddb2os-demo',
         mapping,
         transformModule,
+        indexConfig,
         removalPolicy: RemovalPolicy.DESTROY,
       });
       this.allowWorkflowRoles(domain, domainName);
@@ -169,6 +182,7 @@ export class BackfillStack extends Stack {
         ...this.existingResources(setting),
         mapping,
         transformModule,
+        indexConfig,
         removalPolicy: RemovalPolicy.RETAIN,
       });
     }
@@ -359,6 +373,27 @@ function parseMapping(
     throw new Error('-c mapping must be a JSON object (see docs/mapping.md).');
   }
   return parsed as Record<string, unknown>;
+}
+
+/** `-c indexConfig=FILE`: the file is read and checked at synth; a problem names the file. */
+function readIndexConfigFile(path: unknown): Record<string, unknown> | undefined {
+  if (path === undefined) return undefined;
+  if (typeof path !== 'string' || path.trim() === '') {
+    throw new Error(`-c indexConfig must be the path of a JSON file (got ${JSON.stringify(path)}).`);
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new Error(
+      `-c indexConfig=${path}: the file cannot be read (${code === 'ENOENT' ? 'no such file' : (error as Error).message}).`,
+      { cause: error },
+    );
+  }
+  // Checked here so that a problem names the file; the workflow checks the object again.
+  parseIndexDefinitionText(text, `-c indexConfig=${path}`);
+  return JSON.parse(text) as Record<string, unknown>;
 }
 
 function parseWholeNumber(name: string, value: unknown): number | undefined {

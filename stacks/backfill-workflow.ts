@@ -11,6 +11,11 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { ENV } from '../handlers/lib/env';
+import {
+  type IndexDefinition,
+  indexDefinitionSubstitution,
+  readIndexDefinition,
+} from '../handlers/lib/index-definition';
 import { HandlerFunction } from './handler-function';
 import { acknowledge, wildcardResourceFinding } from './nag';
 import { checkTransformModule, type TransformModule } from './transform-bundle';
@@ -92,6 +97,18 @@ export interface BackfillWorkflowProps {
    * @default - no transform: the built-in mapping
    */
   readonly transformModule?: string;
+  /**
+   * Your own index definition: the body of `PUT /<index>` (`settings`,
+   * `mappings`) or an index template (its `template.settings` and
+   * `template.mappings`), as parsed JSON. The plan step applies it when it
+   * creates a missing index, over ddb2os's defaults (see docs/mapping.md,
+   * "Your own index definition"); an index that exists is used as it is. It
+   * travels in the state machine definition, not in an environment variable
+   * (Lambda allows 4 KB of those in all). At most 128 KiB as compact JSON;
+   * `aliases` are refused.
+   * @default - ddb2os's index defaults
+   */
+  readonly indexConfig?: Record<string, unknown>;
   /**
    * Segments processed at the same time (the Map's MaxConcurrency), unless the
    * execution input says otherwise. 1 to 10,000.
@@ -341,6 +358,7 @@ export class BackfillWorkflow extends Construct {
         SummarizeFunctionArn: this.summarizeFunction.functionArn,
         SegmentQueueUrl: this.segmentQueue.queueUrl,
         BucketName: this.bucket.bucketName,
+        IndexConfig: indexDefinitionSubstitution(settings.indexConfig),
       },
       logs: { destination: stateMachineLogs, level: LogLevel.ALL, includeExecutionData: true },
       tracingEnabled: true,
@@ -566,6 +584,7 @@ interface ResolvedSettings {
   segmentTimeout: Duration;
   retentionBudget: Duration;
   transformModule?: TransformModule;
+  indexConfig?: IndexDefinition;
 }
 
 /** Checks the props and fills in the defaults; every message names the prop and what it must be. */
@@ -617,7 +636,20 @@ function resolveSettings(props: BackfillWorkflowProps): ResolvedSettings {
   if (props.bulkMaxBytes !== undefined) {
     requireInteger('bulkMaxBytes', props.bulkMaxBytes, 1, 100 * 1024 * 1024);
   }
+  let indexConfig: IndexDefinition | undefined;
+  if (props.indexConfig !== undefined) {
+    try {
+      // The plan step names it so in a refusal; the synth messages name the prop.
+      indexConfig = {
+        ...readIndexDefinition(props.indexConfig, 'indexConfig'),
+        source: "the deployment's indexConfig",
+      };
+    } catch (error) {
+      throw new Error(`BackfillWorkflow: ${(error as Error).message}.`, { cause: error });
+    }
+  }
   return {
+    indexConfig,
     domainEndpoint,
     domainArn,
     transformModule: resolveTransformModule(props),

@@ -12,20 +12,15 @@ import type { Client } from '@opensearch-project/opensearch';
 import { createOpenSearchClient } from '../../handlers/lib/opensearch';
 import { targetIndices } from '../../handlers/lib/plan-segments';
 import { createLocalUpdater, runLocalBackfill } from '../../local/backfill';
-import {
-  createDemoTable,
-  DEMO_KEY_SCHEMA,
-  demoItems,
-  demoMapping,
-  liveChanges,
-  loadItems,
-} from '../../local/demo-data';
+import { createDemoTable, DEMO_KEY_SCHEMA, demoItems, demoMapping, liveChanges } from '../../local/demo-data';
 import { type Engines, startEngines } from '../../local/engines';
+import { loadItems } from '../../local/load-items';
 import { indexMatchesTable, verifyIndex } from '../../local/verify';
 import { WorkflowFailedError } from '../../local/workflow';
-import { type CommandSpec, optionalInteger } from '../args';
+import { type CommandSpec, optionalInteger, optionalString } from '../args';
 import { EXIT } from '../cli-error';
 import type { Command } from '../command';
+import { INDEX_CONFIG_FLAGS, readIndexConfigFile } from '../endpoints';
 import type { CliIo } from '../io';
 import { duration, fmt } from '../progress';
 import { progressReporter, summaryLines } from './run';
@@ -36,11 +31,12 @@ export const DEMO_INDEX = 'ddb2os-demo';
 export const demoSpec: CommandSpec = {
   name: 'demo',
   summary: 'run the whole mission on local engines: backfill, live changes, search',
-  usage: 'ddb2os demo [--items N] [--segments N] [--concurrency N] [--json]',
+  usage: 'ddb2os demo [--items N] [--segments N] [--concurrency N] [--index-config FILE] [--json]',
   flags: {
     items: { type: 'string', value: 'N', description: 'items in the demo table (default 50,000)' },
     segments: { type: 'string', value: 'N', description: 'parallel-scan segments (default 8)' },
     concurrency: { type: 'string', value: 'N', description: 'segments worked on at once (default 4)' },
+    ...INDEX_CONFIG_FLAGS,
     json: { type: 'boolean', description: 'print one summary object as the last line of stdout' },
   },
   details: [
@@ -48,8 +44,13 @@ export const demoSpec: CommandSpec = {
     `ones), creates the table "${DEMO_TABLE}" (a product catalog and a single-table customer design whose items`,
     `combine into one document), backfills it into "${DEMO_INDEX}-products" and "${DEMO_INDEX}-customers", enables`,
     'the stream updater, makes live changes, shows them arrive, searches, verifies, and stops the engines.',
+    'With --index-config FILE, both indices are created with those settings and mappings (see `ddb2os run --help`).',
   ].join('\n'),
-  examples: ['ddb2os demo', 'ddb2os demo --items 200000 --segments 16 --concurrency 8'],
+  examples: [
+    'ddb2os demo',
+    'ddb2os demo --items 200000 --segments 16 --concurrency 8',
+    'ddb2os demo --items 2000 --index-config my-index.json',
+  ],
 };
 
 function say(io: CliIo, text = ''): void {
@@ -73,6 +74,8 @@ export const demoCommand: Command = {
     const itemCount = optionalInteger(args, 'items', 10, 10_000_000) ?? 50_000;
     const segments = optionalInteger(args, 'segments', 1, 10_000) ?? 8;
     const concurrency = optionalInteger(args, 'concurrency', 1, 1_000) ?? 4;
+    // Before the engines start: a bad file costs nothing.
+    const indexConfig = await readIndexConfigFile(optionalString(args, 'index-config'));
     const started = Date.now();
     const step = (text: string) => say(io, `\n== ${text}`);
 
@@ -125,6 +128,7 @@ export const demoCommand: Command = {
           progressTable,
           deadLetterDir,
           restart: true,
+          indexConfig,
           input: { totalSegments: segments, maxConcurrency: concurrency },
           onEvent: reporter.onEvent,
           signal: io.signal,

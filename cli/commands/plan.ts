@@ -2,22 +2,22 @@
  * `ddb2os plan`: the segment plan of a table (the same planner the workflow
  * runs) and an estimate of the read request units, cost and time of a backfill.
  */
+import { randomUUID } from 'node:crypto';
 import { DescribeTableCommand, type DescribeTableCommandOutput } from '@aws-sdk/client-dynamodb';
-import { SourceTableError } from '../../handlers/lib/errors';
+import { ConfigurationError, SourceTableError } from '../../handlers/lib/errors';
+import { checkDefinitionWithOpenSearch, type IndexDefinition } from '../../handlers/lib/index-definition';
 import { planSegments, segmentCount } from '../../handlers/lib/plan-segments';
 import { optionalInteger, optionalPositiveNumber, optionalString, requiredString } from '../args';
 import { EXIT, UsageError } from '../cli-error';
-import {
-  AWS_DETAILS,
-  AWS_FLAGS,
-  type CloudDeps,
-  CloudError,
-  errorName,
-  explainAwsError,
-  resolveTarget,
-  withDefaults,
-} from '../cloud';
+import { AWS_DETAILS, AWS_FLAGS, type CloudDeps, resolveTarget, withDefaults } from '../cloud/aws';
+import { CloudError, errorName, explainAwsError } from '../cloud/errors';
 import type { Command } from '../command';
+import {
+  explainOpenSearchError,
+  INDEX_CONFIG_FLAGS,
+  openSearchFromArgs,
+  readIndexConfigFile,
+} from '../endpoints';
 import {
   ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT,
   DEFAULT_CONCURRENCY,
@@ -28,9 +28,18 @@ import {
   formatUsd,
   RETENTION_BUDGET_HOURS,
 } from '../estimate';
+import type { CliIo } from '../io';
 import { duration, fmt } from '../progress';
 
 const MIB = 1024 * 1024;
+
+/** What `plan` did with `--index-config`. */
+interface IndexConfigCheck {
+  file: string;
+  /** opensearch: created a scratch index with it and deleted it; shape: read the file only. */
+  checkedBy: 'opensearch' | 'shape';
+  opensearch?: string;
+}
 
 export function createPlanCommand(deps: CloudDeps = {}): Command {
   const cloud = withDefaults(deps);
@@ -39,7 +48,8 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
       name: 'plan',
       summary: 'print the segment plan of a table and an estimate of read units, time and cost',
       usage:
-        'ddb2os plan --table TABLE [--segments N] [--concurrency N] [--read-units-per-second N] [--json]',
+        'ddb2os plan --table TABLE [--segments N] [--concurrency N] [--read-units-per-second N] ' +
+        '[--index-config FILE [--opensearch-url URL]] [--json]',
       flags: {
         table: { type: 'string', value: 'TABLE', description: 'the DynamoDB table to plan for' },
         'dynamodb-endpoint': {
@@ -73,6 +83,13 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
           value: 'USD',
           description: `on-demand price of a million read request units (default ${DEFAULT_PRICE_PER_MILLION_RRU}, us-east-1)`,
         },
+        ...INDEX_CONFIG_FLAGS,
+        'opensearch-url': {
+          type: 'string',
+          value: 'URL',
+          description:
+            'with --index-config: the OpenSearch that checks it (default: OPENSEARCH_URL; without either, only its shape is checked)',
+        },
         json: { type: 'boolean', description: 'print the plan and the estimate as one JSON object' },
       },
       details: [
@@ -86,6 +103,11 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
         `${fmt(ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT)} items/s per segment (a first figure, to be refined by the benchmarks).`,
         `A backfill longer than the retention budget (${RETENTION_BUDGET_HOURS} h by default) keeps the updater paused.`,
         '',
+        '--index-config FILE: the file is read and its shape checked (JSON; settings and mappings, or an index',
+        'template). With --opensearch-url (or OPENSEARCH_URL), OpenSearch checks its settings and mappings too:',
+        'plan creates a scratch index ddb2os-index-config-check-<random> with them, exactly as a backfill creates',
+        "its index, and deletes it; a refusal is one line with OpenSearch's reason (exit 1).",
+        '',
         AWS_DETAILS,
       ].join('\n'),
       examples: [
@@ -93,6 +115,7 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
         'ddb2os plan --table orders --concurrency 32 --read-units-per-second 500',
         'ddb2os plan --table orders --segments 200 --price-per-million-rru 0.1415 --json',
         'ddb2os plan --table demo --dynamodb-endpoint http://127.0.0.1:8000',
+        'ddb2os plan --table orders --index-config orders-index.json --opensearch-url https://search-x.eu-west-1.es.amazonaws.com',
       ],
     },
     run: async (args, io) => {
@@ -106,6 +129,23 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
       const readUnitsPerSecond = optionalPositiveNumber(args, 'read-units-per-second');
       const targetMib = optionalPositiveNumber(args, 'target-segment-mib');
       const price = optionalPositiveNumber(args, 'price-per-million-rru') ?? DEFAULT_PRICE_PER_MILLION_RRU;
+      const indexConfigFile = optionalString(args, 'index-config');
+      const indexConfig = await readIndexConfigFile(indexConfigFile);
+      if (indexConfig === undefined && args.values['opensearch-url'] !== undefined) {
+        throw new UsageError('--opensearch-url is used only to check --index-config: give both, or neither');
+      }
+      let indexConfigCheck: IndexConfigCheck | undefined;
+      try {
+        indexConfigCheck =
+          indexConfig && indexConfigFile
+            ? await checkIndexConfig(args, io, indexConfigFile, indexConfig)
+            : undefined;
+      } catch (error) {
+        if (!(error instanceof ConfigurationError)) throw error;
+        // OpenSearch's reason is in the message already: one line, without the client's wording of it.
+        io.stderr.write(`ddb2os: ${error.message}\n`);
+        return EXIT.failed;
+      }
       // Local engines ignore the region, but the SDK wants one.
       const target = await resolveTarget(args, io, cloud, endpoint ? { fallback: 'us-east-1' } : {});
       const where = endpoint ?? target.region;
@@ -162,6 +202,7 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
             ...(readUnitsPerSecond !== undefined ? { readUnitsPerSecond } : {}),
             ...estimate,
             startInput,
+            ...(indexConfigCheck ? { indexConfig: indexConfigCheck } : {}),
             warnings: plan.warnings,
           })}\n`,
         );
@@ -172,7 +213,7 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
           ? (description?.ProvisionedThroughput?.ReadCapacityUnits ?? undefined)
           : undefined;
       io.stdout.write(
-        `${planText({ table, where, billingMode, itemCount, tableSizeBytes, estimate, provisioned, startInput, warnings: plan.warnings }).join('\n')}\n`,
+        `${planText({ table, where, billingMode, itemCount, tableSizeBytes, estimate, provisioned, startInput, warnings: plan.warnings, indexConfigCheck }).join('\n')}\n`,
       );
       return EXIT.ok;
     },
@@ -189,6 +230,7 @@ function planText(plan: {
   provisioned: number | undefined;
   startInput: Record<string, number>;
   warnings: string[];
+  indexConfigCheck?: IndexConfigCheck;
 }): string[] {
   const { estimate: e } = plan;
   const mode = plan.billingMode === 'PAY_PER_REQUEST' ? 'on-demand' : plan.billingMode.toLowerCase();
@@ -253,9 +295,52 @@ function planText(plan: {
       ),
     );
   }
+  const check = plan.indexConfigCheck;
+  if (check) {
+    lines.push(
+      '',
+      'Index config',
+      row('file', check.file),
+      check.checkedBy === 'opensearch'
+        ? row(
+            'checked',
+            `accepted by OpenSearch at ${check.opensearch} (a scratch index was created with it and deleted)`,
+          )
+        : row(
+            'checked',
+            'valid JSON of the right shape; give --opensearch-url to have OpenSearch check its settings and mappings',
+          ),
+      note('applied when ddb2os creates a missing index; an index that exists is used as it is'),
+    );
+  }
   const input = JSON.stringify(plan.startInput);
   lines.push('', `Start with: ddb2os start${input === '{}' ? '' : ` --input '${input}'`}`);
   return lines;
+}
+
+/** The shape was checked when the file was read; OpenSearch checks the rest when one is given. */
+async function checkIndexConfig(
+  args: Parameters<Command['run']>[0],
+  io: CliIo,
+  file: string,
+  definition: IndexDefinition,
+): Promise<IndexConfigCheck> {
+  const url = optionalString(args, 'opensearch-url') ?? io.env.OPENSEARCH_URL;
+  if (url === undefined || url.trim() === '') return { file, checkedBy: 'shape' };
+  const target = openSearchFromArgs(args, io, 'plan');
+  try {
+    await checkDefinitionWithOpenSearch(
+      target.client,
+      definition,
+      `ddb2os-index-config-check-${randomUUID().slice(0, 8)}`,
+    );
+  } catch (error) {
+    if (error instanceof ConfigurationError) throw error;
+    throw explainOpenSearchError(error, target);
+  } finally {
+    await target.client.close();
+  }
+  return { file, checkedBy: 'opensearch', opensearch: target.url };
 }
 
 /**

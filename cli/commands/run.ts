@@ -33,10 +33,12 @@ import {
   explainDynamoDbError,
   explainEndpointError,
   explainOpenSearchError,
+  INDEX_CONFIG_FLAGS,
   MAPPING_FLAGS,
   OPENSEARCH_FLAGS,
   type OpenSearchTarget,
   openSearchFromArgs,
+  readIndexConfigFile,
   readMappingFile,
 } from '../endpoints';
 import type { CliIo } from '../io';
@@ -46,7 +48,8 @@ export const runSpec: CommandSpec = {
   name: 'run',
   summary: 'backfill a table into an index on this machine, then optionally follow its stream',
   usage:
-    'ddb2os run --table T --index I [--dynamodb-endpoint URL] [--opensearch-url URL] [--region R] [--segments N] ' +
+    'ddb2os run --table T --index I [--dynamodb-endpoint URL] [--opensearch-url URL] [--region R] [--mapping FILE] ' +
+    '[--index-config FILE] [--segments N] ' +
     '[--concurrency N] [--read-units-per-second N] [--follow | --follow-for SECONDS] [--json]',
   flags: {
     table: {
@@ -58,6 +61,7 @@ export const runSpec: CommandSpec = {
     ...DYNAMODB_FLAGS,
     ...OPENSEARCH_FLAGS,
     ...MAPPING_FLAGS,
+    ...INDEX_CONFIG_FLAGS,
     segments: {
       type: 'string',
       value: 'N',
@@ -103,12 +107,18 @@ export const runSpec: CommandSpec = {
     'table. Ctrl-C stops after the current page of each segment; the same command resumes from the checkpoints.',
     'A failed segment fails the run (exit 1, its number on stderr); the same command reruns only that segment.',
     '',
+    '--index-config FILE applies when the index is missing: ddb2os creates it with those settings and mappings',
+    "over its own defaults (the file's dynamic templates first). A file that is not JSON or not of that shape",
+    'stops the run before anything starts (exit 2); a setting or mapping OpenSearch refuses stops it before any',
+    "item is read (exit 1, with OpenSearch's reason). An index that exists is used as it is, with a warning.",
+    '',
     ENDPOINT_DETAILS,
   ].join('\n'),
   examples: [
     'ddb2os run --table orders --index orders --dynamodb-endpoint http://localhost:8000 --opensearch-url http://localhost:9200',
     'ddb2os run --table orders --index orders --region eu-west-1 --opensearch-url https://search-x.eu-west-1.es.amazonaws.com --read-units-per-second 200',
     'ddb2os run --table orders --index orders --follow-for 60 --json',
+    'ddb2os run --table orders --index orders --index-config orders-index.json',
   ],
 };
 
@@ -186,6 +196,10 @@ export function progressReporter(io: CliIo): {
       case 'updater':
         display?.log(`stream updater ${event.state === 'Enabled' ? 'enabled' : 'paused'}`);
         break;
+      case 'warning':
+        if (display) display.log(`warning: ${event.message}`);
+        else io.stderr.write(`ddb2os: warning: ${event.message}\n`);
+        break;
     }
   };
   return { onEvent, display: () => display, failedSegments: () => [...failed].sort((a, b) => a - b) };
@@ -252,6 +266,7 @@ export const runCommand: Command = {
     const dynamodb = await dynamoDbFromArgs(args, io);
     const opensearch = openSearchFromArgs(args, io, 'run');
     const mapping = await readMappingFile(optionalString(args, 'mapping'), settings.index);
+    const indexConfig = await readIndexConfigFile(optionalString(args, 'index-config'));
     const progressTable = optionalString(args, 'progress-table') ?? DEFAULT_PROGRESS_TABLE;
     const deadLetterDir = optionalString(args, 'dead-letter-dir') ?? '.ddb2os';
     await preflight(dynamodb, opensearch);
@@ -270,6 +285,7 @@ export const runCommand: Command = {
         deadLetterDir,
         runId: optionalString(args, 'run-id'),
         restart: args.values.restart === true,
+        indexConfig,
         input: {
           ...(settings.segments ? { totalSegments: settings.segments } : {}),
           ...(settings.concurrency ? { maxConcurrency: settings.concurrency } : {}),
@@ -283,6 +299,13 @@ export const runCommand: Command = {
       if (error instanceof WorkflowAbortedError) {
         io.stderr.write(`ddb2os: ${error.message}\n`);
         return EXIT.interrupted;
+      }
+      if (error instanceof WorkflowFailedError && reporter.display() === undefined) {
+        // No plan yet, so no segment started: nothing was read and there is nothing to resume.
+        io.stderr.write(
+          `ddb2os: backfill of ${settings.table} stopped before any item was read: ${error.causeText}\n`,
+        );
+        return EXIT.failed;
       }
       if (error instanceof WorkflowFailedError) {
         const failed = reporter.failedSegments();

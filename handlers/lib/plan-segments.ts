@@ -11,7 +11,12 @@ import { randomUUID } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@opensearch-project/opensearch';
 import { ConfigurationError, SourceTableError } from './errors';
-import { type IndexPreparation, type PrepareIndexOptions, prepareIndexForBackfill } from './index-settings';
+import {
+  createIndicesWithDefinition,
+  definitionNotAppliedWarning,
+  indexDefinitionFromPlanInput,
+} from './index-definition';
+import type { IndexPreparation, PrepareIndexOptions } from './index-settings';
 import { type MappingConfig, parseMappingConfig } from './mapping';
 import type { KeySchema } from './types';
 
@@ -48,6 +53,11 @@ export interface PlanInput {
   config: unknown;
   /** DescribeTable's `Table`, as JSON. */
   table: unknown;
+  /**
+   * The deployment's index definition (see index-definition.ts): its JSON text
+   * as the state machine passes it, or the object; `null`/absent for none.
+   */
+  indexConfig?: unknown;
 }
 
 export type SegmentPlan = {
@@ -66,6 +76,8 @@ export type SegmentPlan = {
   /** DescribeTable's estimates (updated about every six hours). */
   itemCount: number;
   tableSizeBytes: number;
+  /** Things the user should know that do not stop the backfill (an index config that was not applied). */
+  warnings?: string[];
 };
 
 export interface PlanSettings {
@@ -218,6 +230,7 @@ export interface PlanBackfillDeps extends Omit<PlanSettings, 'bucket'> {
   opensearch?: Client;
   /** The mapping, for the indices it writes to (its `index` is replaced by the plan's). */
   mapping?: MappingConfig;
+  /** How a missing index is created when the input carries no index definition. */
   indexOptions?: PrepareIndexOptions;
   /** Where a long segment list goes (the plan Lambda); without it the list stays inline. */
   planStore?: { s3: S3Client; bucket: string };
@@ -237,13 +250,18 @@ export async function planBackfill(
     defaultIndex: deps.defaultIndex ?? deps.mapping?.index,
     bucket: deps.planStore?.bucket,
   });
+  const definition = indexDefinitionFromPlanInput(input.indexConfig);
   let indices: IndexPreparation[] | undefined;
+  let warnings: string[] = [];
   if (deps.opensearch) {
-    indices = await prepareIndexForBackfill(
+    indices = await createIndicesWithDefinition(
       deps.opensearch,
       targetIndices({ ...(deps.mapping ?? {}), index: plan.index }),
+      definition,
       deps.indexOptions,
     );
+    const notApplied = definitionNotAppliedWarning(definition, indices);
+    if (notApplied) warnings = [notApplied];
   }
   if (plan.itemSource === 'S3' && deps.planStore && plan.key) {
     await deps.planStore.s3.send(
@@ -255,7 +273,7 @@ export async function planBackfill(
       }),
     );
   }
-  return indices ? { ...plan, indices } : plan;
+  return { ...plan, ...(indices ? { indices } : {}), ...(warnings.length > 0 ? { warnings } : {}) };
 }
 
 /** Every index a mapping writes to: its default index and its routes' (a transform's are unknown ahead). */

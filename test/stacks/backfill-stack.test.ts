@@ -1,5 +1,9 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { indexDefinitionFromPlanInput } from '../../handlers/lib/index-definition';
 import { BackfillStack } from '../../stacks/backfill-stack';
 import {
   DOMAIN_ENDPOINT,
@@ -322,6 +326,62 @@ describe('BackfillStack context', () => {
     });
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       ScalingConfig: { MaximumConcurrency: 40 },
+    });
+  });
+
+  describe('-c indexConfig=FILE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ddb2os-stack-'));
+    const file = (name: string, text: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      return path;
+    };
+    const planInputIndexConfig = (template: Template): unknown => {
+      const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
+      return indexDefinitionFromPlanInput(
+        JSON.parse(`"${machine?.Properties.DefinitionSubstitutions.IndexConfig as string}"`),
+      );
+    };
+
+    it('reads the file at synth and hands its definition to the plan step', () => {
+      const path = file('index.json', '{ "mappings": { "properties": { "sku": { "type": "keyword" } } } }');
+
+      const template = Template.fromStack(synth({ ...EXISTING_CONTEXT, indexConfig: path })());
+
+      expect(planInputIndexConfig(template)).toMatchObject({
+        mappings: { properties: { sku: { type: 'keyword' } } },
+      });
+    });
+
+    it('prefers the indexConfig prop to the context', () => {
+      const path = file('ignored.json', '{ "settings": { "number_of_shards": 5 } }');
+
+      const stack = new BackfillStack(testApp({ ...EXISTING_CONTEXT, indexConfig: path }), 'Ddb2osBackfill', {
+        indexConfig: { settings: { number_of_shards: 2 } },
+      });
+
+      expect(planInputIndexConfig(Template.fromStack(stack))).toMatchObject({
+        settings: { number_of_shards: 2 },
+      });
+    });
+
+    it('rejects a file that is not JSON, naming the file, the line and the column', () => {
+      const path = file('broken.json', '{\n  "mappings": { "dynamic": strict }\n}');
+
+      expect(synth({ ...EXISTING_CONTEXT, indexConfig: path })).toThrow(
+        `-c indexConfig=${path} is not valid JSON: Unexpected token 's' at line 2, column 28`,
+      );
+    });
+
+    it('rejects a file of the wrong shape and a missing file, naming the file', () => {
+      const path = file('shape.json', '{ "index": "orders" }');
+
+      expect(synth({ ...EXISTING_CONTEXT, indexConfig: path })).toThrow(
+        `-c indexConfig=${path} has unknown top-level field "index"`,
+      );
+      expect(synth({ ...EXISTING_CONTEXT, indexConfig: join(dir, 'missing.json') })).toThrow(
+        `-c indexConfig=${join(dir, 'missing.json')}: the file cannot be read (no such file)`,
+      );
     });
   });
 });

@@ -5,6 +5,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Domain } from 'aws-cdk-lib/aws-opensearchservice';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { indexDefinitionFromPlanInput } from '../../handlers/lib/index-definition';
 import { readPlanConfig, readSummarizeConfig, readWorkerConfig } from '../../handlers/lib/worker-config';
 import { readUpdaterConfig } from '../../handlers/updater';
 import {
@@ -570,6 +571,87 @@ describe('BackfillWorkflow props', () => {
       },
     });
     expect(Object.keys(withMapping)).toHaveLength(4);
+  });
+});
+
+describe('BackfillWorkflow indexConfig', () => {
+  const INDEX_CONFIG = {
+    settings: { index: { number_of_shards: 3 } },
+    mappings: { properties: { sku: { type: 'keyword' } } },
+  };
+
+  function synth(indexConfig?: Record<string, unknown>): Template {
+    const { stack, table } = stackWithStreamTable();
+    new BackfillWorkflow(stack, 'Workflow', {
+      table,
+      index: 'orders',
+      domainEndpoint: DOMAIN_ENDPOINT,
+      domainArn: DOMAIN_ARN,
+      ...(indexConfig ? { indexConfig } : {}),
+    });
+    return Template.fromStack(stack);
+  }
+
+  /** What the "Plan segments" state passes as indexConfig once CloudFormation substitutes the value. */
+  function planInputIndexConfig(template: Template): unknown {
+    const [machine] = Object.values(template.findResources('AWS::StepFunctions::StateMachine'));
+    const value = machine?.Properties.DefinitionSubstitutions.IndexConfig as string;
+    return indexDefinitionFromPlanInput(JSON.parse(`"${value}"`));
+  }
+
+  it('passes the definition to the plan step in the state machine definition, not in an environment variable', () => {
+    const template = synth(INDEX_CONFIG);
+
+    expect(planInputIndexConfig(template)).toEqual({
+      source: "the deployment's indexConfig",
+      settings: { number_of_shards: 3 },
+      mappings: { properties: { sku: { type: 'keyword' } } },
+    });
+    const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+    for (const fn of functions) {
+      expect(JSON.stringify(fn.Properties.Environment ?? {})).not.toContain('sku');
+    }
+  });
+
+  it('passes null without one, so the plan step uses the defaults', () => {
+    expect(planInputIndexConfig(synth())).toBeUndefined();
+  });
+
+  it('takes an index template and grants the plan function nothing more on the domain', () => {
+    const template = synth({ index_patterns: ['orders*'], template: INDEX_CONFIG });
+
+    expect(planInputIndexConfig(template)).toMatchObject({ settings: { number_of_shards: 3 } });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Action: ['es:ESHttpHead', 'es:ESHttpPut'], Resource: `${DOMAIN_ARN}/*` }),
+        ]),
+      },
+    });
+  });
+
+  it('rejects at synth a definition of an unknown shape, naming the prop and the field', () => {
+    expect(() => synth({ settings: {}, mapping: {} })).toThrow(
+      'BackfillWorkflow: indexConfig has unknown top-level field "mapping"',
+    );
+    expect(() => synth({ aliases: { search: {} } })).toThrow(
+      'BackfillWorkflow: indexConfig: aliases are not applied',
+    );
+    expect(() => synth({ mappings: { dynamic_templates: 'x' } })).toThrow(
+      'BackfillWorkflow: indexConfig: mappings.dynamic_templates must be an array',
+    );
+  });
+
+  it('leaves no cdk-nag AwsSolutions or Serverless finding unacknowledged', () => {
+    const { stack, table } = stackWithStreamTable();
+    new BackfillWorkflow(stack, 'Workflow', {
+      table,
+      index: 'orders',
+      domainEndpoint: DOMAIN_ENDPOINT,
+      domainArn: DOMAIN_ARN,
+      indexConfig: INDEX_CONFIG,
+    });
+    expect(unacknowledgedNagFindings(stack)).toEqual([]);
   });
 });
 

@@ -49,6 +49,7 @@ const SUBSTITUTIONS: Record<string, string> = {
   SummarizeFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:summarize',
   SegmentQueueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/segments',
   BucketName: 'ddb2os-bucket',
+  IndexConfig: 'null',
 };
 
 function substituted(): AslDefinition {

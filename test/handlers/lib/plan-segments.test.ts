@@ -1,5 +1,6 @@
 import type { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { indexDefinitionSubstitution, readIndexDefinition } from '../../../handlers/lib/index-definition';
 import {
   DEFAULT_TARGET_SEGMENT_BYTES,
   MAX_INLINE_SEGMENT_LIST_BYTES,
@@ -233,5 +234,38 @@ describe('planBackfill', () => {
     const list = JSON.parse(puts[0]?.Body as string) as number[];
     expect(list).toHaveLength(50_000);
     expect(list.every((segment, i) => segment === i)).toBe(true);
+  });
+
+  it('creates every target index with the index definition the state machine passes, and warns when one existed', async () => {
+    // Prepare: the indexConfig as the "Plan segments" state passes it (the substituted JSON text).
+    const index = uniqueName('plan-config');
+    const routed = uniqueName('plan-config-routed');
+    created.push(index, routed);
+    await opensearch.indices.create({ index: routed });
+    const definition = readIndexDefinition(
+      { mappings: { properties: { sku: { type: 'keyword' } } } },
+      "the deployment's indexConfig",
+    );
+    const indexConfig = JSON.parse(`"${indexDefinitionSubstitution(definition)}"`) as string;
+
+    // Act
+    const plan = await planBackfill(
+      { runId: 'run-config', config: { index }, table: table(), indexConfig },
+      { opensearch, mapping: { index, routes: [{ prefix: 'R#', index: routed }] } },
+    );
+
+    // Assess
+    expect(plan.indices).toEqual([
+      { index, action: 'created' },
+      { index: routed, action: 'existing' },
+    ]);
+    const mapping = (await opensearch.indices.getMapping({ index })).body as Record<
+      string,
+      { mappings: { properties: Record<string, unknown> } }
+    >;
+    expect(mapping[index]?.mappings.properties.sku).toEqual({ type: 'keyword' });
+    expect(plan.warnings).toEqual([
+      `index ${routed} already exists: the deployment's indexConfig is not applied to it (ddb2os applies it only when it creates an index)`,
+    ]);
   });
 });
