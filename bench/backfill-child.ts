@@ -6,9 +6,9 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import { createOpenSearchClient } from '../handlers/lib/opensearch';
 import { runLocalBackfill } from '../local/backfill';
 import { limitHeapGrowth } from '../local/heap';
+import { createOpenSearchClient } from '../pipeline/index/opensearch';
 import type { BackfillChildRequest, BackfillChildResult } from './phases';
 
 const mib = (kib: number) => Math.round((kib / 1024) * 10) / 10;

@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
-import { createOpenSearchClient } from '../handlers/lib/opensearch';
 import { type Engines, startEngines } from '../local/engines';
 import { loadItems } from '../local/load-items';
+import { createOpenSearchClient } from '../pipeline/index/opensearch';
 import { type CpuLayout, type CpuShare, canPin, cpuMeter, ownCpuSeconds, splitCpus } from './cpu';
 import { benchItems } from './items';
 import {

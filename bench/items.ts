@@ -5,8 +5,8 @@
  * come from a seed, so every run scans the same table.
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { Item, KeySchema } from '../handlers/lib/types';
 import { seededRandom } from '../local/demo-data';
+import type { Item, KeySchema } from '../pipeline/table/types';
 
 export const BENCH_KEY_SCHEMA: KeySchema = { partitionKey: 'pk' };
 

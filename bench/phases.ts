@@ -18,13 +18,13 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
-import { prepareIndexForBackfill } from '../handlers/lib/index-settings';
-import { encodeDocument, type MappingConfig, mapItem } from '../handlers/lib/mapping';
-import { sendForJson } from '../handlers/lib/sdk-json';
-import type { Item } from '../handlers/lib/types';
 import { createLocalUpdater } from '../local/backfill';
 import { seededRandom } from '../local/demo-data';
 import { loadItems } from '../local/load-items';
+import { prepareIndexForBackfill } from '../pipeline/index/index-settings';
+import { encodeDocument, type MappingConfig, mapItem } from '../pipeline/mapping/mapping';
+import { sendForJson } from '../pipeline/table/sdk-json';
+import type { Item } from '../pipeline/table/types';
 import { BENCH_KEY_SCHEMA, benchItem } from './items';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));

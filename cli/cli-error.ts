@@ -1,4 +1,4 @@
-import { BackfillError } from '../handlers/lib/errors';
+import { BackfillError } from '../pipeline/errors';
 
 /** An error a person fixes by changing the command line: printed as one line, exit code 2. */
 export class UsageError extends BackfillError {

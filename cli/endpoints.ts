@@ -14,11 +14,11 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { fromIni } from '@aws-sdk/credential-providers';
 import type { Client } from '@opensearch-project/opensearch';
-import { ConfigurationError, SourceTableError } from '../handlers/lib/errors';
-import { type IndexDefinition, parseIndexDefinitionText } from '../handlers/lib/index-definition';
-import { loadMappingConfig, type MappingConfig } from '../handlers/lib/mapping';
-import { createOpenSearchClient } from '../handlers/lib/opensearch';
-import type { KeySchema } from '../handlers/lib/types';
+import { ConfigurationError, SourceTableError } from '../pipeline/errors';
+import { type IndexDefinition, parseIndexDefinitionText } from '../pipeline/index/index-definition';
+import { createOpenSearchClient } from '../pipeline/index/opensearch';
+import { loadMappingConfig, type MappingConfig } from '../pipeline/mapping/mapping';
+import type { KeySchema } from '../pipeline/table/types';
 import { type FlagSpec, optionalString, type ParsedArgs } from './args';
 import { UsageError } from './cli-error';
 import { resolveTarget, withDefaults } from './cloud/aws';

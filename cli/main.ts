@@ -2,7 +2,7 @@
  * `ddb2os`: run the backfill workflow on one machine (`demo`, `run`, `verify`)
  * or drive the deployed one (`start`, `status`, `redrive`, `plan`).
  */
-import { describeError } from '../handlers/lib/errors';
+import { describeError } from '../pipeline/errors';
 import { helpText, parseCommandArgs } from './args';
 import { EXIT, UsageError } from './cli-error';
 import type { Command } from './command';

@@ -11,10 +11,10 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@opensearch-project/opensearch';
 import type { Context } from 'aws-lambda';
-import { type MappingConfig, parseMappingConfig } from './lib/mapping';
-import { createOpenSearchClient } from './lib/opensearch';
-import { type PlanInput, planBackfill, type SegmentPlan } from './lib/plan-segments';
-import { type PlanConfig, readPlanConfig } from './lib/worker-config';
+import { createOpenSearchClient } from '../pipeline/index/opensearch';
+import { type MappingConfig, parseMappingConfig } from '../pipeline/mapping/mapping';
+import { type PlanInput, planBackfill, type SegmentPlan } from '../pipeline/plan/plan-segments';
+import { type PlanConfig, readPlanConfig } from '../pipeline/scan/worker-config';
 
 const logger = new Logger();
 const tracer = new Tracer();

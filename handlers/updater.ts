@@ -15,15 +15,15 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
-import { type ApplyStreamDeps, applyStreamRecords, describeKeySchema } from './lib/apply-stream';
-import { S3DeadLetterSink } from './lib/dead-letter';
-import { ENV } from './lib/env';
-import { ConfigurationError } from './lib/errors';
-import { checkMappingForTable, loadMappingConfig } from './lib/mapping';
-import { createOpenSearchClient, type OpenSearchSigning } from './lib/opensearch';
-import { fromLambdaRecord } from './lib/stream-records';
+import { type ApplyStreamDeps, applyStreamRecords, describeKeySchema } from '../pipeline/apply/apply-stream';
+import { fromLambdaRecord } from '../pipeline/apply/stream-records';
+import { ENV } from '../pipeline/contract/env';
+import { S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
+import { ConfigurationError } from '../pipeline/errors';
+import { createOpenSearchClient, type OpenSearchSigning } from '../pipeline/index/opensearch';
+import { checkMappingForTable, loadMappingConfig } from '../pipeline/mapping/mapping';
 
-/** The updater's settings, from the environment variables named in handlers/lib/env.ts. */
+/** The updater's settings, from the environment variables named in pipeline/contract/env.ts. */
 export interface UpdaterConfig {
   table: string;
   index: string;

@@ -26,21 +26,26 @@ import {
 } from '@aws-sdk/client-sfn';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { describeKeySchema } from './lib/apply-stream';
-import { SegmentCheckpointStore } from './lib/checkpoint';
-import { type DeadLetterSink, S3DeadLetterSink } from './lib/dead-letter';
-import { CheckpointConflictError, describeError, InvalidMessageError, SourceTableError } from './lib/errors';
-import { checkMappingForTable, loadMappingConfig, type MappingConfig } from './lib/mapping';
-import { powertoolsTelemetry, type Telemetry, withDefaults } from './lib/observability';
-import { createOpenSearchClient } from './lib/opensearch';
+import { describeKeySchema } from '../pipeline/apply/apply-stream';
+import { type DeadLetterSink, S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
+import {
+  CheckpointConflictError,
+  describeError,
+  InvalidMessageError,
+  SourceTableError,
+} from '../pipeline/errors';
+import { createOpenSearchClient } from '../pipeline/index/opensearch';
+import { checkMappingForTable, loadMappingConfig, type MappingConfig } from '../pipeline/mapping/mapping';
+import { powertoolsTelemetry, type Telemetry, withDefaults } from '../pipeline/observability';
+import { SegmentCheckpointStore } from '../pipeline/progress/checkpoint';
 import {
   parseSegmentMessage,
   type ScanSegmentDeps,
   type ScanSegmentOptions,
   scanSegment,
-} from './lib/scan-segment';
-import type { KeySchema, SegmentResult } from './lib/types';
-import { DEFAULT_TIME_RESERVE_MS, readWorkerConfig } from './lib/worker-config';
+} from '../pipeline/scan/scan-segment';
+import { DEFAULT_TIME_RESERVE_MS, readWorkerConfig } from '../pipeline/scan/worker-config';
+import type { KeySchema, SegmentResult } from '../pipeline/table/types';
 
 /** The Step Functions calls the worker makes (an SFNClient fits; tests pass a stub). */
 export interface TaskTokenClient {

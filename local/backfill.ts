@@ -15,17 +15,17 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
-import { applyStreamRecords } from '../handlers/lib/apply-stream';
-import { ensureProgressTable, SegmentCheckpointStore } from '../handlers/lib/checkpoint';
-import { DirectoryDeadLetterSink } from '../handlers/lib/dead-letter';
-import { BackfillError, describeError, SourceTableError } from '../handlers/lib/errors';
-import type { IndexDefinition } from '../handlers/lib/index-definition';
-import { restoreIndexAfterBackfill } from '../handlers/lib/index-settings';
-import { checkMappingForTable, type MappingConfig } from '../handlers/lib/mapping';
-import { planBackfill, targetIndices } from '../handlers/lib/plan-segments';
-import { type SegmentProgress, scanSegment } from '../handlers/lib/scan-segment';
-import { summarizeRun } from '../handlers/lib/summarize-run';
-import type { KeySchema, SegmentMessage, SegmentResult } from '../handlers/lib/types';
+import { applyStreamRecords } from '../pipeline/apply/apply-stream';
+import { DirectoryDeadLetterSink } from '../pipeline/dead-letter/dead-letter';
+import { BackfillError, describeError, SourceTableError } from '../pipeline/errors';
+import type { IndexDefinition } from '../pipeline/index/index-definition';
+import { restoreIndexAfterBackfill } from '../pipeline/index/index-settings';
+import { checkMappingForTable, type MappingConfig } from '../pipeline/mapping/mapping';
+import { planBackfill, targetIndices } from '../pipeline/plan/plan-segments';
+import { ensureProgressTable, SegmentCheckpointStore } from '../pipeline/progress/checkpoint';
+import { type SegmentProgress, scanSegment } from '../pipeline/scan/scan-segment';
+import { summarizeRun } from '../pipeline/summarize/summarize-run';
+import type { KeySchema, SegmentMessage, SegmentResult } from '../pipeline/table/types';
 import { DynamoDBStreamPositionStore, StreamFollower } from './stream-follower';
 import { type RunSummary, runWorkflowLocally, WorkflowAbortedError, type WorkflowInput } from './workflow';
 

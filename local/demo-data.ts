@@ -16,8 +16,8 @@ import {
   UpdateItemCommand,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
-import type { MappingConfig } from '../handlers/lib/mapping';
-import type { Item, KeySchema } from '../handlers/lib/types';
+import type { MappingConfig } from '../pipeline/mapping/mapping';
+import type { Item, KeySchema } from '../pipeline/table/types';
 
 // Transitional: cli/commands/demo.ts (edited on another branch) imports the loader from here; once it
 // imports it from ./load-items, delete this line.

@@ -7,9 +7,9 @@
  * batch that still has unprocessed items after MAX_ATTEMPTS stops the load.
  */
 import { BatchWriteItemCommand, type DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
-import { BackfillError } from '../handlers/lib/errors';
-import { backoffDelay } from '../handlers/lib/read-budget';
-import type { Item } from '../handlers/lib/types';
+import { BackfillError } from '../pipeline/errors';
+import { backoffDelay } from '../pipeline/scan/read-budget';
+import type { Item } from '../pipeline/table/types';
 
 /** BatchWriteItem's limit of requests per call. */
 const BATCH_SIZE = 25;

@@ -37,11 +37,11 @@ import {
   TrimmedDataAccessException,
 } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBRecord } from 'aws-lambda';
-import type { ApplyResult } from '../handlers/lib/apply-stream';
-import { ensureProgressTable } from '../handlers/lib/checkpoint';
-import { BackfillError, describeError, SinkUnavailableError, SourceTableError } from '../handlers/lib/errors';
-import { sendForJson } from '../handlers/lib/sdk-json';
-import { fromLambdaRecord, fromStreamsRecord, type StreamChange } from '../handlers/lib/stream-records';
+import type { ApplyResult } from '../pipeline/apply/apply-stream';
+import { fromLambdaRecord, fromStreamsRecord, type StreamChange } from '../pipeline/apply/stream-records';
+import { BackfillError, describeError, SinkUnavailableError, SourceTableError } from '../pipeline/errors';
+import { ensureProgressTable } from '../pipeline/progress/checkpoint';
+import { sendForJson } from '../pipeline/table/sdk-json';
 
 /** Where a follower keeps the last applied sequence number of each shard. */
 export interface StreamPositionStore {

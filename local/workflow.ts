@@ -14,11 +14,11 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ExecutionAbortedError, ExecutionError, StateMachine } from 'aws-local-stepfunctions';
-import { BackfillError } from '../handlers/lib/errors';
-import { type IndexDefinition, indexDefinitionSubstitution } from '../handlers/lib/index-definition';
-import type { SegmentPlan } from '../handlers/lib/plan-segments';
-import type { RunSummary } from '../handlers/lib/summarize-run';
-import type { SegmentMessage, SegmentResult } from '../handlers/lib/types';
+import { BackfillError } from '../pipeline/errors';
+import { type IndexDefinition, indexDefinitionSubstitution } from '../pipeline/index/index-definition';
+import type { SegmentPlan } from '../pipeline/plan/plan-segments';
+import type { RunSummary } from '../pipeline/summarize/summarize-run';
+import type { SegmentMessage, SegmentResult } from '../pipeline/table/types';
 
 export const DEFINITION_PATH = join(
   resolve(dirname(fileURLToPath(import.meta.url)), '..'),

@@ -13,7 +13,7 @@ import { EbsDeviceVolumeType } from 'aws-cdk-lib/aws-ec2';
 import { ArnPrincipal, type IRole, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type CfnDomain, Domain, EngineVersion, TLSSecurityPolicy } from 'aws-cdk-lib/aws-opensearchservice';
 import type { Construct } from 'constructs';
-import { parseIndexDefinitionText } from '../handlers/lib/index-definition';
+import { parseIndexDefinitionText } from '../pipeline/index/index-definition';
 import { BackfillDashboard } from './backfill-dashboard';
 import { BackfillWorkflow, type BackfillWorkflowProps } from './backfill-workflow';
 import { acknowledge } from './nag';

@@ -10,12 +10,12 @@ import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3'
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { ENV } from '../handlers/lib/env';
+import { ENV } from '../pipeline/contract/env';
 import {
   type IndexDefinition,
   indexDefinitionSubstitution,
   readIndexDefinition,
-} from '../handlers/lib/index-definition';
+} from '../pipeline/index/index-definition';
 import { HandlerFunction } from './handler-function';
 import { acknowledge, wildcardResourceFinding } from './nag';
 import { checkTransformModule, type TransformModule } from './transform-bundle';
@@ -29,7 +29,7 @@ export const BUCKET_PREFIXES = {
   plans: 'plans/',
   /** Results of the Distributed Map (ResultWriter). */
   mapResults: 'map-results/',
-  /** Items that could not become documents, with their reasons (see handlers/lib/dead-letter.ts). */
+  /** Items that could not become documents, with their reasons (see pipeline/dead-letter/dead-letter.ts). */
   deadLetters: 'dead-letter/',
 } as const;
 

@@ -12,7 +12,7 @@ import {
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { ENV } from '../handlers/lib/env';
+import { ENV } from '../pipeline/contract/env';
 import { type TransformModule, transformEntry } from './transform-bundle';
 
 /** The repository root: handler entries, the lock file and tsconfig are resolved from it. */

@@ -3,7 +3,7 @@
  * that the mapping imports at run time; a Lambda function holds only its
  * bundle, so the path would point at nothing. Instead, at synth, each function
  * that maps items gets a generated entry file that imports the user's module
- * statically, registers its exports (handlers/lib/bundled-transform.ts) and
+ * statically, registers its exports (pipeline/mapping/bundled-transform.ts) and
  * re-exports the handler; esbuild then bundles the module and whatever it
  * imports into that function. The functions' DDB2OS_MAPPING still names the
  * module, and the handler checks at cold start that it is the one bundled.
@@ -88,7 +88,7 @@ export function transformEntry(handler: HandlerName, handlerPath: string, module
   const content = [
     `// Generated at synth by ddb2os (stacks/transform-bundle.ts): the ${handler} handler with its transform module.`,
     `import * as transformModule from ${specifier(module.absolutePath)};`,
-    `import { registerBundledTransform } from ${specifier(join(PROJECT_ROOT, 'handlers', 'lib', 'bundled-transform.ts'))};`,
+    `import { registerBundledTransform } from ${specifier(join(PROJECT_ROOT, 'pipeline', 'mapping', 'bundled-transform.ts'))};`,
     `registerBundledTransform(${JSON.stringify(module.source)}, transformModule);`,
     `export { handler } from ${specifier(handlerPath)};`,
     '',

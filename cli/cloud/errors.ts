@@ -1,5 +1,5 @@
 /** AWS errors as one sentence for the operator; the SDK error travels as the cause. */
-import { BackfillError } from '../../handlers/lib/errors';
+import { BackfillError } from '../../pipeline/errors';
 import { UsageError } from '../cli-error';
 import type { AwsTarget } from './aws';
 

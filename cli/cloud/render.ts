@@ -1,5 +1,5 @@
 /** An execution as text: the Map Run's counts and bar, the status block and line, the run summary. */
-import { type FieldConflictCount, fieldConflictLines } from '../../handlers/lib/field-conflicts';
+import { type FieldConflictCount, fieldConflictLines } from '../../pipeline/bulk/field-conflicts';
 import { bar, duration, fmt } from '../progress';
 import type { ExecutionSnapshot, ItemCounts } from './execution';
 

@@ -9,14 +9,14 @@
 import { DynamoDBClient, UpdateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
-import { createOpenSearchClient } from '../../handlers/lib/opensearch';
-import { targetIndices } from '../../handlers/lib/plan-segments';
 import { createLocalUpdater, runLocalBackfill } from '../../local/backfill';
 import { createDemoTable, DEMO_KEY_SCHEMA, demoItems, demoMapping, liveChanges } from '../../local/demo-data';
 import { type Engines, startEngines } from '../../local/engines';
 import { loadItems } from '../../local/load-items';
-import { indexMatchesTable, verifyIndex } from '../../local/verify';
 import { WorkflowFailedError } from '../../local/workflow';
+import { createOpenSearchClient } from '../../pipeline/index/opensearch';
+import { targetIndices } from '../../pipeline/plan/plan-segments';
+import { indexMatchesTable, verifyIndex } from '../../pipeline/verify/verify';
 import { type CommandSpec, optionalInteger, optionalString } from '../args';
 import { EXIT } from '../cli-error';
 import type { Command } from '../command';

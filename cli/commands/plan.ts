@@ -4,9 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DescribeTableCommand, type DescribeTableCommandOutput } from '@aws-sdk/client-dynamodb';
-import { ConfigurationError, SourceTableError } from '../../handlers/lib/errors';
-import { checkDefinitionWithOpenSearch, type IndexDefinition } from '../../handlers/lib/index-definition';
-import { planSegments, segmentCount } from '../../handlers/lib/plan-segments';
+import { ConfigurationError, SourceTableError } from '../../pipeline/errors';
+import { checkDefinitionWithOpenSearch, type IndexDefinition } from '../../pipeline/index/index-definition';
+import { planSegments, segmentCount } from '../../pipeline/plan/plan-segments';
 import { optionalInteger, optionalPositiveNumber, optionalString, requiredString } from '../args';
 import { EXIT, UsageError } from '../cli-error';
 import { AWS_DETAILS, AWS_FLAGS, type CloudDeps, resolveTarget, withDefaults } from '../cloud/aws';

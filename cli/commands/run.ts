@@ -5,8 +5,6 @@
  */
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import { describeError } from '../../handlers/lib/errors';
-import { fieldConflictLines } from '../../handlers/lib/field-conflicts';
 import {
   type BackfillEvent,
   createLocalUpdater,
@@ -15,6 +13,8 @@ import {
   runLocalBackfill,
 } from '../../local/backfill';
 import { WorkflowAbortedError, WorkflowFailedError } from '../../local/workflow';
+import { fieldConflictLines } from '../../pipeline/bulk/field-conflicts';
+import { describeError } from '../../pipeline/errors';
 import {
   type CommandSpec,
   optionalInteger,

@@ -3,8 +3,8 @@
  * until the execution ends.
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { ConfigurationError } from '../../handlers/lib/errors';
-import { validateWorkflowConfig } from '../../handlers/lib/plan-segments';
+import { ConfigurationError } from '../../pipeline/errors';
+import { validateWorkflowConfig } from '../../pipeline/plan/plan-segments';
 import { optionalString, type ParsedArgs } from '../args';
 import { EXIT, UsageError } from '../cli-error';
 import { consoleUrl, parseStatesArn, type StatesArn, stateMachineArnFromStack } from '../cloud/arns';

@@ -3,9 +3,14 @@
  * and report missing, extra and differing documents. Exit 0 only when the
  * index equals the table.
  */
-import { ConfigurationError } from '../../handlers/lib/errors';
-import { checkMappingForTable } from '../../handlers/lib/mapping';
-import { indexMatchesTable, type VerifyProgress, type VerifyReport, verifyIndex } from '../../local/verify';
+import { ConfigurationError } from '../../pipeline/errors';
+import { checkMappingForTable } from '../../pipeline/mapping/mapping';
+import {
+  indexMatchesTable,
+  type VerifyProgress,
+  type VerifyReport,
+  verifyIndex,
+} from '../../pipeline/verify/verify';
 import { optionalInteger, optionalString, requiredString } from '../args';
 import { EXIT, UsageError } from '../cli-error';
 import type { Command } from '../command';

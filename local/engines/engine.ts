@@ -1,5 +1,5 @@
 /** What a local engine is, what starting one takes, and the error when it cannot start. */
-import { BackfillError } from '../../handlers/lib/errors';
+import { BackfillError } from '../../pipeline/errors';
 
 /** A local engine could not be fetched, started or reached. */
 export class EngineError extends BackfillError {

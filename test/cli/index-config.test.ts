@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { BatchWriteItemCommand, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ITEM_FRIENDLY_LIMITS, ITEM_FRIENDLY_MAPPINGS } from '../../handlers/lib/index-settings';
+import { ITEM_FRIENDLY_LIMITS, ITEM_FRIENDLY_MAPPINGS } from '../../pipeline/index/index-settings';
 import {
   createTable,
   deleteIndex,

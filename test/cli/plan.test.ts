@@ -1,6 +1,6 @@
 import { DescribeTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { planSegments } from '../../handlers/lib/plan-segments';
+import { planSegments } from '../../pipeline/plan/plan-segments';
 import { createTable, deleteTable, dynamoClient, dynamodbEndpoint, uniqueName } from '../support/engines';
 import { lastJsonLine, runCli } from './support';
 

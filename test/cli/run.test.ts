@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Item } from '../../handlers/lib/types';
+import type { Item } from '../../pipeline/table/types';
 import {
   createTable,
   deleteIndex,

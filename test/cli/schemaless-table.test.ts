@@ -13,8 +13,8 @@ import { isDeepStrictEqual } from 'node:util';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DirectoryDeadLetterSink } from '../../handlers/lib/dead-letter';
-import type { Item } from '../../handlers/lib/types';
+import { DirectoryDeadLetterSink } from '../../pipeline/dead-letter/dead-letter';
+import type { Item } from '../../pipeline/table/types';
 import {
   deleteIndex,
   deleteTable,

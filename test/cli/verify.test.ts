@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MappingConfig } from '../../handlers/lib/mapping';
-import type { Item, KeySchema } from '../../handlers/lib/types';
-import { buildTableAndIndex, catalogItems, indexRaw, orderItems } from '../local/verify-fixtures';
+import type { MappingConfig } from '../../pipeline/mapping/mapping';
+import type { Item, KeySchema } from '../../pipeline/table/types';
+import { buildTableAndIndex, catalogItems, indexRaw, orderItems } from '../pipeline/verify/verify-fixtures';
 import {
   createTable,
   deleteIndex,

@@ -10,11 +10,19 @@ import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import type { Context, DynamoDBRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApplyStreamDeps } from '../../handlers/lib/apply-stream';
-import { ConfigurationError } from '../../handlers/lib/errors';
-import { createOpenSearchClient } from '../../handlers/lib/opensearch';
-import type { Item, KeySchema } from '../../handlers/lib/types';
 import { handler, handleStreamEvent, readUpdaterConfig } from '../../handlers/updater';
+import type { ApplyStreamDeps } from '../../pipeline/apply/apply-stream';
+import { ConfigurationError } from '../../pipeline/errors';
+import { createOpenSearchClient } from '../../pipeline/index/opensearch';
+import type { Item, KeySchema } from '../../pipeline/table/types';
+import {
+  expectIndexEqualsTable,
+  FAST_BULK,
+  readStream,
+  temporaryDeadLetters,
+  toLambdaRecord,
+  UNREACHABLE_OPENSEARCH,
+} from '../pipeline/apply/apply-stream-fixtures';
 import {
   createTable,
   deleteIndex,
@@ -24,14 +32,6 @@ import {
   streamsClient,
   uniqueName,
 } from '../support/engines';
-import {
-  expectIndexEqualsTable,
-  FAST_BULK,
-  readStream,
-  temporaryDeadLetters,
-  toLambdaRecord,
-  UNREACHABLE_OPENSEARCH,
-} from './lib/apply-stream-fixtures';
 
 const keySchema: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
 

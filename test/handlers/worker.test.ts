@@ -12,10 +12,17 @@ import type { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Client } from '@opensearch-project/opensearch';
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { SegmentCheckpointStore } from '../../handlers/lib/checkpoint';
-import { DirectoryDeadLetterSink } from '../../handlers/lib/dead-letter';
-import type { SegmentResult } from '../../handlers/lib/types';
 import { processSegmentMessage, type WorkerDeps, type WorkerOutcome } from '../../handlers/worker';
+import { DirectoryDeadLetterSink } from '../../pipeline/dead-letter/dead-letter';
+import type { SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
+import type { SegmentResult } from '../../pipeline/table/types';
+import {
+  catalogItem,
+  indexCount,
+  progressStore,
+  seedItems,
+  shortLivedContext,
+} from '../support/backfill-fixtures';
 import {
   createTable,
   deleteIndex,
@@ -26,13 +33,6 @@ import {
   opensearchUrl,
   uniqueName,
 } from '../support/engines';
-import {
-  catalogItem,
-  indexCount,
-  progressStore,
-  seedItems,
-  shortLivedContext,
-} from './lib/backfill-fixtures';
 
 // Before handlers/worker.ts builds its Powertools instances at import: no log lines in the test output.
 const POWERTOOLS_ENV = vi.hoisted(() => {

@@ -13,10 +13,6 @@ import {
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SegmentCheckpointStore } from '../../handlers/lib/checkpoint';
-import { ConfigurationError, SinkUnavailableError } from '../../handlers/lib/errors';
-import type { MappingConfig } from '../../handlers/lib/mapping';
-import type { Item, KeySchema } from '../../handlers/lib/types';
 import {
   type BackfillEvent,
   createLocalUpdater,
@@ -24,8 +20,12 @@ import {
   runLocalBackfill,
 } from '../../local/backfill';
 import { loadItems } from '../../local/load-items';
-import { indexMatchesTable, verifyIndex } from '../../local/verify';
 import { WorkflowFailedError } from '../../local/workflow';
+import { ConfigurationError, SinkUnavailableError } from '../../pipeline/errors';
+import type { MappingConfig } from '../../pipeline/mapping/mapping';
+import { SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
+import type { Item, KeySchema } from '../../pipeline/table/types';
+import { indexMatchesTable, verifyIndex } from '../../pipeline/verify/verify';
 import {
   createTable,
   deleteIndex,

@@ -7,8 +7,8 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Item } from '../../handlers/lib/types';
 import { loadItems } from '../../local/load-items';
+import type { Item } from '../../pipeline/table/types';
 import { createTable, deleteTable, dynamoClient, uniqueName } from '../support/engines';
 
 function* numbered(count: number): Generator<Item> {

@@ -13,11 +13,6 @@ import {
 import type { DynamoDBStreamsClient, Shard } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ApplyResult, type ApplyStreamDeps, applyStreamRecords } from '../../handlers/lib/apply-stream';
-import { SinkUnavailableError } from '../../handlers/lib/errors';
-import { toDocumentBody } from '../../handlers/lib/mapping';
-import type { StreamChange } from '../../handlers/lib/stream-records';
-import type { Item, KeySchema } from '../../handlers/lib/types';
 import {
   DynamoDBStreamPositionStore,
   type FollowerBatchInfo,
@@ -25,10 +20,19 @@ import {
   StreamFollower,
 } from '../../local/stream-follower';
 import {
+  type ApplyResult,
+  type ApplyStreamDeps,
+  applyStreamRecords,
+} from '../../pipeline/apply/apply-stream';
+import type { StreamChange } from '../../pipeline/apply/stream-records';
+import { SinkUnavailableError } from '../../pipeline/errors';
+import { toDocumentBody } from '../../pipeline/mapping/mapping';
+import type { Item, KeySchema } from '../../pipeline/table/types';
+import {
   expectIndexEqualsTable,
   readStream,
   temporaryDeadLetters,
-} from '../handlers/lib/apply-stream-fixtures';
+} from '../pipeline/apply/apply-stream-fixtures';
 import {
   createTable,
   deleteIndex,

@@ -15,12 +15,12 @@ import type {
 import type { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ensureProgressTable, SegmentCheckpointStore } from '../../handlers/lib/checkpoint';
-import { DirectoryDeadLetterSink } from '../../handlers/lib/dead-letter';
 import { processSegmentMessage, type WorkerDeps } from '../../handlers/worker';
 import { type BackfillEvent, runLocalBackfill } from '../../local/backfill';
 import { freePort } from '../../local/engines/process-group';
 import { WorkflowFailedError } from '../../local/workflow';
+import { DirectoryDeadLetterSink } from '../../pipeline/dead-letter/dead-letter';
+import { ensureProgressTable, SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
 import { runCli } from '../cli/support';
 import {
   createTable,

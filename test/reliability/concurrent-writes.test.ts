@@ -17,8 +17,8 @@ import {
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Item } from '../../handlers/lib/types';
 import { createLocalUpdater, runLocalBackfill } from '../../local/backfill';
+import type { Item } from '../../pipeline/table/types';
 import {
   deleteIndex,
   deleteTable,

@@ -1,5 +1,5 @@
 /**
- * local/fault-proxy.ts in front of the real engines: the faults look to the
+ * test/support/fault-proxy.ts in front of the real engines: the faults look to the
  * clients exactly like the engines' own (the AWS SDK sees DynamoDB's
  * throttling error, OpenSearch's client a 429 bulk item), and everything
  * else passes through untouched.
@@ -7,8 +7,7 @@
 import { DynamoDBClient, ListTablesCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { Client } from '@opensearch-project/opensearch';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isThrottling } from '../../handlers/lib/read-budget';
-import { type FaultProxy, startFaultProxy } from '../../local/fault-proxy';
+import { isThrottling } from '../../pipeline/scan/read-budget';
 import {
   deleteIndex,
   dynamodbEndpoint,
@@ -16,6 +15,7 @@ import {
   opensearchUrl,
   uniqueName,
 } from '../support/engines';
+import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
 
 describe('the fault proxy', () => {
   const proxies: FaultProxy[] = [];

@@ -15,10 +15,10 @@ import { type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DirectoryDeadLetterSink } from '../../handlers/lib/dead-letter';
-import { ITEM_FRIENDLY_MAPPINGS, prepareIndexForBackfill } from '../../handlers/lib/index-settings';
-import type { DeadLetterRecord, Item } from '../../handlers/lib/types';
 import { createLocalUpdater, runLocalBackfill } from '../../local/backfill';
+import { DirectoryDeadLetterSink } from '../../pipeline/dead-letter/dead-letter';
+import { ITEM_FRIENDLY_MAPPINGS, prepareIndexForBackfill } from '../../pipeline/index/index-settings';
+import type { DeadLetterRecord, Item } from '../../pipeline/table/types';
 import {
   deleteIndex,
   deleteTable,

@@ -9,9 +9,9 @@ import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SinkUnavailableError } from '../../handlers/lib/errors';
 import { type BackfillEvent, type LocalBackfillOptions, runLocalBackfill } from '../../local/backfill';
 import { WorkflowFailedError } from '../../local/workflow';
+import { SinkUnavailableError } from '../../pipeline/errors';
 import {
   deleteIndex,
   deleteTable,

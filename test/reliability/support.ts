@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { type DynamoDBClient, ScanCommand, UpdateTableCommand } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { expect } from 'vitest';
-import type { MappingConfig } from '../../handlers/lib/mapping';
-import type { Item, KeySchema } from '../../handlers/lib/types';
-import { type VerifyReport, verifyIndex } from '../../local/verify';
-import { seedItems } from '../handlers/lib/backfill-fixtures';
+import type { MappingConfig } from '../../pipeline/mapping/mapping';
+import type { Item, KeySchema } from '../../pipeline/table/types';
+import { type VerifyReport, verifyIndex } from '../../pipeline/verify/verify';
+import { seedItems } from '../support/backfill-fixtures';
 import { createTable, uniqueName } from '../support/engines';
 
 export { seedItems };

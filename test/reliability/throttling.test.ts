@@ -1,6 +1,6 @@
 /**
  * Reliability case 4: a busy OpenSearch and a throttled DynamoDB table, made
- * by local/fault-proxy.ts in front of the REAL engines. OpenSearch answers
+ * by test/support/fault-proxy.ts in front of the REAL engines. OpenSearch answers
  * 429 es_rejected_execution_exception to a share of the bulk items, DynamoDB
  * answers ProvisionedThroughputExceededException (HTTP 400, DynamoDB's JSON
  * body) to a share of the Scan calls. Everything must land, and the retries
@@ -12,7 +12,6 @@ import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalUpdater, runLocalBackfill } from '../../local/backfill';
-import { type FaultProxy, startFaultProxy } from '../../local/fault-proxy';
 import {
   deleteIndex,
   deleteTable,
@@ -22,6 +21,7 @@ import {
   opensearchUrl,
   uniqueName,
 } from '../support/engines';
+import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import {
   deadLetterFolder,
   expectClean,

@@ -15,8 +15,8 @@ import { fileURLToPath } from 'node:url';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SegmentCheckpointStore } from '../../handlers/lib/checkpoint';
-import type { RunSummary } from '../../handlers/lib/summarize-run';
+import { SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
+import type { RunSummary } from '../../pipeline/summarize/summarize-run';
 import {
   deleteIndex,
   deleteTable,

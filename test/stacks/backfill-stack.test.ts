@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { indexDefinitionFromPlanInput } from '../../handlers/lib/index-definition';
+import { indexDefinitionFromPlanInput } from '../../pipeline/index/index-definition';
 import { BackfillStack } from '../../stacks/backfill-stack';
 import {
   DOMAIN_ENDPOINT,

@@ -5,9 +5,9 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Domain } from 'aws-cdk-lib/aws-opensearchservice';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { indexDefinitionFromPlanInput } from '../../handlers/lib/index-definition';
-import { readPlanConfig, readSummarizeConfig, readWorkerConfig } from '../../handlers/lib/worker-config';
 import { readUpdaterConfig } from '../../handlers/updater';
+import { indexDefinitionFromPlanInput } from '../../pipeline/index/index-definition';
+import { readPlanConfig, readSummarizeConfig, readWorkerConfig } from '../../pipeline/scan/worker-config';
 import {
   BackfillWorkflow,
   type BackfillWorkflowProps,

@@ -21,11 +21,11 @@ import type { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { Context, DynamoDBStreamEvent, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureProgressTable } from '../../handlers/lib/checkpoint';
+import { ensureProgressTable } from '../../pipeline/progress/checkpoint';
 import { BackfillStack } from '../../stacks/backfill-stack';
 import { BackfillWorkflow } from '../../stacks/backfill-workflow';
 import { PROJECT_ROOT } from '../../stacks/handler-function';
-import { readStream, toLambdaRecord } from '../handlers/lib/apply-stream-fixtures';
+import { readStream, toLambdaRecord } from '../pipeline/apply/apply-stream-fixtures';
 import {
   createTable,
   deleteIndex,

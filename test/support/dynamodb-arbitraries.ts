@@ -9,8 +9,8 @@
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
-import { compareDecimals, parseDecimal, toPlainString } from '../../handlers/lib/decimal';
-import type { Item } from '../../handlers/lib/types';
+import { compareDecimals, parseDecimal, toPlainString } from '../../pipeline/mapping/decimal';
+import type { Item } from '../../pipeline/table/types';
 
 export type KeyType = 'S' | 'N' | 'B';
 

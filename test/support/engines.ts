@@ -14,7 +14,7 @@ import {
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { Client } from '@opensearch-project/opensearch';
 import { inject } from 'vitest';
-import type { KeySchema } from '../../handlers/lib/types';
+import type { KeySchema } from '../../pipeline/table/types';
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 

@@ -13,9 +13,9 @@
  */
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import type { Item, KeySchema } from '../../handlers/lib/types';
 import { seededRandom } from '../../local/demo-data';
 import { loadItems } from '../../local/load-items';
+import type { Item, KeySchema } from '../../pipeline/table/types';
 import { createTable } from './engines';
 
 export const SCHEMALESS_KEY_SCHEMA: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };

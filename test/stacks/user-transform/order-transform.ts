@@ -3,7 +3,7 @@
  * TypeScript, with an import of its own, so the tests see that esbuild bundles
  * both into the functions. One document per order, in `<default index>-orders`.
  */
-import type { TransformHook } from '../../../handlers/lib/mapping';
+import type { TransformHook } from '../../../pipeline/mapping/mapping';
 import { orderDocumentId } from './order-id';
 
 const transform: TransformHook = (item, { defaultIndex }) => {

@@ -1,0 +1,165 @@
+/**
+ * What the stream tests share: the real stream's records read through the
+ * DynamoDB Streams API, the same records in the Lambda event's JSON form, and
+ * the check that the index equals the table.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DescribeTableCommand, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type _Record,
+  DescribeStreamCommand,
+  type DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type AttributeValue as StreamsAttributeValue,
+} from '@aws-sdk/client-dynamodb-streams';
+import type { Client } from '@opensearch-project/opensearch';
+import type { DynamoDBRecord, AttributeValue as LambdaAttributeValue } from 'aws-lambda';
+import { expect } from 'vitest';
+import { DirectoryDeadLetterSink } from '../../../pipeline/dead-letter/dead-letter';
+import { aggregateCollection, type MappingConfig, mapItem } from '../../../pipeline/mapping/mapping';
+import type { Item, KeySchema } from '../../../pipeline/table/types';
+
+/** Every record of the table's current stream after `after` (all when omitted), in shard order. */
+export async function readStream(
+  streams: DynamoDBStreamsClient,
+  dynamodb: DynamoDBClient,
+  table: string,
+  after?: string,
+): Promise<_Record[]> {
+  const described = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
+  const streamArn = described.Table!.LatestStreamArn!;
+  const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
+  const records: _Record[] = [];
+  for (const shard of StreamDescription?.Shards ?? []) {
+    let iterator = (
+      await streams.send(
+        new GetShardIteratorCommand({
+          StreamArn: streamArn,
+          ShardId: shard.ShardId,
+          ShardIteratorType: 'TRIM_HORIZON',
+        }),
+      )
+    ).ShardIterator;
+    while (iterator) {
+      const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
+      records.push(...(page.Records ?? []));
+      if ((page.Records ?? []).length === 0) break;
+      iterator = page.NextShardIterator;
+    }
+  }
+  return after === undefined
+    ? records
+    : records.filter((record) => BigInt(record.dynamodb!.SequenceNumber!) > BigInt(after));
+}
+
+/** A Streams API record as the Lambda event carries it: binary as base64, time in epoch seconds. */
+export function toLambdaRecord(record: _Record): DynamoDBRecord {
+  const stream = record.dynamodb!;
+  const image = (item: Record<string, StreamsAttributeValue> | undefined) =>
+    item === undefined
+      ? undefined
+      : Object.fromEntries(Object.entries(item).map(([name, value]) => [name, toLambdaValue(value)]));
+  return {
+    eventID: record.eventID,
+    eventName: record.eventName,
+    eventVersion: record.eventVersion,
+    eventSource: 'aws:dynamodb',
+    awsRegion: 'us-east-1',
+    eventSourceARN: 'arn:aws:dynamodb:us-east-1:000000000000:table/test/stream/label',
+    dynamodb: {
+      ApproximateCreationDateTime: stream.ApproximateCreationDateTime!.getTime() / 1000,
+      Keys: image(stream.Keys),
+      NewImage: image(stream.NewImage),
+      OldImage: image(stream.OldImage),
+      SequenceNumber: stream.SequenceNumber,
+      SizeBytes: stream.SizeBytes,
+      StreamViewType: stream.StreamViewType,
+    },
+  };
+}
+
+function toLambdaValue(value: StreamsAttributeValue): LambdaAttributeValue {
+  const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+  if (value.B !== undefined) return { B: base64(value.B) };
+  if (value.BS !== undefined) return { BS: value.BS.map(base64) };
+  if (value.M !== undefined)
+    return {
+      M: Object.fromEntries(Object.entries(value.M).map(([name, member]) => [name, toLambdaValue(member)])),
+    };
+  if (value.L !== undefined) return { L: value.L.map(toLambdaValue) };
+  return JSON.parse(JSON.stringify(value)) as LambdaAttributeValue;
+}
+
+export async function scanTable(dynamodb: DynamoDBClient, table: string): Promise<Item[]> {
+  const items: Item[] = [];
+  let ExclusiveStartKey: Item | undefined;
+  do {
+    const page = await dynamodb.send(
+      new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey }),
+    );
+    items.push(...(page.Items ?? []));
+    ExclusiveStartKey = page.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return items;
+}
+
+/** Every document of the index (after a refresh), by id. */
+export async function indexDocuments(search: Client, index: string): Promise<Map<string, unknown>> {
+  await search.indices.refresh({ index, ignore_unavailable: true });
+  const exists = await search.indices.exists({ index });
+  if (!exists.body) return new Map();
+  const found = await search.search({ index, body: { query: { match_all: {} }, size: 10_000 } });
+  return new Map(found.body.hits.hits.map((hit) => [hit._id!, hit._source]));
+}
+
+/**
+ * The index holds exactly the documents the mapping makes of the table's
+ * items now: the same ids, the same bodies, nothing more. `sets` names
+ * set-valued fields, compared sorted (DynamoDB keeps no order in a set).
+ */
+export async function expectIndexEqualsTable(
+  context: { search: Client; dynamodb: DynamoDBClient; table: string; index: string },
+  keySchema: KeySchema,
+  mapping: MappingConfig,
+  sets: string[] = [],
+): Promise<void> {
+  const items = await scanTable(context.dynamodb, context.table);
+  let expected: { id: string; document: Record<string, unknown> }[];
+  if (mapping.aggregate) {
+    const partitions = new Map<string, Item[]>();
+    for (const item of items) {
+      const name = JSON.stringify(item[keySchema.partitionKey]);
+      partitions.set(name, [...(partitions.get(name) ?? []), item]);
+    }
+    expected = [...partitions.values()].flatMap((group) => aggregateCollection(group, keySchema, mapping));
+  } else {
+    expected = items.flatMap((item) => mapItem(item, keySchema, mapping));
+  }
+  const actual = await indexDocuments(context.search, context.index);
+  const normal = (document: unknown) => sortSets(document as Record<string, unknown>, sets);
+  expect(Object.fromEntries([...actual].map(([id, document]) => [id, normal(document)]))).toStrictEqual(
+    Object.fromEntries(expected.map(({ id, document }) => [id, normal(document)])),
+  );
+}
+
+function sortSets(document: Record<string, unknown>, sets: string[]): Record<string, unknown> {
+  const copy = { ...document };
+  for (const name of sets) {
+    if (Array.isArray(copy[name])) copy[name] = [...(copy[name] as unknown[])].map(String).sort();
+  }
+  return copy;
+}
+
+/** A dead-letter folder of its own under the system's temporary directory. */
+export function temporaryDeadLetters(): DirectoryDeadLetterSink {
+  return new DirectoryDeadLetterSink(mkdtempSync(join(tmpdir(), 'ddb2os-stream-dead-letters-')));
+}
+
+/** An OpenSearch URL where nothing listens (port 9 is discard; closed on loopback). */
+export const UNREACHABLE_OPENSEARCH = 'http://127.0.0.1:9';
+
+/** Fast retries, so tests that exhaust them stay quick. */
+export const FAST_BULK = { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 };

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { readPlanConfig, readSummarizeConfig, readWorkerConfig } from '../../../pipeline/scan/worker-config';
+
+const workerEnv = {
+  DDB2OS_TABLE_NAME: 'orders',
+  DDB2OS_INDEX_NAME: 'orders',
+  DDB2OS_OPENSEARCH_ENDPOINT: 'https://search-x.eu-west-1.es.amazonaws.com',
+  DDB2OS_PROGRESS_TABLE: 'progress',
+  DDB2OS_SEGMENT_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/q',
+  DDB2OS_DEAD_LETTER_BUCKET: 'bucket',
+};
+
+describe('worker configuration', () => {
+  it('reads the environment once, with defaults', () => {
+    expect(readWorkerConfig({ ...workerEnv, DDB2OS_BULK_MAX_BYTES: '1048576' })).toMatchObject({
+      table: 'orders',
+      bulkMaxBytes: 1_048_576,
+      timeReserveMs: 120_000,
+    });
+  });
+
+  it.each(Object.keys(workerEnv))('names %s when it is missing', (name) => {
+    const env: Record<string, string | undefined> = { ...workerEnv, [name]: '  ' };
+    expect(() => readWorkerConfig(env)).toThrow(`environment variable ${name} is not set`);
+  });
+
+  it('names a variable that is not a positive integer or a known signing', () => {
+    expect(() => readWorkerConfig({ ...workerEnv, DDB2OS_TIME_RESERVE_MS: '2 minutes' })).toThrow(
+      'environment variable DDB2OS_TIME_RESERVE_MS must be a positive integer, not "2 minutes"',
+    );
+    expect(() => readWorkerConfig({ ...workerEnv, DDB2OS_OPENSEARCH_SIGNING: 'sigv4' })).toThrow(
+      'environment variable DDB2OS_OPENSEARCH_SIGNING must be es, aoss or none, not "sigv4"',
+    );
+  });
+
+  it('asks the plan and summarize Lambdas only for what they use', () => {
+    const sink = {
+      DDB2OS_INDEX_NAME: 'orders',
+      DDB2OS_OPENSEARCH_ENDPOINT: 'http://127.0.0.1:9200',
+    };
+    expect(readPlanConfig({ ...sink, DDB2OS_PLAN_BUCKET: 'b' })).toMatchObject({ planBucket: 'b' });
+    expect(() => readPlanConfig(sink)).toThrow('environment variable DDB2OS_PLAN_BUCKET is not set');
+    expect(readSummarizeConfig({ ...sink, DDB2OS_PROGRESS_TABLE: 'p' })).toMatchObject({
+      progressTable: 'p',
+    });
+  });
+});

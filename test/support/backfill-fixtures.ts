@@ -1,0 +1,87 @@
+/**
+ * Shared pieces of the backfill tests: seeding tables fast, items with every attribute type, a progress table, and
+ * reading back what OpenSearch holds.
+ */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { Client } from '@opensearch-project/opensearch';
+import { loadItems } from '../../local/load-items';
+import { ensureProgressTable, SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
+import type { Item } from '../../pipeline/table/types';
+import { uniqueName } from './engines';
+
+/** Writes the items with the loader the demo and the benchmark use, 12 requests in flight. */
+export async function seedItems(
+  client: DynamoDBClient,
+  table: string,
+  items: Item[],
+  parallel = 12,
+): Promise<void> {
+  await loadItems(client, table, items, { concurrency: parallel });
+}
+
+/** An item with every attribute type, numbers that a double would round, and binary. */
+export function catalogItem(i: number): Item {
+  const id = `item-${String(i).padStart(6, '0')}`;
+  return {
+    pk: { S: id },
+    name: { S: `Product ${i} — “ünïcode” ✓` },
+    price: { N: `${i}12345678901234567.25` },
+    quantity: { N: String(i % 1000) },
+    ratio: { N: '0.1' },
+    active: { BOOL: i % 2 === 0 },
+    nothing: { NULL: true },
+    tags: { SS: ['a', `t${i % 7}`] },
+    sizes: { NS: ['1.5', '2.5', `${i}.75`] },
+    blob: { B: Uint8Array.from([0, 255, i % 256, (i >> 8) % 256]) },
+    specs: {
+      M: {
+        weight: { N: '1.0000000000000000001' },
+        colours: { L: [{ S: 'red' }, { S: `c${i % 5}` }] },
+        box: { M: { deep: { BOOL: true }, depth: { N: '7' } } },
+      },
+    },
+  };
+}
+
+/** A fresh progress table and its store. */
+export async function progressStore(client: DynamoDBClient): Promise<SegmentCheckpointStore> {
+  const name = uniqueName('progress');
+  await ensureProgressTable(client, name);
+  return new SegmentCheckpointStore(client, name);
+}
+
+export async function indexCount(client: Client, index: string): Promise<number> {
+  await client.indices.refresh({ index });
+  const { body } = await client.count({ index });
+  return (body as { count: number }).count;
+}
+
+/** The ids among `ids` that the index does not hold (mget in chunks). */
+export async function missingIds(client: Client, index: string, ids: string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (let i = 0; i < ids.length; i += 2_000) {
+    const chunk = ids.slice(i, i + 2_000);
+    const { body } = await client.mget({ index, body: { ids: chunk }, _source: false } as never);
+    for (const doc of (body as { docs: { _id: string; found: boolean }[] }).docs) {
+      if (!doc.found) missing.push(doc._id);
+    }
+  }
+  return missing;
+}
+
+export async function getSource(client: Client, index: string, id: string): Promise<unknown> {
+  const { body } = await client.get({ index, id });
+  return (body as { _source: unknown })._source;
+}
+
+/** A clock-free stand-in for the Lambda context: the remaining time shrinks after `pages` calls. */
+export function shortLivedContext(fullCalls: number): { getRemainingTimeInMillis(): number; calls: number } {
+  const context = {
+    calls: 0,
+    getRemainingTimeInMillis(): number {
+      context.calls += 1;
+      return context.calls <= fullCalls ? 900_000 : 1_000;
+    },
+  };
+  return context;
+}
