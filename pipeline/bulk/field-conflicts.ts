@@ -236,9 +236,10 @@ export function conflictReason(conflict: FieldConflict, items?: number): string 
 /** The explicit mapping that makes every such item land, for the summary and the docs. */
 export function conflictFix(conflict: Pick<FieldConflict, 'field' | 'indexType'>): string {
   const name = JSON.stringify(conflict.field);
+  // flat_object is no fix here: it refuses a scalar as an object field does (checked on OpenSearch 2.19).
   return conflict.indexType === 'object'
-    ? `map it explicitly in the index definition, e.g. ${name}: {"type": "object", "enabled": false} (kept, not searchable) or ${name}: {"type": "flat_object"}`
-    : `map it explicitly in the index definition, e.g. ${name}: {"type": "flat_object"}, or set "index.mapping.ignore_malformed": true if the values are scalars`;
+    ? `map it explicitly in the index definition, e.g. ${name}: {"type": "object", "enabled": false} (every value kept, none searchable)`
+    : `set "index.mapping.ignore_malformed": true in the index definition (the value is kept, not indexed), or map it as ${name}: {"type": "object", "enabled": false} (every value kept, none searchable)`;
 }
 
 function typeInWords(type: string): string {

@@ -323,12 +323,12 @@ describe('an object in the index against a scalar in an item', () => {
         indexType: 'object',
         itemTypes: ['a string', 'a list holding numbers and objects'],
         items: 2,
-        fix: 'map it explicitly in the index definition, e.g. "e": {"type": "object", "enabled": false} (kept, not searchable) or "e": {"type": "flat_object"}',
+        fix: 'map it explicitly in the index definition, e.g. "e": {"type": "object", "enabled": false} (every value kept, none searchable)',
       },
     ]);
     expect(summaryLines(result).slice(-2)).toEqual([
       'fields whose type in the index does not fit some items (those items are dead-lettered):',
-      `  index ${index}: field e is an object in the index mapping and a string or a list holding numbers and objects in 2 items; map it explicitly in the index definition, e.g. "e": {"type": "object", "enabled": false} (kept, not searchable) or "e": {"type": "flat_object"}`,
+      `  index ${index}: field e is an object in the index mapping and a string or a list holding numbers and objects in 2 items; map it explicitly in the index definition, e.g. "e": {"type": "object", "enabled": false} (every value kept, none searchable)`,
     ]);
     const { body } = await search.get({ index, id: 'o|0' });
     expect(body._source).toEqual({ pk: 'o', sk: '0', e: { k: 'v' }, f: 'plain' });

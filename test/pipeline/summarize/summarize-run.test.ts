@@ -90,7 +90,7 @@ describe('summarizeRun', () => {
         ...e,
         itemTypes: ['a string', 'a number'],
         items: 3,
-        fix: 'map it explicitly in the index definition, e.g. "e": {"type": "object", "enabled": false} (kept, not searchable) or "e": {"type": "flat_object"}',
+        fix: 'map it explicitly in the index definition, e.g. "e": {"type": "object", "enabled": false} (every value kept, none searchable)',
       },
       {
         index: 'books',
@@ -98,7 +98,7 @@ describe('summarizeRun', () => {
         indexType: 'keyword',
         itemTypes: ['an object'],
         items: 1,
-        fix: 'map it explicitly in the index definition, e.g. "sku": {"type": "flat_object"}, or set "index.mapping.ignore_malformed": true if the values are scalars',
+        fix: 'set "index.mapping.ignore_malformed": true in the index definition (the value is kept, not indexed), or map it as "sku": {"type": "object", "enabled": false} (every value kept, none searchable)',
       },
     ]);
   });
