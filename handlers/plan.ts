@@ -9,26 +9,18 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { S3Client } from '@aws-sdk/client-s3';
-import type { Client } from '@opensearch-project/opensearch';
 import type { Context } from 'aws-lambda';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
-import { type MappingConfig, parseMappingConfig } from '../pipeline/mapping/mapping';
+import { coldStart } from '../pipeline/lambda/cold-start';
+import { readPlanConfig } from '../pipeline/lambda/config';
+import { parseMappingConfig } from '../pipeline/mapping/mapping';
 import { type PlanInput, planBackfill, type SegmentPlan } from '../pipeline/plan/plan-segments';
-import { type PlanConfig, readPlanConfig } from '../pipeline/scan/worker-config';
 
 const logger = new Logger();
 const tracer = new Tracer();
 
-interface PlanDeps {
-  config: PlanConfig;
-  opensearch: Client;
-  s3: S3Client;
-  mapping: MappingConfig;
-}
-
-let coldStart: Promise<PlanDeps> | undefined;
-
-async function prepare(): Promise<PlanDeps> {
+/** Clients and mapping, once per execution environment. */
+const started = coldStart(async () => {
   const config = readPlanConfig();
   return {
     config,
@@ -38,17 +30,12 @@ async function prepare(): Promise<PlanDeps> {
     // is bundled into the worker and the updater only.
     mapping: parseMappingConfig(config.mapping, { index: config.index }),
   };
-}
+});
 
 export const handler = async (event: PlanInput, context: Context): Promise<SegmentPlan> => {
   logger.addContext(context);
   try {
-    // A failed start (a missing variable) is tried again on the next invocation.
-    coldStart ??= prepare().catch((error: unknown) => {
-      coldStart = undefined;
-      throw error;
-    });
-    const { config, opensearch, s3, mapping } = await coldStart;
+    const { config, opensearch, s3, mapping } = await started();
     const plan = await planBackfill(event, {
       opensearch,
       mapping,

@@ -17,61 +17,11 @@ import { S3Client } from '@aws-sdk/client-s3';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import { type ApplyStreamDeps, applyStreamRecords, describeKeySchema } from '../pipeline/apply/apply-stream';
 import { fromLambdaRecord } from '../pipeline/apply/stream-records';
-import { ENV } from '../pipeline/contract/env';
 import { S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
-import { ConfigurationError } from '../pipeline/errors';
-import { createOpenSearchClient, type OpenSearchSigning } from '../pipeline/index/opensearch';
+import { createOpenSearchClient } from '../pipeline/index/opensearch';
+import { coldStart } from '../pipeline/lambda/cold-start';
+import { readUpdaterConfig } from '../pipeline/lambda/config';
 import { checkMappingForTable, loadMappingConfig } from '../pipeline/mapping/mapping';
-
-/** The updater's settings, from the environment variables named in pipeline/contract/env.ts. */
-export interface UpdaterConfig {
-  table: string;
-  index: string;
-  endpoint: string;
-  signing?: OpenSearchSigning;
-  /** DDB2OS_MAPPING as given (JSON), if set. */
-  mapping?: string;
-  deadLetterBucket: string;
-  dynamodbEndpoint?: string;
-  bulkMaxBytes?: number;
-  bulkMaxDocs?: number;
-}
-
-/** Reads the configuration once; throws ConfigurationError naming the first missing or invalid variable. */
-export function readUpdaterConfig(env: Record<string, string | undefined> = process.env): UpdaterConfig {
-  const required = (name: string): string => {
-    const value = env[name]?.trim();
-    if (!value) throw new ConfigurationError(`environment variable ${name} is not set`);
-    return value;
-  };
-  const optional = (name: string): string | undefined => env[name]?.trim() || undefined;
-  const positive = (name: string): number | undefined => {
-    const text = optional(name);
-    if (text === undefined) return undefined;
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value <= 0) {
-      throw new ConfigurationError(`environment variable ${name} must be a positive integer, not "${text}"`);
-    }
-    return value;
-  };
-  const signing = optional(ENV.OPENSEARCH_SIGNING);
-  if (signing !== undefined && signing !== 'es' && signing !== 'aoss' && signing !== 'none') {
-    throw new ConfigurationError(
-      `environment variable ${ENV.OPENSEARCH_SIGNING} must be es, aoss or none, not "${signing}"`,
-    );
-  }
-  return {
-    table: required(ENV.TABLE_NAME),
-    index: required(ENV.INDEX_NAME),
-    endpoint: required(ENV.OPENSEARCH_ENDPOINT),
-    signing,
-    mapping: optional(ENV.MAPPING),
-    deadLetterBucket: required(ENV.DEAD_LETTER_BUCKET),
-    dynamodbEndpoint: optional(ENV.DYNAMODB_ENDPOINT),
-    bulkMaxBytes: positive(ENV.BULK_MAX_BYTES),
-    bulkMaxDocs: positive(ENV.BULK_MAX_DOCS),
-  };
-}
 
 /** What handleStreamEvent needs: the apply dependencies, and optionally where metrics go. */
 export interface UpdaterDeps extends ApplyStreamDeps {
@@ -123,10 +73,8 @@ const logger = new Logger();
 const metrics = new Metrics();
 const tracer = new Tracer();
 
-let coldStart: Promise<ApplyStreamDeps> | undefined;
-
 /** Clients, key schema (one DescribeTable) and mapping, once per execution environment. */
-async function prepare(): Promise<ApplyStreamDeps> {
+const started = coldStart(async (): Promise<ApplyStreamDeps> => {
   const config = readUpdaterConfig();
   const dynamodb = tracer.captureAWSv3Client(
     new DynamoDBClient(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
@@ -151,7 +99,7 @@ async function prepare(): Promise<ApplyStreamDeps> {
     telemetry: { logger },
     bulk: { maxBytes: config.bulkMaxBytes, maxDocs: config.bulkMaxDocs },
   };
-}
+});
 
 export const handler = async (
   event: DynamoDBStreamEvent,
@@ -164,12 +112,7 @@ export const handler = async (
   tracer.annotateColdStart();
   tracer.addServiceNameAnnotation();
   try {
-    // A failed start (a missing variable, DescribeTable throttled) is tried again on the next batch.
-    coldStart ??= prepare().catch((error: unknown) => {
-      coldStart = undefined;
-      throw error;
-    });
-    return await handleStreamEvent(event, { ...(await coldStart), metrics });
+    return await handleStreamEvent(event, { ...(await started()), metrics });
   } catch (error) {
     tracer.addErrorAsMetadata(error as Error);
     logger.error('the stream batch failed as a whole and will be retried', error as Error);

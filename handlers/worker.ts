@@ -28,23 +28,15 @@ import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { describeKeySchema } from '../pipeline/apply/apply-stream';
 import { type DeadLetterSink, S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
-import {
-  CheckpointConflictError,
-  describeError,
-  InvalidMessageError,
-  SourceTableError,
-} from '../pipeline/errors';
+import { CheckpointConflictError, describeError, InvalidMessageError } from '../pipeline/errors';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
-import { checkMappingForTable, loadMappingConfig, type MappingConfig } from '../pipeline/mapping/mapping';
+import { coldStart } from '../pipeline/lambda/cold-start';
+import { DEFAULT_TIME_RESERVE_MS, readWorkerConfig } from '../pipeline/lambda/config';
+import { loadMappingConfig } from '../pipeline/mapping/mapping';
 import { powertoolsTelemetry, type Telemetry, withDefaults } from '../pipeline/observability';
 import { SegmentCheckpointStore } from '../pipeline/progress/checkpoint';
-import {
-  parseSegmentMessage,
-  type ScanSegmentDeps,
-  type ScanSegmentOptions,
-  scanSegment,
-} from '../pipeline/scan/scan-segment';
-import { DEFAULT_TIME_RESERVE_MS, readWorkerConfig } from '../pipeline/scan/worker-config';
+import { type ScanSegmentDeps, type ScanSegmentOptions, scanSegment } from '../pipeline/scan/scan-segment';
+import { prepareSegmentWork } from '../pipeline/scan/segment-message';
 import type { KeySchema, SegmentResult } from '../pipeline/table/types';
 
 /** The Step Functions calls the worker makes (an SFNClient fits; tests pass a stub). */
@@ -139,23 +131,21 @@ async function runSegment(
   task: TaskCallbacks,
 ): Promise<WorkerOutcome> {
   const telemetry = withDefaults(deps.telemetry);
-  const message = parseSegmentMessage(raw);
-  const where = { runId: message.runId, segment: message.segment, continuation: message.continuation ?? 0 };
+  const where = { runId: raw.runId, segment: raw.segment, continuation: raw.continuation ?? 0 };
   task.where = where;
-  if (deps.table !== undefined && message.table !== deps.table) {
-    throw new SourceTableError(
-      `this worker backfills table ${deps.table}, but the message names table ${message.table}`,
-    );
-  }
+  const { message, mapping, keySchema } = await prepareSegmentWork(raw, {
+    table: deps.table,
+    mapping: deps.mapping,
+    keySchema: async (table) => {
+      let keySchema = deps.keySchemas?.get(table);
+      if (!keySchema) {
+        keySchema = await describeKeySchema(deps.dynamodb, table);
+        deps.keySchemas?.set(table, keySchema);
+      }
+      return keySchema;
+    },
+  });
   if (!(await task.heartbeat())) return task.closedOutcome();
-
-  let keySchema = deps.keySchemas?.get(message.table);
-  if (!keySchema) {
-    keySchema = await describeKeySchema(deps.dynamodb, message.table);
-    deps.keySchemas?.set(message.table, keySchema);
-  }
-  const mapping: MappingConfig = { ...deps.mapping, index: message.index };
-  checkMappingForTable(mapping, keySchema);
 
   const reserve = deps.timeReserveMs ?? DEFAULT_TIME_RESERVE_MS;
   const stop = new AbortController();
@@ -280,12 +270,12 @@ async function failBatch(
 const logger = new Logger();
 const metrics = new Metrics();
 const tracer = new Tracer();
+const telemetry = powertoolsTelemetry({ logger, metrics, tracer });
 const processor = new BatchProcessor(EventType.SQS);
 let stepFunctions: SFNClient | undefined;
-let coldStart: Promise<WorkerDeps> | undefined;
 
 /** Clients and mapping, once per execution environment. */
-async function prepare(telemetry: Telemetry, sfn: SFNClient): Promise<WorkerDeps> {
+const started = coldStart(async (): Promise<Omit<WorkerDeps, 'stepFunctions'>> => {
   const config = readWorkerConfig();
   const dynamodb = tracer.captureAWSv3Client(
     new DynamoDBClient(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
@@ -304,7 +294,6 @@ async function prepare(telemetry: Telemetry, sfn: SFNClient): Promise<WorkerDeps
     checkpoints: new SegmentCheckpointStore(dynamodb, config.progressTable),
     deadLetters,
     mapping,
-    stepFunctions: sfn,
     sqs: tracer.captureAWSv3Client(new SQSClient({})),
     queueUrl: config.segmentQueueUrl,
     table: config.table,
@@ -313,20 +302,17 @@ async function prepare(telemetry: Telemetry, sfn: SFNClient): Promise<WorkerDeps
     telemetry,
     keySchemas: new Map(),
   };
-}
+});
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   logger.addContext(context);
-  const telemetry = powertoolsTelemetry({ logger, metrics, tracer });
   stepFunctions ??= tracer.captureAWSv3Client(new SFNClient({}));
   try {
     let deps: WorkerDeps;
     try {
-      coldStart ??= prepare(telemetry, stepFunctions);
-      deps = await coldStart;
+      deps = { ...(await started()), stepFunctions };
     } catch (error) {
-      // A missing variable or an unloadable mapping: tell the workflow, and try again on the next event.
-      coldStart = undefined;
+      // A missing variable or an unloadable mapping: tell the workflow (the next event tries again).
       logger.error('the worker could not start', { error: describeError(error) });
       return await failBatch(event, error, stepFunctions, telemetry);
     }

@@ -16,6 +16,7 @@ import {
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { applyStreamRecords } from '../pipeline/apply/apply-stream';
+import type { WorkflowInput } from '../pipeline/contract/workflow';
 import { DirectoryDeadLetterSink } from '../pipeline/dead-letter/dead-letter';
 import { BackfillError, describeError, SourceTableError } from '../pipeline/errors';
 import type { IndexDefinition } from '../pipeline/index/index-definition';
@@ -24,10 +25,11 @@ import { checkMappingForTable, type MappingConfig } from '../pipeline/mapping/ma
 import { planBackfill, targetIndices } from '../pipeline/plan/plan-segments';
 import { ensureProgressTable, SegmentCheckpointStore } from '../pipeline/progress/checkpoint';
 import { type SegmentProgress, scanSegment } from '../pipeline/scan/scan-segment';
+import { prepareSegmentWork } from '../pipeline/scan/segment-message';
 import { summarizeRun } from '../pipeline/summarize/summarize-run';
 import type { KeySchema, SegmentMessage, SegmentResult } from '../pipeline/table/types';
 import { DynamoDBStreamPositionStore, StreamFollower } from './stream-follower';
-import { type RunSummary, runWorkflowLocally, WorkflowAbortedError, type WorkflowInput } from './workflow';
+import { type RunSummary, runWorkflowLocally, WorkflowAbortedError } from './workflow';
 
 export const DEFAULT_PROGRESS_TABLE = 'ddb2os-progress';
 
@@ -201,10 +203,23 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
     const work = (async () => {
       try {
         await options.beforeSegmentAttempt?.(message.segment, attempt);
+        // The worker's rules: this table only, and the message's index (the input's override) is written.
+        const prepared = await prepareSegmentWork(message, {
+          table,
+          mapping,
+          keySchema: async () => source.keySchema,
+        });
         // Locally there is no Lambda time limit: the segment runs to its end unless interrupted.
         const outcome = await scanSegment(
-          { ...message, readUnitsPerSecond: message.readUnitsPerSecond ?? undefined },
-          { dynamodb, opensearch, checkpoints, deadLetters, mapping, keySchema: source.keySchema },
+          prepared.message,
+          {
+            dynamodb,
+            opensearch,
+            checkpoints,
+            deadLetters,
+            mapping: prepared.mapping,
+            keySchema: prepared.keySchema,
+          },
           {
             bulkMaxBytes: options.bulk?.maxBytes,
             bulkMaxDocs: options.bulk?.maxDocs,
@@ -280,7 +295,7 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
               ? firstStartedAt
               : input.startedAt;
           const summary = await summarizeRun({ ...input, startedAt }, { checkpoints });
-          await restoreIndexAfterBackfill(opensearch, targetIndices(mapping));
+          await restoreIndexAfterBackfill(opensearch, targetIndices({ ...mapping, index: input.index }));
           return options.reportedDurationHours === undefined
             ? summary
             : { ...summary, durationHours: options.reportedDurationHours };

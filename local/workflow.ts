@@ -11,29 +11,14 @@
  */
 import './polyfills';
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ExecutionAbortedError, ExecutionError, StateMachine } from 'aws-local-stepfunctions';
+import { DEFINITION_PATH } from '../pipeline/contract/definition';
+import type { WorkflowInput } from '../pipeline/contract/workflow';
 import { BackfillError } from '../pipeline/errors';
 import { type IndexDefinition, indexDefinitionSubstitution } from '../pipeline/index/index-definition';
 import type { SegmentPlan } from '../pipeline/plan/plan-segments';
 import type { RunSummary } from '../pipeline/summarize/summarize-run';
 import type { SegmentMessage, SegmentResult } from '../pipeline/table/types';
-
-export const DEFINITION_PATH = join(
-  resolve(dirname(fileURLToPath(import.meta.url)), '..'),
-  'statemachines',
-  'backfill.asl.json',
-);
-
-/** The workflow's input, as a user passes it to start-execution (all optional). */
-export interface WorkflowInput {
-  totalSegments?: number;
-  maxConcurrency?: number;
-  readUnitsPerSecond?: number;
-  index?: string;
-  retentionBudgetHours?: number;
-}
 
 /** The input "Plan segments" receives. */
 export interface PlanTaskInput {
@@ -55,6 +40,8 @@ export interface SummarizeTaskInput {
   runId: string;
   totalSegments: number;
   startedAt: string;
+  /** The index the plan prepared (the input's, or the deployment's default). */
+  index: string;
   retentionBudgetHours: number;
 }
 

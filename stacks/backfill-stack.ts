@@ -13,6 +13,7 @@ import { EbsDeviceVolumeType } from 'aws-cdk-lib/aws-ec2';
 import { ArnPrincipal, type IRole, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type CfnDomain, Domain, EngineVersion, TLSSecurityPolicy } from 'aws-cdk-lib/aws-opensearchservice';
 import type { Construct } from 'constructs';
+import { BUCKET_PREFIXES } from '../pipeline/contract/bucket';
 import { parseIndexDefinitionText } from '../pipeline/index/index-definition';
 import { BackfillDashboard } from './backfill-dashboard';
 import { BackfillWorkflow, type BackfillWorkflowProps } from './backfill-workflow';
@@ -331,7 +332,7 @@ export class BackfillStack extends Stack {
     });
     new CfnOutput(this, 'DeadLetterBucketName', {
       value: bucket.bucketName,
-      description: 'Dead letters (dead-letter/), segment lists (plans/) and Map results (map-results/)',
+      description: `Dead letters (${BUCKET_PREFIXES.deadLetters}), segment lists (${BUCKET_PREFIXES.plans}) and Map results (${BUCKET_PREFIXES.mapResults})`,
     });
     new CfnOutput(this, 'OpenSearchRoleArns', {
       value: this.workflow.openSearchAccess

@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { ArnFormat, Duration, Names, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, type Role } from 'aws-cdk-lib/aws-iam';
@@ -10,6 +9,8 @@ import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3'
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { BUCKET_PREFIXES } from '../pipeline/contract/bucket';
+import { DEFINITION_PATH } from '../pipeline/contract/definition';
 import { ENV } from '../pipeline/contract/env';
 import {
   type IndexDefinition,
@@ -19,19 +20,6 @@ import {
 import { HandlerFunction } from './handler-function';
 import { acknowledge, wildcardResourceFinding } from './nag';
 import { checkTransformModule, type TransformModule } from './transform-bundle';
-
-/** The workflow definition, shared with the local runner. */
-export const DEFINITION_PATH = fileURLToPath(new URL('../statemachines/backfill.asl.json', import.meta.url));
-
-/** Key prefixes in the workflow bucket. The handlers write under these; IAM is scoped to them. */
-export const BUCKET_PREFIXES = {
-  /** Segment lists too large for the state, written by the plan function, read by the Map's item reader. */
-  plans: 'plans/',
-  /** Results of the Distributed Map (ResultWriter). */
-  mapResults: 'map-results/',
-  /** Items that could not become documents, with their reasons (see pipeline/dead-letter/dead-letter.ts). */
-  deadLetters: 'dead-letter/',
-} as const;
 
 /**
  * The OpenSearch HTTP methods (IAM actions on the domain) each function uses,

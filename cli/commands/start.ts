@@ -3,6 +3,7 @@
  * until the execution ends.
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { WORKFLOW_INPUT_KEYS } from '../../pipeline/contract/workflow';
 import { ConfigurationError } from '../../pipeline/errors';
 import { validateWorkflowConfig } from '../../pipeline/plan/plan-segments';
 import { optionalString, type ParsedArgs } from '../args';
@@ -19,15 +20,6 @@ import {
 import { CloudError, errorName, explainAwsError } from '../cloud/errors';
 import { type FollowSummary, followExecution, reportFollowed } from '../cloud/follow';
 import type { Command } from '../command';
-
-/** The input keys the workflow reads (statemachines/backfill.asl.json, "Read input"). */
-export const WORKFLOW_INPUT_KEYS = [
-  'totalSegments',
-  'maxConcurrency',
-  'readUnitsPerSecond',
-  'index',
-  'retentionBudgetHours',
-] as const;
 
 /** The stack name `cdk deploy` uses unless told otherwise (stacks/app.ts). */
 export const DEFAULT_STACK = 'Ddb2osBackfill';

@@ -1,7 +1,7 @@
 /**
  * The names of the environment variables that the CDK stack sets and the
- * Lambda handlers read. This module is the only thing `stacks/` and
- * `handlers/` share, so a rename cannot drift between the two.
+ * Lambda handlers read (through pipeline/lambda/config.ts). Both take the
+ * names from here, so a rename cannot drift between the two.
  */
 export const ENV = {
   /** DynamoDB table that is backfilled and followed. */

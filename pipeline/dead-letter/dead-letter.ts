@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { BUCKET_PREFIXES } from '../contract/bucket';
 import type { DeadLetterRecord } from '../table/types';
 
 export interface DeadLetterSink {
@@ -23,7 +24,7 @@ function objectKey(records: DeadLetterRecord[]): string {
   const first = records[0] as DeadLetterRecord;
   const part = first.segment === undefined ? 'stream' : `segment-${first.segment}`;
   const stamp = new Date().toISOString().replaceAll(':', '-');
-  return `dead-letter/${first.runId}/${part}/${stamp}-${randomUUID().slice(0, 8)}.jsonl`;
+  return `${BUCKET_PREFIXES.deadLetters}${first.runId}/${part}/${stamp}-${randomUUID().slice(0, 8)}.jsonl`;
 }
 
 function toJsonLines(records: DeadLetterRecord[]): string {
@@ -41,7 +42,7 @@ export class S3DeadLetterSink implements DeadLetterSink {
     private readonly s3: S3Client,
     private readonly bucket: string,
   ) {
-    this.location = `s3://${bucket}/dead-letter/`;
+    this.location = `s3://${bucket}/${BUCKET_PREFIXES.deadLetters}`;
   }
 
   async put(records: DeadLetterRecord[]): Promise<void> {
@@ -72,7 +73,7 @@ export class DirectoryDeadLetterSink implements DeadLetterSink {
 
   /** Every record written under this folder for a run (for the CLI, verify and tests). */
   async read(runId: string): Promise<DeadLetterRecord[]> {
-    const root = join(this.directory, 'dead-letter', runId);
+    const root = join(this.directory, BUCKET_PREFIXES.deadLetters, runId);
     const files = await readdir(root, { recursive: true }).catch(() => [] as string[]);
     const records: DeadLetterRecord[] = [];
     for (const file of files.filter((name) => name.endsWith('.jsonl')).sort()) {

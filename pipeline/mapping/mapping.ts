@@ -7,6 +7,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { indexNameProblem } from '../contract/index-name';
 import { ConfigurationError, MappingError } from '../errors.js';
 import type { Item, KeySchema } from '../table/types.js';
 import { attributeToJson, base64, keyPart, readNumber, toDocumentBody } from './attribute-values.js';
@@ -453,17 +454,6 @@ function indexName(value: unknown, path: string): string {
     throw new ConfigurationError(`${path} ${JSON.stringify(name)} is not a valid index name: it ${problem}`);
   }
   return name;
-}
-
-/** OpenSearch's rules for index (and alias) names, checked up front so a typo fails the run, not every document. */
-/** Why OpenSearch would refuse `name` as an index name, or undefined when it is a valid one. */
-export function indexNameProblem(name: string): string | undefined {
-  if (name !== name.toLowerCase()) return 'must be lowercase';
-  if (/[\\/*?"<>| ,#:]/.test(name)) return 'must not contain \\ / * ? " < > | , # : or spaces';
-  if (/^[-_+]/.test(name)) return 'must not start with -, _ or +';
-  if (name === '.' || name === '..') return 'must not be . or ..';
-  if (Buffer.byteLength(name) > 255) return 'must be at most 255 bytes long';
-  return undefined;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -10,6 +10,9 @@
 import { randomUUID } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@opensearch-project/opensearch';
+import { planListKey } from '../contract/bucket';
+import { indexNameProblem } from '../contract/index-name';
+import { WORKFLOW_INPUT_KEYS, type WorkflowInput } from '../contract/workflow';
 import { ConfigurationError, SourceTableError } from '../errors';
 import {
   createIndicesWithDefinition,
@@ -17,7 +20,7 @@ import {
   indexDefinitionFromPlanInput,
 } from '../index/index-definition';
 import type { IndexPreparation, PrepareIndexOptions } from '../index/index-settings';
-import { type MappingConfig, parseMappingConfig } from '../mapping/mapping';
+import type { MappingConfig } from '../mapping/mapping';
 import type { KeySchema } from '../table/types';
 
 export const DEFAULT_TARGET_SEGMENT_BYTES = 256 * 1024 * 1024;
@@ -26,25 +29,6 @@ export const MAX_SEGMENTS = 1_000_000;
 export const MAX_INLINE_SEGMENT_LIST_BYTES = 200 * 1024;
 /** Step Functions' limit on a Distributed Map's MaxConcurrency. */
 export const MAX_CONCURRENCY = 10_000;
-
-/** The workflow input after defaults, as the "Plan segments" state passes it as `config`. */
-export interface WorkflowConfig {
-  /** null or absent: the planner decides. */
-  totalSegments?: number | null;
-  maxConcurrency?: number;
-  /** Read budget per segment (RCU/s); null or absent: none. */
-  readUnitsPerSecond?: number | null;
-  index?: string;
-  retentionBudgetHours?: number;
-}
-
-const CONFIG_FIELDS = [
-  'totalSegments',
-  'maxConcurrency',
-  'readUnitsPerSecond',
-  'index',
-  'retentionBudgetHours',
-];
 
 /** What the plan handler (and the local runner's "Plan segments") receives. */
 export interface PlanInput {
@@ -90,21 +74,24 @@ export interface PlanSettings {
   now?: () => Date;
 }
 
-/** Checks the workflow config; one ConfigurationError naming the first bad field. */
-export function validateWorkflowConfig(raw: unknown): WorkflowConfig {
+/**
+ * Checks the workflow input (after the state machine's defaults, the "Plan
+ * segments" state's `config`); one ConfigurationError naming the first bad field.
+ */
+export function validateWorkflowConfig(raw: unknown): WorkflowInput {
   if (raw === undefined || raw === null) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigurationError('the workflow input must be a JSON object');
   }
   const input = raw as Record<string, unknown>;
   for (const name of Object.keys(input)) {
-    if (!CONFIG_FIELDS.includes(name)) {
+    if (!(WORKFLOW_INPUT_KEYS as readonly string[]).includes(name)) {
       throw new ConfigurationError(
-        `the workflow input field ${name} is not known (known: ${CONFIG_FIELDS.join(', ')})`,
+        `the workflow input field ${name} is not known (known: ${WORKFLOW_INPUT_KEYS.join(', ')})`,
       );
     }
   }
-  const config: WorkflowConfig = {};
+  const config: WorkflowInput = {};
   if (input.totalSegments !== undefined && input.totalSegments !== null) {
     config.totalSegments = integerIn(input.totalSegments, 'totalSegments', 1, MAX_SEGMENTS);
   }
@@ -220,7 +207,7 @@ export function planSegments(input: PlanInput, settings: PlanSettings = {}): Seg
     tableSizeBytes: table.sizeBytes,
   };
   if (settings.bucket && segmentListBytes(totalSegments) > MAX_INLINE_SEGMENT_LIST_BYTES) {
-    return { ...base, itemSource: 'S3', bucket: settings.bucket, key: `plans/${runId}/segments.json` };
+    return { ...base, itemSource: 'S3', bucket: settings.bucket, key: planListKey(runId) };
   }
   return { ...base, itemSource: 'INLINE', segments: Array.from({ length: totalSegments }, (_, i) => i) };
 }
@@ -239,7 +226,7 @@ export interface PlanBackfillDeps extends Omit<PlanSettings, 'bucket'> {
 /**
  * planSegments, then the side effects: the target indices prepared for a
  * bulk load (when an OpenSearch client is given) and a long segment list
- * written to S3 as a JSON array (`plans/<runId>/segments.json`).
+ * written to S3 as a JSON array (`plans/<runId>/segments.json`, see planListKey).
  */
 export async function planBackfill(
   input: PlanInput,
@@ -294,13 +281,9 @@ function checkedIndex(value: unknown): string {
   if (typeof value !== 'string' || value === '') {
     throw new ConfigurationError(`index must be a non-empty string, not ${JSON.stringify(value)}`);
   }
-  try {
-    parseMappingConfig(undefined, { index: value });
-  } catch (error) {
-    // Reuse the mapping's index name rules, with the field named as the user wrote it.
-    throw new ConfigurationError((error as Error).message.replace(/^mapping\.index/, 'index'), {
-      cause: error,
-    });
+  const problem = indexNameProblem(value);
+  if (problem) {
+    throw new ConfigurationError(`index ${JSON.stringify(value)} is not a valid index name: it ${problem}`);
   }
   return value;
 }

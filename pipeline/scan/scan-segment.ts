@@ -45,6 +45,7 @@ import {
   bulkCreateLine,
 } from '../bulk/bulk-writer';
 import { addFieldConflicts, type FieldConflict, type FieldConflictCount } from '../bulk/field-conflicts';
+import { indexNameProblem } from '../contract/index-name';
 import type { DeadLetterSink } from '../dead-letter/dead-letter';
 import {
   BackfillError,
@@ -57,7 +58,6 @@ import {
 import {
   aggregateCollection,
   encodeDocument,
-  indexNameProblem,
   keyToString,
   type MappedDocument,
   type MappingConfig,

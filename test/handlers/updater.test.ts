@@ -10,9 +10,8 @@ import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import type { Context, DynamoDBRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handler, handleStreamEvent, readUpdaterConfig } from '../../handlers/updater';
+import { handler, handleStreamEvent } from '../../handlers/updater';
 import type { ApplyStreamDeps } from '../../pipeline/apply/apply-stream';
-import { ConfigurationError } from '../../pipeline/errors';
 import { createOpenSearchClient } from '../../pipeline/index/opensearch';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import {
@@ -142,42 +141,6 @@ describe('handleStreamEvent', () => {
 });
 
 describe('updater configuration', () => {
-  const complete = {
-    DDB2OS_TABLE_NAME: 'orders',
-    DDB2OS_INDEX_NAME: 'orders',
-    DDB2OS_OPENSEARCH_ENDPOINT: 'https://search-x.eu-west-1.es.amazonaws.com',
-    DDB2OS_DEAD_LETTER_BUCKET: 'bucket',
-  };
-
-  it('reads the variables once into settings', () => {
-    expect(
-      readUpdaterConfig({ ...complete, DDB2OS_OPENSEARCH_SIGNING: 'es', DDB2OS_BULK_MAX_DOCS: '500' }),
-    ).toEqual({
-      table: 'orders',
-      index: 'orders',
-      endpoint: 'https://search-x.eu-west-1.es.amazonaws.com',
-      signing: 'es',
-      mapping: undefined,
-      deadLetterBucket: 'bucket',
-      dynamodbEndpoint: undefined,
-      bulkMaxBytes: undefined,
-      bulkMaxDocs: 500,
-    });
-  });
-
-  it('names the missing or invalid variable', () => {
-    const { DDB2OS_DEAD_LETTER_BUCKET: _, ...withoutBucket } = complete;
-    expect(() => readUpdaterConfig(withoutBucket)).toThrow(
-      new ConfigurationError('environment variable DDB2OS_DEAD_LETTER_BUCKET is not set'),
-    );
-    expect(() => readUpdaterConfig({ ...complete, DDB2OS_OPENSEARCH_SIGNING: 'sigv4' })).toThrow(
-      'environment variable DDB2OS_OPENSEARCH_SIGNING must be es, aoss or none, not "sigv4"',
-    );
-    expect(() => readUpdaterConfig({ ...complete, DDB2OS_BULK_MAX_BYTES: '-1' })).toThrow(
-      'environment variable DDB2OS_BULK_MAX_BYTES must be a positive integer, not "-1"',
-    );
-  });
-
   it('the handler fails the batch, naming the missing variable, when the function is not configured', async () => {
     const saved = process.env.DDB2OS_TABLE_NAME;
     delete process.env.DDB2OS_TABLE_NAME;

@@ -230,6 +230,27 @@ describe('the backfill workflow, run locally from the same definition file', () 
     });
   });
 
+  it('writes to the index the input names, the one the plan prepared, and leaves the default index alone', async () => {
+    // Prepare
+    const { table, index, mapping } = await fixture(120);
+    const override = uniqueName('backfill-override');
+    created.indices.push(override);
+
+    // Act
+    const { summary } = await backfill(
+      { table, index, mapping },
+      { restart: true, input: { index: override, totalSegments: 2 } },
+    );
+
+    // Assess
+    expect(summary).toMatchObject({ scanned: 120, created: 120, failed: 0 });
+    expect(await count(opensearch, override)).toBe(120);
+    expect((await opensearch.indices.exists({ index })).body).toBe(false);
+    const settings = await opensearch.indices.getSettings({ index: override });
+    // The bulk-load settings the plan gave the override index are put back at the end.
+    expect(settings.body[override]?.settings?.index?.refresh_interval).not.toBe('-1');
+  });
+
   it('does not retry a segment whose message is invalid (ConfigurationError)', async () => {
     const { table, index, mapping } = await fixture(50);
     const attempts: number[] = [];

@@ -5,14 +5,15 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Domain } from 'aws-cdk-lib/aws-opensearchservice';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readUpdaterConfig } from '../../handlers/updater';
+import { DEFINITION_PATH } from '../../pipeline/contract/definition';
 import { indexDefinitionFromPlanInput } from '../../pipeline/index/index-definition';
-import { readPlanConfig, readSummarizeConfig, readWorkerConfig } from '../../pipeline/scan/worker-config';
 import {
-  BackfillWorkflow,
-  type BackfillWorkflowProps,
-  DEFINITION_PATH,
-} from '../../stacks/backfill-workflow';
+  readPlanConfig,
+  readSummarizeConfig,
+  readUpdaterConfig,
+  readWorkerConfig,
+} from '../../pipeline/lambda/config';
+import { BackfillWorkflow, type BackfillWorkflowProps } from '../../stacks/backfill-workflow';
 import {
   DOMAIN_ARN,
   DOMAIN_ENDPOINT,

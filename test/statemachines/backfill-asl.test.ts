@@ -6,6 +6,9 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
+import { BUCKET_PREFIXES } from '../../pipeline/contract/bucket';
+import { DEFINITION_PATH } from '../../pipeline/contract/definition';
+import { WORKFLOW_INPUT_KEYS } from '../../pipeline/contract/workflow';
 
 interface AslState {
   Type: string;
@@ -34,7 +37,7 @@ const aslValidator = require('asl-validator') as (definition: unknown) => {
   errorsText: (separator?: string) => string;
 };
 
-const text = readFileSync(new URL('../../statemachines/backfill.asl.json', import.meta.url), 'utf8');
+const text = readFileSync(DEFINITION_PATH, 'utf8');
 
 /** Values of the shape the stack substitutes (CloudFormation replaces `${Name}` in the text). */
 const SUBSTITUTIONS: Record<string, string> = {
@@ -115,9 +118,7 @@ describe('reading the input', () => {
     const readInput = states['Read input'] as AslState;
     const defaults = (readInput.Parameters as { defaults: Record<string, unknown> }).defaults;
     const fields = Object.keys(defaults).map((key) => key.replace(/\.\$$/, ''));
-    expect(fields.sort()).toEqual(
-      ['index', 'maxConcurrency', 'readUnitsPerSecond', 'retentionBudgetHours', 'totalSegments'].sort(),
-    );
+    expect(fields.sort()).toEqual([...WORKFLOW_INPUT_KEYS].sort());
   });
 
   it('lets the input override the defaults and uses the execution name as runId', () => {
@@ -165,12 +166,16 @@ describe('the segment Maps', () => {
     }
   });
 
-  it('take their concurrency from the input and write results to S3 rather than to the state', () => {
+  it('take their concurrency from the input and write results to S3 (under the prefix IAM allows) rather than to the state', () => {
     for (const map of maps) {
       expect(map.MaxConcurrencyPath).toBe('$.config.maxConcurrency');
       expect(map.ResultWriter).toMatchObject({
         Resource: 'arn:aws:states:::s3:putObject',
-        Parameters: { Bucket: SUBSTITUTIONS.BucketName },
+        // Step Functions adds the slash between the prefix and the Map Run's folder.
+        Parameters: {
+          Bucket: SUBSTITUTIONS.BucketName,
+          Prefix: BUCKET_PREFIXES.mapResults.replace(/\/$/, ''),
+        },
       });
     }
   });

@@ -1,7 +1,8 @@
 /**
- * The backfill Lambdas' settings, read once per execution environment from
- * the variables named in env.ts. A missing or malformed variable fails fast
- * with a ConfigurationError that names it.
+ * The four Lambdas' settings, read once per execution environment from the
+ * variables named in pipeline/contract/env.ts (the stack sets them). One
+ * reader for all four: a missing or malformed variable fails fast with a
+ * ConfigurationError that names it.
  */
 import { ENV } from '../contract/env';
 import { ConfigurationError } from '../errors';
@@ -9,7 +10,7 @@ import type { OpenSearchSigning } from '../index/opensearch';
 
 type Env = Record<string, string | undefined>;
 
-/** Where OpenSearch is and how the mapping reads; every backfill Lambda talks to the index. */
+/** Where OpenSearch is and how the mapping reads; every Lambda talks to the index. */
 export interface SinkConfig {
   /** Default index (DDB2OS_INDEX_NAME); the workflow input may name another. */
   index: string;
@@ -43,8 +44,18 @@ export interface SummarizeConfig extends SinkConfig {
   dynamodbEndpoint?: string;
 }
 
+/** The updater's settings. */
+export interface UpdaterConfig extends SinkConfig {
+  table: string;
+  deadLetterBucket: string;
+  dynamodbEndpoint?: string;
+  bulkMaxBytes?: number;
+  bulkMaxDocs?: number;
+}
+
 export const DEFAULT_TIME_RESERVE_MS = 120_000;
 
+/** The worker's settings; throws ConfigurationError naming the first missing or malformed variable. */
 export function readWorkerConfig(env: Env = process.env): WorkerConfig {
   const read = reader(env);
   return {
@@ -60,6 +71,7 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
   };
 }
 
+/** The plan function's settings; throws ConfigurationError naming the first missing or malformed variable. */
 export function readPlanConfig(env: Env = process.env): PlanConfig {
   const read = reader(env);
   return {
@@ -70,12 +82,28 @@ export function readPlanConfig(env: Env = process.env): PlanConfig {
   };
 }
 
+/** The summarize function's settings; throws ConfigurationError naming the first missing or malformed variable. */
 export function readSummarizeConfig(env: Env = process.env): SummarizeConfig {
   const read = reader(env);
   return {
     ...readSink(env),
     progressTable: read.required(ENV.PROGRESS_TABLE),
     dynamodbEndpoint: read.optional(ENV.DYNAMODB_ENDPOINT),
+  };
+}
+
+/** The updater's settings; throws ConfigurationError naming the first missing or malformed variable. */
+export function readUpdaterConfig(env: Env = process.env): UpdaterConfig {
+  const read = reader(env);
+  // The table first, so an updater with no settings at all names its table, as it always has.
+  const table = read.required(ENV.TABLE_NAME);
+  return {
+    table,
+    ...readSink(env),
+    deadLetterBucket: read.required(ENV.DEAD_LETTER_BUCKET),
+    dynamodbEndpoint: read.optional(ENV.DYNAMODB_ENDPOINT),
+    bulkMaxBytes: read.positive(ENV.BULK_MAX_BYTES),
+    bulkMaxDocs: read.positive(ENV.BULK_MAX_DOCS),
   };
 }
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { readPlanConfig, readSummarizeConfig, readWorkerConfig } from '../../../pipeline/scan/worker-config';
+import { ConfigurationError } from '../../../pipeline/errors';
+import {
+  readPlanConfig,
+  readSummarizeConfig,
+  readUpdaterConfig,
+  readWorkerConfig,
+} from '../../../pipeline/lambda/config';
 
 const workerEnv = {
   DDB2OS_TABLE_NAME: 'orders',
@@ -43,5 +49,43 @@ describe('worker configuration', () => {
     expect(readSummarizeConfig({ ...sink, DDB2OS_PROGRESS_TABLE: 'p' })).toMatchObject({
       progressTable: 'p',
     });
+  });
+});
+
+describe('updater configuration', () => {
+  const complete = {
+    DDB2OS_TABLE_NAME: 'orders',
+    DDB2OS_INDEX_NAME: 'orders',
+    DDB2OS_OPENSEARCH_ENDPOINT: 'https://search-x.eu-west-1.es.amazonaws.com',
+    DDB2OS_DEAD_LETTER_BUCKET: 'bucket',
+  };
+
+  it('reads the variables once into settings', () => {
+    expect(
+      readUpdaterConfig({ ...complete, DDB2OS_OPENSEARCH_SIGNING: 'es', DDB2OS_BULK_MAX_DOCS: '500' }),
+    ).toEqual({
+      table: 'orders',
+      index: 'orders',
+      endpoint: 'https://search-x.eu-west-1.es.amazonaws.com',
+      signing: 'es',
+      mapping: undefined,
+      deadLetterBucket: 'bucket',
+      dynamodbEndpoint: undefined,
+      bulkMaxBytes: undefined,
+      bulkMaxDocs: 500,
+    });
+  });
+
+  it('names the missing or invalid variable', () => {
+    const { DDB2OS_DEAD_LETTER_BUCKET: _, ...withoutBucket } = complete;
+    expect(() => readUpdaterConfig(withoutBucket)).toThrow(
+      new ConfigurationError('environment variable DDB2OS_DEAD_LETTER_BUCKET is not set'),
+    );
+    expect(() => readUpdaterConfig({ ...complete, DDB2OS_OPENSEARCH_SIGNING: 'sigv4' })).toThrow(
+      'environment variable DDB2OS_OPENSEARCH_SIGNING must be es, aoss or none, not "sigv4"',
+    );
+    expect(() => readUpdaterConfig({ ...complete, DDB2OS_BULK_MAX_BYTES: '-1' })).toThrow(
+      'environment variable DDB2OS_BULK_MAX_BYTES must be a positive integer, not "-1"',
+    );
   });
 });
