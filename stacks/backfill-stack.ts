@@ -16,7 +16,7 @@ import type { Construct } from 'constructs';
 import { parseIndexDefinitionText } from '../pipeline/index/index-definition';
 import { BackfillDashboard } from './backfill-dashboard';
 import { BackfillWorkflow, type BackfillWorkflowProps } from './backfill-workflow';
-import { acknowledge } from './nag';
+import { acknowledgeDemoDomainFindings } from './nag-acknowledgements';
 
 /** Workflow settings a stack passes through; table, domain, index and mapping come from the stack props or context. */
 export type BackfillWorkflowSettings = Omit<
@@ -288,29 +288,7 @@ export class BackfillStack extends Stack {
           }),
       ),
     }).toJSON();
-    acknowledge(
-      domain,
-      ['AwsSolutions-OS1'],
-      'Demo domain without a VPC so that it can be reached without network setup; access is by IAM ' +
-        'signature only (a resource policy naming the stack roles), over HTTPS with TLS 1.2.',
-    );
-    acknowledge(
-      domain,
-      ['AwsSolutions-OS3'],
-      'Access is granted to IAM principals (the plan, worker, updater and summarize roles), not to IP addresses: Lambda has no fixed IPs.',
-    );
-    acknowledge(
-      domain,
-      ['AwsSolutions-OS4', 'AwsSolutions-OS7'],
-      'A one-node demo domain: dedicated master nodes and zone awareness would triple its cost; ' +
-        'an existing production domain is used in the non-demo mode.',
-    );
-    acknowledge(
-      domain,
-      ['AwsSolutions-OS9[LogExport::SEARCH_SLOW_LOGS]', 'AwsSolutions-OS9[LogExport::INDEX_SLOW_LOGS]'],
-      'Publishing slow logs needs a CloudWatch Logs resource policy set by a custom resource; the demo ' +
-        'domain is short-lived and the handlers log every rejected request themselves.',
-    );
+    acknowledgeDemoDomainFindings(domain);
   }
 
   private addOutputs(): void {
