@@ -44,6 +44,7 @@ function settingsOf(stack: Stack, props: BackfillStackProps): Setting {
     (props[name] as T | undefined) ?? (stack.node.tryGetContext(name) as T | undefined);
 }
 
+/** The settings of both modes, checked; the first problem throws, naming its `-c` flag. */
 export function readStackSettings(stack: Stack, props: BackfillStackProps): StackSettings {
   const setting = settingsOf(stack, props);
   const demo = parseDemo(setting<boolean | string>('demo'));
