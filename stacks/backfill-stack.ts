@@ -1,23 +1,15 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { ArnFormat, CfnOutput, RemovalPolicy, Stack, type StackProps, Token } from 'aws-cdk-lib';
-import {
-  AttributeType,
-  BillingMode,
-  type ITable,
-  StreamViewType,
-  Table,
-  TableEncryption,
-} from 'aws-cdk-lib/aws-dynamodb';
+import { ArnFormat, CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { EbsDeviceVolumeType } from 'aws-cdk-lib/aws-ec2';
 import { ArnPrincipal, type IRole, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type CfnDomain, Domain, EngineVersion, TLSSecurityPolicy } from 'aws-cdk-lib/aws-opensearchservice';
 import type { Construct } from 'constructs';
 import { BUCKET_PREFIXES } from '../pipeline/contract/bucket';
-import { parseIndexDefinitionText } from '../pipeline/index/index-definition';
 import { BackfillDashboard } from './backfill-dashboard';
+import { readExistingResources, readStackSettings } from './backfill-stack-context';
 import { BackfillWorkflow, type BackfillWorkflowProps } from './backfill-workflow';
-import { acknowledge } from './nag';
+import { acknowledgeDemoDomainFindings } from './nag-acknowledgements';
 
 /** Workflow settings a stack passes through; table, domain, index and mapping come from the stack props or context. */
 export type BackfillWorkflowSettings = Omit<
@@ -98,11 +90,6 @@ export interface BackfillStackProps extends StackProps {
   readonly workflow?: BackfillWorkflowSettings;
 }
 
-const EXAMPLE_CONTEXT =
-  '-c tableName=orders -c tableStreamArn=arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2024-01-01T00:00:00.000 ' +
-  '-c domainEndpoint=https://search-orders-abc123.us-east-1.es.amazonaws.com ' +
-  '-c domainArn=arn:aws:es:us-east-1:123456789012:domain/orders -c index=orders';
-
 /**
  * ddb2os in one stack: the backfill workflow, the stream updater and a
  * dashboard, for an existing table and domain, or (demo mode) for a demo
@@ -118,23 +105,11 @@ export class BackfillStack extends Stack {
         'ddb2os: backfills a DynamoDB table into OpenSearch, then keeps it in sync from the stream',
       ...props,
     });
-    const setting = <T>(name: keyof BackfillStackProps): T | undefined =>
-      (props[name] as T | undefined) ?? (this.node.tryGetContext(name) as T | undefined);
-    const demo = parseDemo(setting<boolean | string>('demo'));
-    const mapping = parseMapping(setting<Record<string, unknown> | string>('mapping'));
-    const transformModule = setting<string>('transformModule');
-    const indexConfig =
-      props.indexConfig ?? readIndexConfigFile(this.node.tryGetContext('indexConfig') as unknown);
-    const maxConcurrency =
-      props.workflow?.maxConcurrency ??
-      parseWholeNumber('maxConcurrency', this.node.tryGetContext('maxConcurrency'));
-    const workflowSettings: BackfillWorkflowSettings = {
-      stateMachineName: `${this.stackName}-Backfill`.slice(0, 80),
-      ...props.workflow,
-      ...(maxConcurrency === undefined ? {} : { maxConcurrency }),
-    };
+    const settings = readStackSettings(this, props);
+    const { mapping, transformModule, indexConfig } = settings;
+    const workflowSettings = settings.workflow;
 
-    if (demo) {
+    if (settings.demo) {
       const table = new Table(this, 'DemoTable', {
         partitionKey: { name: 'pk', type: AttributeType.STRING },
         sortKey: { name: 'sk', type: AttributeType.STRING },
@@ -162,7 +137,7 @@ export class BackfillStack extends Stack {
         ...workflowSettings,
         table,
         domain,
-        index: setting<string>('index') ?? 'ddb2os-demo',
+        index: settings.index ?? 'ddb2os-demo',
         mapping,
         transformModule,
         indexConfig,
@@ -180,7 +155,7 @@ export class BackfillStack extends Stack {
     } else {
       this.workflow = new BackfillWorkflow(this, 'Workflow', {
         ...workflowSettings,
-        ...this.existingResources(setting),
+        ...this.existingResources(props),
         mapping,
         transformModule,
         indexConfig,
@@ -192,81 +167,14 @@ export class BackfillStack extends Stack {
     this.addOutputs();
   }
 
+  /** The existing table and domain that the settings name. */
   private existingResources(
-    setting: <T>(name: keyof BackfillStackProps) => T | undefined,
+    props: BackfillStackProps,
   ): Pick<BackfillWorkflowProps, 'table' | 'domainEndpoint' | 'domainArn' | 'index'> {
-    const tableName = setting<string>('tableName');
-    const tableArn = setting<string>('tableArn');
-    const tableStreamArn = setting<string>('tableStreamArn');
-    const domainEndpoint = setting<string>('domainEndpoint');
-    const domainArn = setting<string>('domainArn');
-    const domainName = setting<string>('domainName');
-    const index = setting<string>('index');
-
-    const missing = [
-      ...(tableName || tableArn ? [] : ['tableName (or tableArn)']),
-      ...(tableStreamArn ? [] : ['tableStreamArn']),
-      ...(domainEndpoint ? [] : ['domainEndpoint']),
-      ...(domainArn || domainName ? [] : ['domainArn (or domainName)']),
-      ...(index ? [] : ['index']),
-    ];
-    if (missing.length > 0) {
-      throw new Error(
-        `ddb2os needs an existing table and OpenSearch domain, or demo mode. Missing context: ${missing.join(', ')}. ` +
-          `Pass it with -c, for example:\n  npx cdk deploy ${EXAMPLE_CONTEXT}\n` +
-          'or deploy a demo table and domain with: npx cdk deploy -c demo=true',
-      );
-    }
-    const streamArn = tableStreamArn as string;
-    const stream = /^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/([A-Za-z0-9_.-]+)\/stream\/.+$/.exec(
-      streamArn,
-    );
-    if (!Token.isUnresolved(streamArn) && !stream) {
-      throw new Error(
-        `-c tableStreamArn must be a DynamoDB stream ARN like arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2024-01-01T00:00:00.000 (got ${streamArn}). ` +
-          'aws dynamodb describe-table --table-name NAME --query Table.LatestStreamArn prints it.',
-      );
-    }
-    if (tableArn && !Token.isUnresolved(tableArn)) {
-      if (!/^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/[A-Za-z0-9_.-]+$/.test(tableArn)) {
-        throw new Error(
-          `-c tableArn must be a DynamoDB table ARN like arn:aws:dynamodb:us-east-1:123456789012:table/orders (got ${tableArn}).`,
-        );
-      }
-      if (stream && !streamArn.startsWith(`${tableArn}/stream/`)) {
-        throw new Error(`-c tableStreamArn (${streamArn}) is not a stream of -c tableArn (${tableArn}).`);
-      }
-    }
-    if (tableName && stream && stream[1] !== tableName) {
-      throw new Error(
-        `-c tableStreamArn (${streamArn}) is a stream of table ${stream[1]}, not of -c tableName=${tableName}.`,
-      );
-    }
-    if (stream && !Token.isUnresolved(this.region) && streamArn.split(':')[3] !== this.region) {
-      throw new Error(
-        `-c tableStreamArn is in ${streamArn.split(':')[3]}, but the stack deploys to ${this.region}: ` +
-          'an event source mapping reads only streams of its own region. Deploy the stack in the table region.',
-      );
-    }
-    // The stream ARN names the table's account and region, which an env-agnostic stack does not know.
-    const resolvedTableArn =
-      tableArn ?? (stream ? streamArn.slice(0, streamArn.indexOf('/stream/')) : undefined);
-    const table: ITable = Table.fromTableAttributes(this, 'Table', {
-      ...(resolvedTableArn ? { tableArn: resolvedTableArn } : { tableName: tableName as string }),
-      tableStreamArn: streamArn,
-    });
+    const { table, tableStreamArn, ...domainAndIndex } = readExistingResources(this, props);
     return {
-      table,
-      domainEndpoint: domainEndpoint as string,
-      domainArn:
-        domainArn ??
-        this.formatArn({
-          service: 'es',
-          resource: 'domain',
-          resourceName: domainName as string,
-          arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-        }),
-      index: index as string,
+      table: Table.fromTableAttributes(this, 'Table', { ...table, tableStreamArn }),
+      ...domainAndIndex,
     };
   }
 
@@ -289,29 +197,7 @@ export class BackfillStack extends Stack {
           }),
       ),
     }).toJSON();
-    acknowledge(
-      domain,
-      ['AwsSolutions-OS1'],
-      'Demo domain without a VPC so that it can be reached without network setup; access is by IAM ' +
-        'signature only (a resource policy naming the stack roles), over HTTPS with TLS 1.2.',
-    );
-    acknowledge(
-      domain,
-      ['AwsSolutions-OS3'],
-      'Access is granted to IAM principals (the plan, worker, updater and summarize roles), not to IP addresses: Lambda has no fixed IPs.',
-    );
-    acknowledge(
-      domain,
-      ['AwsSolutions-OS4', 'AwsSolutions-OS7'],
-      'A one-node demo domain: dedicated master nodes and zone awareness would triple its cost; ' +
-        'an existing production domain is used in the non-demo mode.',
-    );
-    acknowledge(
-      domain,
-      ['AwsSolutions-OS9[LogExport::SEARCH_SLOW_LOGS]', 'AwsSolutions-OS9[LogExport::INDEX_SLOW_LOGS]'],
-      'Publishing slow logs needs a CloudWatch Logs resource policy set by a custom resource; the demo ' +
-        'domain is short-lived and the handlers log every rejected request themselves.',
-    );
+    acknowledgeDemoDomainFindings(domain);
   }
 
   private addOutputs(): void {
@@ -348,58 +234,4 @@ export class BackfillStack extends Stack {
       description: 'Segments, documents per second, dead letters and the updater lag',
     });
   }
-}
-
-function parseDemo(value: boolean | string | undefined): boolean {
-  if (value === undefined || value === false || value === 'false') return false;
-  if (value === true || value === 'true') return true;
-  throw new Error(`-c demo must be true or false (got ${String(value)}).`);
-}
-
-function parseMapping(
-  value: Record<string, unknown> | string | undefined,
-): Record<string, unknown> | undefined {
-  if (value === undefined) return undefined;
-  let parsed: unknown = value;
-  if (typeof value === 'string') {
-    try {
-      parsed = JSON.parse(value);
-    } catch (error) {
-      throw new Error(
-        `-c mapping must be a JSON object, like -c 'mapping={"routes":[{"prefix":"order#","index":"orders"}]}' (${(error as Error).message}).`,
-      );
-    }
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new Error('-c mapping must be a JSON object (see docs/mapping.md).');
-  }
-  return parsed as Record<string, unknown>;
-}
-
-/** `-c indexConfig=FILE`: the file is read and checked at synth; a problem names the file. */
-function readIndexConfigFile(path: unknown): Record<string, unknown> | undefined {
-  if (path === undefined) return undefined;
-  if (typeof path !== 'string' || path.trim() === '') {
-    throw new Error(`-c indexConfig must be the path of a JSON file (got ${JSON.stringify(path)}).`);
-  }
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new Error(
-      `-c indexConfig=${path}: the file cannot be read (${code === 'ENOENT' ? 'no such file' : (error as Error).message}).`,
-      { cause: error },
-    );
-  }
-  // Checked here so that a problem names the file; the workflow checks the object again.
-  parseIndexDefinitionText(text, `-c indexConfig=${path}`);
-  return JSON.parse(text) as Record<string, unknown>;
-}
-
-function parseWholeNumber(name: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const number = typeof value === 'number' ? value : Number(value);
-  if (!Number.isInteger(number)) throw new Error(`-c ${name} must be a whole number (got ${String(value)}).`);
-  return number;
 }

@@ -482,12 +482,12 @@ describe('BackfillWorkflow props', () => {
   });
 
   it.each([
-    ['Orders', 'has uppercase letters'],
-    ['my orders', "contains ' '"],
-    ['a,b#c', "contains ',' '#'"],
-    ['_orders', "starts with '_', '-' or '+'"],
-    ['-orders', "starts with '_', '-' or '+'"],
-    ['', 'is empty'],
+    ['Orders', 'must be lowercase'],
+    ['my orders', 'must not contain \\ / * ? " < > | , # : or spaces'],
+    ['a,b#c', 'must not contain \\ / * ? " < > | , # : or spaces'],
+    ['_orders', 'must not start with -, _ or +'],
+    ['-orders', 'must not start with -, _ or +'],
+    ['', 'must not be empty'],
   ])('rejects the index name %j: it %s', (index, problem) => {
     expect(build({ index })).toThrow(`is not a valid OpenSearch index name: it ${problem}`);
   });
