@@ -9,8 +9,9 @@
  *   consistent GetItem (an aggregated document is rebuilt from a consistent
  *   Query of the partition). That state is written with `index` (overwrite),
  *   or the document is deleted.
- * - One `_bulk` request per batch (split by bytes and count), 429/5xx items
- *   retried with exponential backoff and full jitter.
+ * - The batch's actions go through the backfill's BulkWriter (`index` and
+ *   `delete` instead of `create`): one classifier, one retry policy, 413
+ *   split in halves.
  * - An item that cannot be mapped, or that OpenSearch rejects for good, goes
  *   to the dead-letter place and its previous document is removed: the batch
  *   goes on and the index never shows a version the table no longer holds.
@@ -21,7 +22,6 @@
  *   the item's whole current document.
  */
 
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DescribeTableCommand,
   type DescribeTableCommandOutput,
@@ -30,8 +30,9 @@ import {
   QueryCommand,
   ResourceNotFoundException,
 } from '@aws-sdk/client-dynamodb';
-import type { API, Client } from '@opensearch-project/opensearch';
-import { type FieldConflict, fieldConflictResolverFor } from '../bulk/field-conflicts';
+import type { Client } from '@opensearch-project/opensearch';
+import { type BulkPolicy, BulkWriter, bulkLine } from '../bulk/bulk-writer';
+import type { FieldConflict } from '../bulk/field-conflicts';
 import type { DeadLetterSink } from '../dead-letter/dead-letter';
 import { describeError, MappingError, SourceTableError } from '../errors';
 import {
@@ -44,6 +45,7 @@ import {
   type MappingConfig,
   mapItem,
 } from '../mapping/mapping';
+import { type TelemetryLogger, withDefaults } from '../observability';
 import type { DeadLetterRecord, Item, KeySchema } from '../table/types';
 import type { StreamChange } from './stream-records';
 
@@ -61,20 +63,6 @@ export interface ApplyTelemetry {
   logger?: ApplyLogger;
 }
 
-/** Bulk request limits and retry policy. */
-export interface BulkSettings {
-  /** Upper bound of one `_bulk` body in bytes. @default 5 MiB */
-  maxBytes?: number;
-  /** Upper bound of actions in one `_bulk` request. @default 5000 */
-  maxDocs?: number;
-  /** Attempts per action, the first included, before its change is reported as failed. @default 6 */
-  attempts?: number;
-  /** First backoff ceiling; doubles per attempt (full jitter). @default 200 */
-  baseDelayMs?: number;
-  /** Backoff ceiling. @default 10000 */
-  maxDelayMs?: number;
-}
-
 export interface ApplyStreamDeps {
   opensearch: Client;
   /** Reads the current item (streams without a new image) and aggregated partitions. */
@@ -86,7 +74,8 @@ export interface ApplyStreamDeps {
   /** Names the dead-letter records' run. @default 'updater' */
   runId?: string;
   telemetry?: ApplyTelemetry;
-  bulk?: BulkSettings;
+  /** Request bounds and retry policy of the one BulkWriter. @default its defaults */
+  bulk?: BulkPolicy;
   /** Concurrent GetItem / Query calls. @default 16 */
   readConcurrency?: number;
 }
@@ -105,14 +94,6 @@ export interface ApplyResult {
   /** Sequence number of the first record that must be retried, if any. */
   firstFailedSequenceNumber?: string;
 }
-
-const DEFAULT_BULK: Required<BulkSettings> = {
-  maxBytes: 5 * 1024 * 1024,
-  maxDocs: 5000,
-  attempts: 6,
-  baseDelayMs: 200,
-  maxDelayMs: 10_000,
-};
 
 /** One bulk action, standing for changes `first` … `last` (positions in the batch). */
 interface DocumentAction {
@@ -194,7 +175,7 @@ export async function applyStreamRecords(
     }
   }
 
-  const bulk = { ...DEFAULT_BULK, ...definedOnly(deps.bulk ?? {}) };
+  const bulk = deps.bulk ?? {};
   const written = await writeActions([...actions.values()], deps.opensearch, bulk, logger);
   // A rejected document must not leave its previous version behind.
   const cleanup = written.rejected
@@ -498,163 +479,76 @@ interface WriteOutcome {
   deleted: number;
   /** OpenSearch refused these for good (mapper_parsing_exception and the like). */
   rejected: { action: DocumentAction; reason: string; errorType: string; conflict?: FieldConflict }[];
-  /** Still failing after every attempt (429, 5xx, cluster blocks, OpenSearch unreachable). */
+  /** Not applied: the writer gave up on the sink (429, 5xx, cluster blocks, OpenSearch unreachable or refusing the request). */
   unresolved: DocumentAction[];
 }
 
 /**
- * Sends the actions with `_bulk`, retrying what failed for a reason that
- * passes (a whole request that failed, or an item with 429, 5xx or a cluster
- * block such as a full disk's read-only block) with exponential backoff and
- * full jitter. A request-level error is never taken as a verdict on the
- * documents: a 401 or 403 is a setup problem, not bad data. A document
- * refused for a field's type goes to FieldConflictResolver, as in the
- * backfill: another try after a mapping put or a race, bounded per document
- * (so those tries do not count against `attempts`), or a reason naming the
- * field and both types.
+ * Sends the actions through the one BulkWriter (its classifier, retry policy,
+ * 413 split and field-conflict handling are the backfill's). Order holds with
+ * concurrent requests: the batch holds at most one action per document, and
+ * this returns only once no request is in flight, even after a failure.
  */
 async function writeActions(
   actions: DocumentAction[],
   opensearch: Client,
-  settings: Required<BulkSettings>,
+  policy: BulkPolicy,
   logger: ApplyLogger | undefined,
 ): Promise<WriteOutcome> {
   const outcome: WriteOutcome = { indexed: 0, deleted: 0, rejected: [], unresolved: [] };
-  const fieldConflicts = fieldConflictResolverFor(opensearch);
-  const conflicts = new Map<DocumentAction, number>();
-  let pending = actions;
-  for (let attempt = 1; pending.length > 0; attempt++) {
-    const retry: DocumentAction[] = [];
-    const refused: { action: DocumentAction; item: BulkItem }[] = [];
-    let lastError: unknown;
-    for (const chunk of chunks(pending, settings)) {
-      let items: BulkItem[];
-      try {
-        items = await sendBulk(opensearch, chunk);
-      } catch (error) {
-        lastError = error;
-        retry.push(...chunk);
-        continue;
-      }
-      chunk.forEach((action, i) => {
-        const item = items[i]!;
-        const verdict = classify(action, item);
-        if (verdict === 'done') {
-          if (action.kind === 'index') outcome.indexed += 1;
-          else outcome.deleted += 1;
-        } else if (verdict === 'retry') {
-          lastError = item.error?.type ?? `status ${item.status}`;
-          retry.push(action);
-        } else refused.push({ action, item });
-      });
-    }
-    const sinkRetries = retry.length;
-    await Promise.all(
-      refused.map(async ({ action, item }) => {
-        const tries = conflicts.get(action) ?? 0;
-        const verdict =
-          action.kind === 'index'
-            ? await fieldConflicts.settle(
-                action.index,
-                item.error,
-                tries,
-                () => JSON.parse(action.body ?? 'null'),
-                logger,
-              )
-            : undefined;
-        if (verdict?.retry) {
-          conflicts.set(action, tries + 1);
-          retry.push(action);
-          return;
-        }
-        if (verdict?.conflict) {
+  if (actions.length === 0) return outcome;
+  const done = new Set<DocumentAction>();
+  const writer = new BulkWriter<DocumentAction>(opensearch, {
+    ...policy,
+    telemetry: withDefaults(logger ? { logger: writerLogger(logger) } : {}),
+    onOutcome: (document, result) => {
+      const action = document.ticket;
+      done.add(action);
+      if (result.status === 'indexed') outcome.indexed += 1;
+      else if (result.status === 'deleted' || result.status === 'not_found') outcome.deleted += 1;
+      else if (result.status === 'failed') {
+        if (result.conflict) {
           logger?.warn('an item holds a value its field in the index mapping cannot take', {
             index: action.index,
-            ...verdict.conflict,
+            ...result.conflict,
           });
         }
         outcome.rejected.push({
           action,
-          reason:
-            verdict?.reason ?? item.error?.reason ?? JSON.stringify(item.error ?? { status: item.status }),
-          errorType: item.error?.type ?? `http_${item.status}`,
-          ...(verdict?.conflict ? { conflict: verdict.conflict } : {}),
+          reason: result.reason,
+          errorType: result.errorType,
+          ...(result.conflict ? { conflict: result.conflict } : {}),
         });
-      }),
-    );
-    if (retry.length === 0) break;
-    if (attempt >= settings.attempts && sinkRetries > 0) {
-      logger?.warn('bulk actions still failing after every attempt', {
-        actions: retry.length,
-        attempts: attempt,
-        error: describeError(lastError),
-      });
-      outcome.unresolved = retry;
-      break;
+      }
+    },
+  });
+  try {
+    for (const action of actions) {
+      const line = bulkLine(action.kind, action.index, action.id, action.body);
+      const waiting = writer.add({ ...line, ticket: action });
+      if (waiting) await waiting;
     }
-    logger?.debug('retrying bulk actions', {
-      actions: retry.length,
-      attempt,
-      error: describeError(lastError),
+    await writer.drain();
+  } catch (error) {
+    // The writer gave up on the sink. Nothing of this batch may still be in flight when the caller retries it.
+    await writer.settle();
+    outcome.unresolved = actions.filter((action) => !done.has(action));
+    logger?.warn('bulk actions could not be applied', {
+      actions: outcome.unresolved.length,
+      error: describeError(error),
     });
-    const ceiling = Math.min(settings.maxDelayMs, settings.baseDelayMs * 2 ** (attempt - 1));
-    await sleep(Math.random() * ceiling);
-    pending = retry;
   }
   return outcome;
 }
 
-interface BulkItem {
-  status: number;
-  error?: { type?: string; reason?: string };
-}
-
-const BULK_FILTER_PATH = ['items.*.status', 'items.*.error.type', 'items.*.error.reason'];
-
-async function sendBulk(opensearch: Client, chunk: DocumentAction[]): Promise<BulkItem[]> {
-  const body = chunk.map(bulkLines).join('');
-  // Only what classify reads: OpenSearch then leaves out each item's index, id, version, shards and sequence numbers.
-  const response = await opensearch.bulk({
-    body: body as unknown as API.Bulk_RequestBody,
-    filter_path: BULK_FILTER_PATH,
-  });
-  const items = (response.body.items ?? []).map(
-    (entry) => (entry.index ?? entry.delete) as BulkItem | undefined,
-  );
-  if (items.length !== chunk.length || items.some((item) => item === undefined)) {
-    throw new Error(`_bulk answered ${items.length} items for ${chunk.length} actions`);
-  }
-  return items as BulkItem[];
-}
-
-function classify(action: DocumentAction, item: BulkItem): 'done' | 'retry' | 'rejected' {
-  if (item.status >= 200 && item.status < 300) return 'done';
-  // Deleting what is not there is what a delete wants.
-  if (action.kind === 'delete' && item.status === 404) return 'done';
-  if (item.status === 429 || item.status >= 500) return 'retry';
-  if (item.error?.type === 'cluster_block_exception') return 'retry';
-  return 'rejected';
-}
-
-function bulkLines(action: DocumentAction): string {
-  const meta = JSON.stringify({ [action.kind]: { _index: action.index, _id: action.id } });
-  return action.kind === 'index' ? `${meta}\n${action.body}\n` : `${meta}\n`;
-}
-
-function* chunks(actions: DocumentAction[], settings: Required<BulkSettings>): Generator<DocumentAction[]> {
-  let chunk: DocumentAction[] = [];
-  let bytes = 0;
-  for (const action of actions) {
-    const size = Buffer.byteLength(bulkLines(action));
-    if (chunk.length > 0 && (bytes + size > settings.maxBytes || chunk.length >= settings.maxDocs)) {
-      yield chunk;
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(action);
-    bytes += size;
-  }
-  if (chunk.length > 0) yield chunk;
+/** The writer's logger over the updater's, which has no error level (the writer logs none). */
+function writerLogger(logger: ApplyLogger): TelemetryLogger {
+  return {
+    debug: (message, ...attributes) => logger.debug(message, ...attributes),
+    info: (message, ...attributes) => logger.info(message, ...attributes),
+    warn: (message, ...attributes) => logger.warn(message, ...attributes),
+    error: (message, ...attributes) => logger.warn(message, ...attributes),
+  };
 }
 
 async function mapConcurrent<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
@@ -668,8 +562,4 @@ async function mapConcurrent<T, R>(items: T[], limit: number, work: (item: T) =>
   });
   await Promise.all(workers);
   return results;
-}
-
-function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -1,13 +1,18 @@
 /**
- * Bulk **create** into OpenSearch, with every document accounted for.
+ * The one bulk writer of ddb2os, with every action accounted for: the
+ * backfill **creates** documents through it, the stream updater **indexes**
+ * (overwrites) and **deletes** them through it, under one item classifier and
+ * one retry policy.
  *
- * - Requests are bounded by bytes and by document count. Each document is
- *   serialized and UTF-8 encoded once (`bulkCreateLine`); a request body is the
+ * - Requests are bounded by bytes and by action count. Each action is
+ *   serialized and UTF-8 encoded once (`bulkLine`); a request body is the
  *   concatenation of those bytes, and retries resend the same bytes.
- * - Per document: 201 created; 409 already present (the backfill never
- *   overwrites: the stream updater owns updates); 429, 5xx or
- *   es_rejected_execution_exception retried with exponential backoff and full
- *   jitter (only those documents); a field whose type does not fit is
+ * - Per action: created, indexed or deleted; for a create, 409 already
+ *   present (the backfill never overwrites: the stream updater owns updates);
+ *   for a delete, 404 not found (what a delete wants). 429, 5xx,
+ *   es_rejected_execution_exception or a cluster block (a write-blocked index,
+ *   a full disk's read-only block) retried with exponential backoff and full
+ *   jitter (only those actions); a field whose type does not fit is
  *   settled by FieldConflictResolver (a mapping put and another try, or a
  *   failure naming the field and both types); anything else
  *   (mapper_parsing_exception, a document too large, an illegal argument, …)
@@ -34,12 +39,17 @@ export const DEFAULT_BULK_MAX_DOCS = 5_000;
 export const DEFAULT_BULK_CONCURRENCY = 2;
 export const DEFAULT_BULK_ATTEMPTS = 8;
 
-/** One document, serialized once: the action line and the source line of a `_bulk` body. */
+/** What an action does: the backfill creates, the stream updater indexes (overwrites) and deletes. */
+export type BulkOperation = 'create' | 'index' | 'delete';
+
+/** One action, serialized once: the action line and the source line of a `_bulk` body. */
 export interface BulkLine {
   index: string;
   id: string;
+  operation: BulkOperation;
   /**
-   * `{"create":{"_index":…,"_id":…}}\n<document JSON>\n`, UTF-8 encoded once:
+   * `{"create":{"_index":…,"_id":…}}\n<document JSON>\n` (a delete has no
+   * document line), UTF-8 encoded once:
    * a document waiting for its answer is held as bytes outside the JavaScript
    * heap, and a request body is the concatenation of its documents' bytes.
    */
@@ -54,8 +64,16 @@ export interface BulkDocument<T> extends BulkLine {
 }
 
 export type BulkOutcome =
+  /** create: the document is new. */
   | { status: 'created' }
+  /** create: a document with this id was already there and is left as it was (409). */
   | { status: 'present' }
+  /** index: the document is written, replacing any earlier one. */
+  | { status: 'indexed' }
+  /** delete: the document is gone. */
+  | { status: 'deleted' }
+  /** delete: there was no such document (404), which is what a delete wants. */
+  | { status: 'not_found' }
   | {
       status: 'failed';
       reason: string;
@@ -65,16 +83,30 @@ export type BulkOutcome =
       conflict?: FieldConflict;
     };
 
-/** Builds the two NDJSON lines of a create action from the document's JSON. */
-export function bulkCreateLine(index: string, id: string, documentJson: string): BulkLine {
-  const payload = Buffer.from(
-    `{"create":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(id)}}}\n${documentJson}\n`,
-  );
-  return { index, id, payload, bytes: payload.length };
+/** Builds the NDJSON lines of an action: the action line, and the document's JSON unless it is a delete. */
+export function bulkLine(
+  operation: BulkOperation,
+  index: string,
+  id: string,
+  documentJson?: string,
+): BulkLine {
+  const action = `{"${operation}":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(id)}}}\n`;
+  const payload = Buffer.from(operation === 'delete' ? action : `${action}${documentJson}\n`);
+  return { operation, index, id, payload, bytes: payload.length };
 }
 
-export interface BulkWriterOptions<T> {
-  /** Upper bound of one request body. @default 5 MiB (env DDB2OS_BULK_MAX_BYTES) */
+/** The lines of a create action (the backfill's). */
+export function bulkCreateLine(index: string, id: string, documentJson: string): BulkLine {
+  return bulkLine('create', index, id, documentJson);
+}
+
+/**
+ * Request bounds and the retry policy: what a caller of the writer may tune.
+ * The writer reads no environment variable; the worker and the updater read
+ * DDB2OS_BULK_MAX_BYTES and DDB2OS_BULK_MAX_DOCS and pass them here.
+ */
+export interface BulkPolicy {
+  /** Upper bound of one request body. @default 5 MiB */
   maxBytes?: number;
   /** Upper bound of documents in one request. @default 5000 */
   maxDocs?: number;
@@ -86,6 +118,9 @@ export interface BulkWriterOptions<T> {
   baseDelayMs?: number;
   /** Largest backoff. @default 10000 */
   maxDelayMs?: number;
+}
+
+export interface BulkWriterOptions<T> extends BulkPolicy {
   /** Where OpenSearch is, for messages. @default the client's first node */
   endpoint?: string;
   /** Receives each document's final outcome and how often it was resent. */
@@ -102,7 +137,8 @@ interface Pending<T> {
   conflicts: number;
 }
 
-interface BulkResponseItem {
+/** One item of a `_bulk` answer, as far as the writer reads it. */
+export interface BulkResponseItem {
   status?: number;
   error?: { type?: string; reason?: string; caused_by?: { type?: string; reason?: string } };
 }
@@ -272,24 +308,27 @@ export class BulkWriter<T> {
       const refused: { entry: Pending<T>; item: BulkResponseItem }[] = [];
       pending.forEach((entry, i) => {
         const item = items[i] as BulkResponseItem;
-        const status = item.status ?? 0;
-        if (status === 201 || status === 200) this.report(entry, { status: 'created' });
-        else if (status === 409) this.report(entry, { status: 'present' });
-        else if (isRetryableItem(item)) {
+        const verdict = classifyItem(entry.document.operation, item);
+        if (verdict === 'retry') {
           retry.push(entry);
           sinkRetries += 1;
-          lastRetryReason = `${status} ${item.error?.type ?? ''}`.trim();
-        } else refused.push({ entry, item });
+          lastRetryReason = `${item.status ?? 0} ${item.error?.type ?? ''}`.trim();
+        } else if (verdict === 'refused') refused.push({ entry, item });
+        else this.report(entry, { status: verdict });
       });
       await Promise.all(
         refused.map(async ({ entry, item }) => {
-          const verdict = await this.fieldConflicts.settle(
-            entry.document.index,
-            item.error,
-            entry.conflicts,
-            () => documentOf(entry.document),
-            this.telemetry.logger,
-          );
+          // A delete carries no document, so no field of it can conflict.
+          const verdict =
+            entry.document.operation === 'delete'
+              ? undefined
+              : await this.fieldConflicts.settle(
+                  entry.document.index,
+                  item.error,
+                  entry.conflicts,
+                  () => documentOf(entry.document),
+                  this.telemetry.logger,
+                );
           if (verdict?.retry) {
             entry.conflicts += 1;
             retry.push(entry);
@@ -357,8 +396,9 @@ export class BulkWriter<T> {
     const response = await this.telemetry.tracer.trace('OpenSearch.bulk', () =>
       this.client.bulk({ body, filter_path: FILTER_PATH } as never),
     );
+    // Each item is keyed by its action's operation (`create`, `index`, `delete`), the one key it has.
     const items = ((response.body as { items?: Record<string, BulkResponseItem>[] }).items ?? []).map(
-      (item) => (item.create ?? Object.values(item)[0] ?? {}) as BulkResponseItem,
+      (item) => (Object.values(item)[0] ?? {}) as BulkResponseItem,
     );
     if (items.length !== pending.length) {
       throw new SinkUnavailableError(
@@ -407,9 +447,28 @@ function isRetryableRequestError(error: unknown): boolean {
   return status === 429 || (status !== undefined && status >= 500);
 }
 
-function isRetryableItem(item: BulkResponseItem): boolean {
+/**
+ * The one item classifier: what an action's answer means for it. `retry`
+ * for a busy or blocked sink (429, 5xx, a full write queue, a cluster block
+ * such as a write-blocked index or a full disk's read-only block), never a
+ * verdict on the document; `refused` for everything else that is not done,
+ * which FieldConflictResolver may still settle.
+ */
+export function classifyItem(
+  operation: BulkOperation,
+  item: BulkResponseItem,
+): 'created' | 'present' | 'indexed' | 'deleted' | 'not_found' | 'retry' | 'refused' {
   const status = item.status ?? 0;
-  return status === 429 || status >= 500 || item.error?.type === 'es_rejected_execution_exception';
+  if (status >= 200 && status < 300) {
+    return operation === 'create' ? 'created' : operation === 'index' ? 'indexed' : 'deleted';
+  }
+  if (operation === 'create' && status === 409) return 'present';
+  // Also a missing index: either way the document is not there.
+  if (operation === 'delete' && status === 404) return 'not_found';
+  const type = item.error?.type;
+  if (status === 429 || status >= 500) return 'retry';
+  if (type === 'es_rejected_execution_exception' || type === 'cluster_block_exception') return 'retry';
+  return 'refused';
 }
 
 /** The document's JSON, the second line of its bulk payload (read only when OpenSearch refused it). */

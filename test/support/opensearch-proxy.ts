@@ -1,9 +1,10 @@
 /**
  * A small HTTP proxy on 127.0.0.1 in front of the real OpenSearch that
- * misbehaves the way a busy cluster does, for the BulkWriter tests:
+ * misbehaves the way a busy cluster does, for the BulkWriter tests (the
+ * backfill's creates and the updater's index and delete actions):
  *
  * - `unavailableFirst`: answers the first n `_bulk` requests with 503;
- * - `rejectEvery`: takes every n-th create action of a `_bulk` body out of
+ * - `rejectEvery`: takes every n-th action of a `_bulk` body out of
  *   the request (OpenSearch never sees it) and answers it with a 429
  *   es_rejected_execution_exception item, each document at most once;
  * - `maxBodyBytes`: answers a larger `_bulk` body with 413, like
@@ -118,7 +119,7 @@ export async function startFaultyProxy(target: string, faults: ProxyFaults): Pro
         stats.bulkRequests += 1;
         stats.bodies.push({
           bytes: body.length,
-          actions: body.toString('utf8').split('\n').filter(Boolean).length / 2,
+          actions: bulkActions(body).length,
           sha256: createHash('sha256').update(body).digest('hex'),
           contentSha256: incoming.headers['x-amz-content-sha256'] as string | undefined,
           authorization: incoming.headers.authorization,
@@ -144,22 +145,16 @@ export async function startFaultyProxy(target: string, faults: ProxyFaults): Pro
           });
           return;
         }
-        const lines = body
-          .toString('utf8')
-          .split('\n')
-          .filter((line) => line !== '');
         const kept: string[] = [];
-        const slots: ({ rejected: true } | { rejected: false })[] = [];
-        for (let i = 0; i < lines.length; i += 2) {
-          const action = JSON.parse(lines[i] as string) as { create: { _id: string } };
-          const id = action.create._id;
+        const slots: ({ rejected: string } | { rejected: false })[] = [];
+        for (const { operation, id, lines } of bulkActions(body)) {
           actions += 1;
           if (faults.rejectEvery && actions % faults.rejectEvery === 0 && !rejectedOnce.has(id)) {
             rejectedOnce.add(id);
             stats.rejected += 1;
-            slots.push({ rejected: true });
+            slots.push({ rejected: operation });
           } else {
-            kept.push(lines[i] as string, lines[i + 1] as string);
+            kept.push(...lines);
             slots.push({ rejected: false });
           }
         }
@@ -176,7 +171,7 @@ export async function startFaultyProxy(target: string, faults: ProxyFaults): Pro
         const merged = slots.map((slot) =>
           slot.rejected
             ? {
-                create: {
+                [slot.rejected]: {
                   status: 429,
                   error: { type: 'es_rejected_execution_exception', reason: 'proxy: write queue full' },
                 },
@@ -200,6 +195,26 @@ export async function startFaultyProxy(target: string, faults: ProxyFaults): Pro
         server.close(() => resolve());
       }),
   };
+}
+
+/** The actions of a `_bulk` body: a delete is one line, every other operation two. */
+function bulkActions(body: Buffer): { operation: string; id: string; lines: string[] }[] {
+  const lines = body
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => line !== '');
+  const actions: { operation: string; id: string; lines: string[] }[] = [];
+  for (let i = 0; i < lines.length; i += 1) {
+    const action = JSON.parse(lines[i] as string) as Record<string, { _id: string }>;
+    const operation = Object.keys(action)[0] as string;
+    const own = [lines[i] as string];
+    if (operation !== 'delete') {
+      i += 1;
+      own.push(lines[i] as string);
+    }
+    actions.push({ operation, id: (action[operation] as { _id: string })._id, lines: own });
+  }
+  return actions;
 }
 
 /** A port nothing listens on (bound once, then released). */

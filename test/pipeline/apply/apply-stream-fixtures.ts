@@ -162,4 +162,4 @@ export function temporaryDeadLetters(): DirectoryDeadLetterSink {
 export const UNREACHABLE_OPENSEARCH = 'http://127.0.0.1:9';
 
 /** Fast retries, so tests that exhaust them stay quick. */
-export const FAST_BULK = { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 };
+export const FAST_BULK = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 };

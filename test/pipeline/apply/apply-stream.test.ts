@@ -23,9 +23,11 @@ import {
   deleteTable,
   dynamoClient,
   openSearchClient,
+  opensearchUrl,
   streamsClient,
   uniqueName,
 } from '../../support/engines';
+import { startFaultyProxy } from '../../support/opensearch-proxy';
 import {
   expectIndexEqualsTable,
   FAST_BULK,
@@ -329,5 +331,39 @@ describe('applyStreamRecords', () => {
     const retried = await applyStreamRecords(changes.slice(2), t.deps);
     expect(retried.firstFailedSequenceNumber).toBeUndefined();
     expect((await indexDocuments(search, blocked)).get('b1|x')).toEqual({ pk: 'b1', sk: 'x' });
+  });
+
+  it('splits a request answered 413 and retries a request answered 503, as the backfill does; a document too large alone is dead-lettered', async () => {
+    // Prepare: 30 items of ~450 bytes, then one of 5,000; OpenSearch behind a proxy that takes at most 3,000 bytes
+    const t = await setup('apply-413');
+    for (let i = 0; i < 30; i++) await t.put(item('p', `${i}`, { text: { S: 'x'.repeat(400) } }));
+    await t.put(item('p', 'huge', { text: { S: 'y'.repeat(5_000) } }));
+    const changes = await t.newChanges();
+    const strict = await startFaultyProxy(opensearchUrl(), { maxBodyBytes: 3_000, unavailableFirst: 1 });
+    const client = createOpenSearchClient({ endpoint: strict.url });
+
+    // Act
+    let result: Awaited<ReturnType<typeof applyStreamRecords>>;
+    try {
+      result = await applyStreamRecords(changes, {
+        ...t.deps,
+        opensearch: client,
+        bulk: { baseDelayMs: 1, maxDelayMs: 5 },
+      });
+    } finally {
+      await client.close();
+      await strict.close();
+    }
+
+    // Assess
+    expect(result).toEqual({ applied: 31, indexed: 30, deleted: 1, skipped: 0, deadLettered: 1 });
+    expect(strict.stats.tooLarge).toBeGreaterThan(1);
+    expect(strict.stats.unavailable).toBe(1);
+    const docs = await indexDocuments(search, t.index);
+    expect([...docs.keys()].sort()).toEqual(Array.from({ length: 30 }, (_, i) => `p|${i}`).sort());
+    expect(docs.get('p|7')).toEqual({ pk: 'p', sk: '7', text: 'x'.repeat(400) });
+    const letters = await t.deadLetters.read('apply-test');
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toMatchObject({ id: 'p|huge', index: t.index, errorType: 'request_entity_too_large' });
   });
 });

@@ -230,6 +230,32 @@ describe('BulkWriter', () => {
     });
   });
 
+  it('retries a write-blocked index (a cluster block) as the sink refusing, not the documents: no document is failed', async () => {
+    // Prepare
+    const index = newIndex();
+    await opensearch.indices.create({ index, body: { settings: { 'index.blocks.write': true } } });
+    const reported: BulkOutcome[] = [];
+    const writer = new BulkWriter<number>(opensearch, {
+      maxAttempts: 2,
+      baseDelayMs: 1,
+      maxDelayMs: 5,
+      onOutcome: (_doc, outcome) => reported.push(outcome),
+    });
+
+    // Act
+    for (const doc of documents(index, 3)) await writer.add(doc);
+    const drained = writer.drain();
+
+    // Assess
+    await expect(drained).rejects.toMatchObject({
+      name: 'SinkUnavailableError',
+      message: expect.stringMatching(
+        /kept rejecting 3 documents \(403 cluster_block_exception\) after 2 attempts$/,
+      ),
+    });
+    expect(reported).toEqual([]);
+  });
+
   it('fails with SinkUnavailableError naming the endpoint when OpenSearch cannot be reached', async () => {
     // Prepare
     const port = await closedPort();
