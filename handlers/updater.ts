@@ -15,13 +15,14 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
-import { type ApplyStreamDeps, applyStreamRecords, describeKeySchema } from '../pipeline/apply/apply-stream';
+import { type ApplyStreamDeps, applyStreamRecords } from '../pipeline/apply/apply-stream';
 import { fromLambdaRecord } from '../pipeline/apply/stream-records';
 import { ENV } from '../pipeline/contract/env';
 import { S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
 import { ConfigurationError } from '../pipeline/errors';
 import { createOpenSearchClient, type OpenSearchSigning } from '../pipeline/index/opensearch';
 import { checkMappingForTable, loadMappingConfig } from '../pipeline/mapping/mapping';
+import { describeSourceTable } from '../pipeline/table/describe';
 
 /** The updater's settings, from the environment variables named in pipeline/contract/env.ts. */
 export interface UpdaterConfig {
@@ -132,7 +133,7 @@ async function prepare(): Promise<ApplyStreamDeps> {
     new DynamoDBClient(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
   );
   const s3 = tracer.captureAWSv3Client(new S3Client({}));
-  const keySchema = await describeKeySchema(dynamodb, config.table);
+  const { keySchema } = await describeSourceTable(dynamodb, config.table);
   const mapping = await loadMappingConfig(
     config.mapping,
     { index: config.index },

@@ -26,7 +26,6 @@ import {
 } from '@aws-sdk/client-sfn';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { describeKeySchema } from '../pipeline/apply/apply-stream';
 import { type DeadLetterSink, S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
 import {
   CheckpointConflictError,
@@ -45,6 +44,7 @@ import {
   scanSegment,
 } from '../pipeline/scan/scan-segment';
 import { DEFAULT_TIME_RESERVE_MS, readWorkerConfig } from '../pipeline/scan/worker-config';
+import { describeSourceTable } from '../pipeline/table/describe';
 import type { KeySchema, SegmentResult } from '../pipeline/table/types';
 
 /** The Step Functions calls the worker makes (an SFNClient fits; tests pass a stub). */
@@ -151,7 +151,7 @@ async function runSegment(
 
   let keySchema = deps.keySchemas?.get(message.table);
   if (!keySchema) {
-    keySchema = await describeKeySchema(deps.dynamodb, message.table);
+    keySchema = (await describeSourceTable(deps.dynamodb, message.table)).keySchema;
     deps.keySchemas?.set(message.table, keySchema);
   }
   const mapping: MappingConfig = { ...deps.mapping, index: message.index };

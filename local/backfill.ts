@@ -5,14 +5,7 @@
  * updater's event source mapping. `ddb2os run`, `ddb2os demo`, the benchmarks
  * and the reliability tests all come through here.
  */
-import {
-  DescribeTableCommand,
-  type DescribeTableCommandOutput,
-  type DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  ResourceNotFoundException,
-} from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { applyStreamRecords } from '../pipeline/apply/apply-stream';
@@ -23,10 +16,12 @@ import { restoreIndexAfterBackfill } from '../pipeline/index/index-settings';
 import { checkMappingForTable, type MappingConfig } from '../pipeline/mapping/mapping';
 import { planBackfill, targetIndices } from '../pipeline/plan/plan-segments';
 import { ensureProgressTable, SegmentCheckpointStore } from '../pipeline/progress/checkpoint';
+import { DynamoDBStreamPositionStore } from '../pipeline/progress/stream-positions';
 import { type SegmentProgress, scanSegment } from '../pipeline/scan/scan-segment';
 import { summarizeRun } from '../pipeline/summarize/summarize-run';
+import { describeSourceTable, type SourceTable } from '../pipeline/table/describe';
 import type { KeySchema, SegmentMessage, SegmentResult } from '../pipeline/table/types';
-import { DynamoDBStreamPositionStore, StreamFollower } from './stream-follower';
+import { StreamFollower } from './stream-follower';
 import { type RunSummary, runWorkflowLocally, WorkflowAbortedError, type WorkflowInput } from './workflow';
 
 export const DEFAULT_PROGRESS_TABLE = 'ddb2os-progress';
@@ -81,38 +76,15 @@ export interface LocalBackfillResult {
   deadLetterLocation: string;
 }
 
-/** Reads the key schema and checks the table can be followed (it has a stream). */
-export async function describeSourceTable(
-  dynamodb: DynamoDBClient,
-  table: string,
-): Promise<{ keySchema: KeySchema; description: Record<string, unknown>; itemCount: number }> {
-  let response: DescribeTableCommandOutput;
-  try {
-    response = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
-  } catch (error) {
-    if (error instanceof ResourceNotFoundException) {
-      throw new SourceTableError(`table "${table}" does not exist`, { cause: error });
-    }
-    throw error;
-  }
-  const description = JSON.parse(JSON.stringify(response.Table ?? {})) as Record<string, unknown>;
-  const keys = (description.KeySchema ?? []) as { AttributeName: string; KeyType: string }[];
-  const partitionKey = keys.find((key) => key.KeyType === 'HASH')?.AttributeName;
-  if (!partitionKey) throw new SourceTableError(`table "${table}" has no partition key in its description`);
-  const sortKey = keys.find((key) => key.KeyType === 'RANGE')?.AttributeName;
-  const stream = description.StreamSpecification as
-    | { StreamEnabled?: boolean; StreamViewType?: string }
-    | undefined;
-  if (!stream?.StreamEnabled) {
+/** The table's description, once it is known that the table can be followed (it has a stream). */
+async function followableTable(dynamodb: DynamoDBClient, table: string): Promise<SourceTable> {
+  const source = await describeSourceTable(dynamodb, table);
+  if (!source.streamEnabled) {
     throw new SourceTableError(
-      `table "${table}" has no stream: enable a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES) so changes made during and after the backfill reach the index`,
+      `table ${table} has no stream: enable a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES) so changes made during and after the backfill reach the index`,
     );
   }
-  return {
-    keySchema: sortKey ? { partitionKey, sortKey } : { partitionKey },
-    description,
-    itemCount: Number(description.ItemCount ?? 0),
-  };
+  return source;
 }
 
 /**
@@ -175,7 +147,7 @@ async function markRunCompleted(
 export async function runLocalBackfill(options: LocalBackfillOptions): Promise<LocalBackfillResult> {
   const progressTable = options.progressTable ?? DEFAULT_PROGRESS_TABLE;
   const { dynamodb, opensearch, table, index, mapping } = options;
-  const source = await describeSourceTable(dynamodb, table);
+  const source = await followableTable(dynamodb, table);
   checkMappingForTable(mapping, source.keySchema);
   await ensureProgressTable(dynamodb, progressTable);
   const checkpoints = new SegmentCheckpointStore(dynamodb, progressTable);
