@@ -5,7 +5,7 @@
  * updater's event source mapping. `ddb2os run`, `ddb2os demo`, the benchmarks
  * and the reliability tests all come through here.
  */
-import { type DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { applyStreamRecords } from '../pipeline/apply/apply-stream';
@@ -16,6 +16,7 @@ import { restoreIndexAfterBackfill } from '../pipeline/index/index-settings';
 import { checkMappingForTable, type MappingConfig } from '../pipeline/mapping/mapping';
 import { planBackfill, targetIndices } from '../pipeline/plan/plan-segments';
 import { ensureProgressTable, SegmentCheckpointStore } from '../pipeline/progress/checkpoint';
+import { RunMarkerStore } from '../pipeline/progress/run-markers';
 import { DynamoDBStreamPositionStore } from '../pipeline/progress/stream-positions';
 import { type SegmentProgress, scanSegment } from '../pipeline/scan/scan-segment';
 import { summarizeRun } from '../pipeline/summarize/summarize-run';
@@ -87,60 +88,22 @@ async function followableTable(dynamodb: DynamoDBClient, table: string): Promise
   return source;
 }
 
-/**
- * The table's local run: an item in the progress table that remembers the
- * run id until that run completes, so an interrupted `ddb2os run` resumes.
- */
+/** The run to work on: the one given, the marker's run in progress (resumed), or a new one. */
 async function resolveRunId(
-  dynamodb: DynamoDBClient,
-  progressTable: string,
+  markers: RunMarkerStore,
   table: string,
   index: string,
   options: { runId?: string; restart?: boolean },
 ): Promise<{ runId: string; resumed: boolean; firstStartedAt?: string }> {
   if (options.runId) return { runId: options.runId, resumed: true };
-  const key = { runId: { S: `local#${table}#${index}` }, segment: { N: '0' } };
   if (!options.restart) {
-    const { Item } = await dynamodb.send(
-      new GetItemCommand({ TableName: progressTable, Key: key, ConsistentRead: true }),
-    );
-    if (Item?.currentRunId?.S && Item.status?.S !== 'COMPLETED')
-      return { runId: Item.currentRunId.S, resumed: true, firstStartedAt: Item.startedAt?.S };
+    const marker = await markers.get(table, index);
+    if (marker && marker.status !== 'COMPLETED')
+      return { runId: marker.runId, resumed: true, firstStartedAt: marker.startedAt };
   }
   const runId = `${table}-${new Date().toISOString().replaceAll(/[:.]/g, '-')}`;
-  await dynamodb.send(
-    new PutItemCommand({
-      TableName: progressTable,
-      Item: {
-        ...key,
-        currentRunId: { S: runId },
-        status: { S: 'IN_PROGRESS' },
-        startedAt: { S: new Date().toISOString() },
-      },
-    }),
-  );
+  await markers.start(table, index, runId);
   return { runId, resumed: false };
-}
-
-async function markRunCompleted(
-  dynamodb: DynamoDBClient,
-  progressTable: string,
-  table: string,
-  index: string,
-  runId: string,
-) {
-  await dynamodb.send(
-    new PutItemCommand({
-      TableName: progressTable,
-      Item: {
-        runId: { S: `local#${table}#${index}` },
-        segment: { N: '0' },
-        currentRunId: { S: runId },
-        status: { S: 'COMPLETED' },
-        completedAt: { S: new Date().toISOString() },
-      },
-    }),
-  );
 }
 
 /** Runs the backfill workflow locally; the updater stays paused until it succeeds. */
@@ -152,13 +115,8 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
   await ensureProgressTable(dynamodb, progressTable);
   const checkpoints = new SegmentCheckpointStore(dynamodb, progressTable);
   const deadLetters = new DirectoryDeadLetterSink(options.deadLetterDir ?? '.ddb2os');
-  const { runId, resumed, firstStartedAt } = await resolveRunId(
-    dynamodb,
-    progressTable,
-    table,
-    index,
-    options,
-  );
+  const markers = new RunMarkerStore(dynamodb, progressTable);
+  const { runId, resumed, firstStartedAt } = await resolveRunId(markers, table, index, options);
   const emit = options.onEvent ?? (() => {});
   let updater: 'Disabled' | 'Enabled' = 'Disabled';
   const attempts = new Map<number, number>();
@@ -259,7 +217,7 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
         },
       },
     });
-    await markRunCompleted(dynamodb, progressTable, table, index, runId);
+    await markers.complete(table, index, runId);
     return { summary, runId, keySchema: source.keySchema, deadLetterLocation: deadLetters.location };
   } finally {
     // An interrupted or failed run: let the segments still working finish their page and save their checkpoint.
