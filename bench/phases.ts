@@ -9,10 +9,8 @@ import { fileURLToPath } from 'node:url';
 import {
   CreateTableCommand,
   DeleteTableCommand,
-  DescribeTableCommand,
   type DynamoDBClient,
   ScanCommand,
-  type ScanCommandOutput,
   UpdateTableCommand,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
@@ -23,7 +21,8 @@ import { seededRandom } from '../local/demo-data';
 import { loadItems } from '../local/load-items';
 import { prepareIndexForBackfill } from '../pipeline/index/index-settings';
 import { encodeDocument, type MappingConfig, mapItem } from '../pipeline/mapping/mapping';
-import { sendForJson } from '../pipeline/table/sdk-json';
+import { describeSourceTable } from '../pipeline/table/describe';
+import { scanPage } from '../pipeline/table/reads';
 import type { Item } from '../pipeline/table/types';
 import { BENCH_KEY_SCHEMA, benchItem } from './items';
 
@@ -82,8 +81,8 @@ export async function enableStream(dynamodb: DynamoDBClient, table: string): Pro
     }),
   );
   for (let i = 0; i < 120; i++) {
-    const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
-    if (Table?.StreamSpecification?.StreamEnabled && Table.TableStatus === 'ACTIVE') return;
+    const { streamEnabled, status } = await describeSourceTable(dynamodb, table);
+    if (streamEnabled && status === 'ACTIVE') return;
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`the stream of ${table} did not become enabled`);
@@ -113,21 +112,16 @@ export async function scanTable(
   await eachOf(segments, concurrency, async (segment) => {
     let startKey: Item | undefined;
     do {
-      // The read path scanSegment uses (sendForJson), so that the ceiling is not lower than the backfill's own reads.
-      const answer = await sendForJson<ScanCommandOutput, ScanCommand, ScanCommandOutput>(
-        (command) => dynamodb.send(command),
-        new ScanCommand({
-          TableName: table,
-          Segment: segment,
-          TotalSegments: segments,
-          ExclusiveStartKey: startKey,
-          ...(pageLimit ? { Limit: pageLimit } : {}),
-        }),
-        'Items',
-      );
-      const page = answer.json ?? answer.output;
-      items += page.Count ?? 0;
-      startKey = page.LastEvaluatedKey;
+      // The read path scanSegment uses, so that the ceiling is not lower than the backfill's own reads.
+      const page = await scanPage(dynamodb, {
+        TableName: table,
+        Segment: segment,
+        TotalSegments: segments,
+        ExclusiveStartKey: startKey,
+        ...(pageLimit ? { Limit: pageLimit } : {}),
+      });
+      items += page.count;
+      startKey = page.lastEvaluatedKey;
     } while (startKey);
   });
   return items;

@@ -6,19 +6,14 @@
  * schema from one DescribeTable, and errors from either end as one sentence.
  */
 import { readFile } from 'node:fs/promises';
-import {
-  type AttributeDefinition,
-  DescribeTableCommand,
-  type DescribeTableCommandOutput,
-  DynamoDBClient,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { fromIni } from '@aws-sdk/credential-providers';
 import type { Client } from '@opensearch-project/opensearch';
 import { ConfigurationError, SourceTableError } from '../pipeline/errors';
 import { type IndexDefinition, parseIndexDefinitionText } from '../pipeline/index/index-definition';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
 import { loadMappingConfig, type MappingConfig } from '../pipeline/mapping/mapping';
-import type { KeySchema } from '../pipeline/table/types';
+import { describeSourceTable, type SourceTable } from '../pipeline/table/describe';
 import { type FlagSpec, optionalString, type ParsedArgs } from './args';
 import { UsageError } from './cli-error';
 import { resolveTarget, withDefaults } from './cloud/aws';
@@ -114,20 +109,6 @@ export interface DynamoDbTarget {
 export interface OpenSearchTarget {
   client: Client;
   url: string;
-}
-
-/** What a local command needs to know about its table. */
-export interface TableDescription {
-  name: string;
-  keySchema: KeySchema;
-  /** Type of each key attribute, from AttributeDefinitions. */
-  keyTypes: Record<string, 'S' | 'N' | 'B'>;
-  /** DescribeTable's estimate (AWS refreshes it about every six hours). */
-  itemCount: number;
-  sizeBytes: number;
-  status: string;
-  /** The table's stream, when one is enabled. */
-  streamArn?: string;
 }
 
 /** True for a URL whose host is not an AWS endpoint (DynamoDB Local, a container, a tunnel). */
@@ -251,54 +232,24 @@ async function loadMapping(
 }
 
 /**
- * One DescribeTable: key schema and key types. A missing table is "table X
- * not found at <endpoint>" (or "in <region>"); an endpoint that does not
- * answer is "cannot reach DynamoDB at URL: …".
+ * The table's description (describeSourceTable), with the endpoint or region
+ * in its errors: "table X does not exist at <endpoint>" (or "in <region>");
+ * an endpoint that does not answer is "cannot reach DynamoDB at URL: …".
  */
-export async function describeSourceTable(
+export async function describeTableAt(
   target: DynamoDbTarget,
   table: string,
   signal?: AbortSignal,
-): Promise<TableDescription> {
-  let described: DescribeTableCommandOutput;
+): Promise<SourceTable> {
   try {
-    described = await target.client.send(new DescribeTableCommand({ TableName: table }), {
-      abortSignal: signal,
+    return await describeSourceTable(target.client, table, {
+      where: whereIs(target),
+      ...(signal ? { signal } : {}),
     });
   } catch (error) {
-    if (errorName(error) === 'ResourceNotFoundException') {
-      // No cause: DynamoDB's "Cannot do operations on a non-existent table" would only repeat it.
-      throw new SourceTableError(`table ${table} not found ${whereIs(target)}`);
-    }
+    if (error instanceof SourceTableError) throw error;
     throw explainDynamoDbError(error, target);
   }
-  const description = described.Table;
-  const elements = description?.KeySchema ?? [];
-  const partitionKey = elements.find((element) => element.KeyType === 'HASH')?.AttributeName;
-  const sortKey = elements.find((element) => element.KeyType === 'RANGE')?.AttributeName;
-  if (partitionKey === undefined) {
-    throw new SourceTableError(`table ${table} ${whereIs(target)} reports no partition key`);
-  }
-  const keyTypes: Record<string, 'S' | 'N' | 'B'> = {};
-  for (const name of sortKey === undefined ? [partitionKey] : [partitionKey, sortKey]) {
-    keyTypes[name] = keyType(description?.AttributeDefinitions ?? [], name);
-  }
-  return {
-    name: table,
-    keySchema: sortKey === undefined ? { partitionKey } : { partitionKey, sortKey },
-    keyTypes,
-    itemCount: description?.ItemCount ?? 0,
-    sizeBytes: description?.TableSizeBytes ?? 0,
-    status: description?.TableStatus ?? 'UNKNOWN',
-    ...(description?.LatestStreamArn && description.StreamSpecification?.StreamEnabled
-      ? { streamArn: description.LatestStreamArn }
-      : {}),
-  };
-}
-
-function keyType(definitions: AttributeDefinition[], name: string): 'S' | 'N' | 'B' {
-  const type = definitions.find((definition) => definition.AttributeName === name)?.AttributeType;
-  return type === 'N' || type === 'B' ? type : 'S';
 }
 
 function whereIs(target: DynamoDbTarget): string {

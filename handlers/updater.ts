@@ -15,13 +15,14 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
-import { type ApplyStreamDeps, applyStreamRecords, describeKeySchema } from '../pipeline/apply/apply-stream';
+import { type ApplyStreamDeps, applyStreamRecords } from '../pipeline/apply/apply-stream';
 import { fromLambdaRecord } from '../pipeline/apply/stream-records';
 import { S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
 import { coldStart } from '../pipeline/lambda/cold-start';
 import { readUpdaterConfig } from '../pipeline/lambda/config';
 import { checkMappingForTable, loadMappingConfig } from '../pipeline/mapping/mapping';
+import { describeSourceTable } from '../pipeline/table/describe';
 
 /** What handleStreamEvent needs: the apply dependencies, and optionally where metrics go. */
 export interface UpdaterDeps extends ApplyStreamDeps {
@@ -80,7 +81,7 @@ const started = coldStart(async (): Promise<ApplyStreamDeps> => {
     new DynamoDBClient(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
   );
   const s3 = tracer.captureAWSv3Client(new S3Client({}));
-  const keySchema = await describeKeySchema(dynamodb, config.table);
+  const { keySchema } = await describeSourceTable(dynamodb, config.table);
   const mapping = await loadMappingConfig(
     config.mapping,
     { index: config.index },

@@ -26,7 +26,6 @@ import {
 } from '@aws-sdk/client-sfn';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { describeKeySchema } from '../pipeline/apply/apply-stream';
 import { type DeadLetterSink, S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
 import { CheckpointConflictError, describeError, InvalidMessageError } from '../pipeline/errors';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
@@ -37,6 +36,7 @@ import { powertoolsTelemetry, type Telemetry, withDefaults } from '../pipeline/o
 import { SegmentCheckpointStore } from '../pipeline/progress/checkpoint';
 import { type ScanSegmentDeps, type ScanSegmentOptions, scanSegment } from '../pipeline/scan/scan-segment';
 import { prepareSegmentWork } from '../pipeline/scan/segment-message';
+import { describeSourceTable } from '../pipeline/table/describe';
 import type { KeySchema, SegmentResult } from '../pipeline/table/types';
 
 /** The Step Functions calls the worker makes (an SFNClient fits; tests pass a stub). */
@@ -139,7 +139,7 @@ async function runSegment(
     keySchema: async (table) => {
       let keySchema = deps.keySchemas?.get(table);
       if (!keySchema) {
-        keySchema = await describeKeySchema(deps.dynamodb, table);
+        keySchema = (await describeSourceTable(deps.dynamodb, table)).keySchema;
         deps.keySchemas?.set(table, keySchema);
       }
       return keySchema;

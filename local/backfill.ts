@@ -5,14 +5,7 @@
  * updater's event source mapping. `ddb2os run`, `ddb2os demo`, the benchmarks
  * and the reliability tests all come through here.
  */
-import {
-  DescribeTableCommand,
-  type DescribeTableCommandOutput,
-  type DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  ResourceNotFoundException,
-} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { applyStreamRecords } from '../pipeline/apply/apply-stream';
@@ -24,11 +17,14 @@ import { restoreIndexAfterBackfill } from '../pipeline/index/index-settings';
 import { checkMappingForTable, type MappingConfig } from '../pipeline/mapping/mapping';
 import { planBackfill, targetIndices } from '../pipeline/plan/plan-segments';
 import { ensureProgressTable, SegmentCheckpointStore } from '../pipeline/progress/checkpoint';
+import { RunMarkerStore } from '../pipeline/progress/run-markers';
+import { DynamoDBStreamPositionStore } from '../pipeline/progress/stream-positions';
 import { type SegmentProgress, scanSegment } from '../pipeline/scan/scan-segment';
 import { prepareSegmentWork } from '../pipeline/scan/segment-message';
 import { summarizeRun } from '../pipeline/summarize/summarize-run';
+import { describeSourceTable, type SourceTable } from '../pipeline/table/describe';
 import type { KeySchema, SegmentMessage, SegmentResult } from '../pipeline/table/types';
-import { DynamoDBStreamPositionStore, StreamFollower } from './stream-follower';
+import { StreamFollower } from './stream-follower';
 import { type RunSummary, runWorkflowLocally, WorkflowAbortedError } from './workflow';
 
 export const DEFAULT_PROGRESS_TABLE = 'ddb2os-progress';
@@ -83,112 +79,46 @@ export interface LocalBackfillResult {
   deadLetterLocation: string;
 }
 
-/** Reads the key schema and checks the table can be followed (it has a stream). */
-export async function describeSourceTable(
-  dynamodb: DynamoDBClient,
-  table: string,
-): Promise<{ keySchema: KeySchema; description: Record<string, unknown>; itemCount: number }> {
-  let response: DescribeTableCommandOutput;
-  try {
-    response = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
-  } catch (error) {
-    if (error instanceof ResourceNotFoundException) {
-      throw new SourceTableError(`table "${table}" does not exist`, { cause: error });
-    }
-    throw error;
-  }
-  const description = JSON.parse(JSON.stringify(response.Table ?? {})) as Record<string, unknown>;
-  const keys = (description.KeySchema ?? []) as { AttributeName: string; KeyType: string }[];
-  const partitionKey = keys.find((key) => key.KeyType === 'HASH')?.AttributeName;
-  if (!partitionKey) throw new SourceTableError(`table "${table}" has no partition key in its description`);
-  const sortKey = keys.find((key) => key.KeyType === 'RANGE')?.AttributeName;
-  const stream = description.StreamSpecification as
-    | { StreamEnabled?: boolean; StreamViewType?: string }
-    | undefined;
-  if (!stream?.StreamEnabled) {
+/** The table's description, once it is known that the table can be followed (it has a stream). */
+async function followableTable(dynamodb: DynamoDBClient, table: string): Promise<SourceTable> {
+  const source = await describeSourceTable(dynamodb, table);
+  if (!source.streamEnabled) {
     throw new SourceTableError(
-      `table "${table}" has no stream: enable a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES) so changes made during and after the backfill reach the index`,
+      `table ${table} has no stream: enable a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES) so changes made during and after the backfill reach the index`,
     );
   }
-  return {
-    keySchema: sortKey ? { partitionKey, sortKey } : { partitionKey },
-    description,
-    itemCount: Number(description.ItemCount ?? 0),
-  };
+  return source;
 }
 
-/**
- * The table's local run: an item in the progress table that remembers the
- * run id until that run completes, so an interrupted `ddb2os run` resumes.
- */
+/** The run to work on: the one given, the marker's run in progress (resumed), or a new one. */
 async function resolveRunId(
-  dynamodb: DynamoDBClient,
-  progressTable: string,
+  markers: RunMarkerStore,
   table: string,
   index: string,
   options: { runId?: string; restart?: boolean },
 ): Promise<{ runId: string; resumed: boolean; firstStartedAt?: string }> {
   if (options.runId) return { runId: options.runId, resumed: true };
-  const key = { runId: { S: `local#${table}#${index}` }, segment: { N: '0' } };
   if (!options.restart) {
-    const { Item } = await dynamodb.send(
-      new GetItemCommand({ TableName: progressTable, Key: key, ConsistentRead: true }),
-    );
-    if (Item?.currentRunId?.S && Item.status?.S !== 'COMPLETED')
-      return { runId: Item.currentRunId.S, resumed: true, firstStartedAt: Item.startedAt?.S };
+    const marker = await markers.get(table, index);
+    if (marker && marker.status !== 'COMPLETED')
+      return { runId: marker.runId, resumed: true, firstStartedAt: marker.startedAt };
   }
   const runId = `${table}-${new Date().toISOString().replaceAll(/[:.]/g, '-')}`;
-  await dynamodb.send(
-    new PutItemCommand({
-      TableName: progressTable,
-      Item: {
-        ...key,
-        currentRunId: { S: runId },
-        status: { S: 'IN_PROGRESS' },
-        startedAt: { S: new Date().toISOString() },
-      },
-    }),
-  );
+  await markers.start(table, index, runId);
   return { runId, resumed: false };
-}
-
-async function markRunCompleted(
-  dynamodb: DynamoDBClient,
-  progressTable: string,
-  table: string,
-  index: string,
-  runId: string,
-) {
-  await dynamodb.send(
-    new PutItemCommand({
-      TableName: progressTable,
-      Item: {
-        runId: { S: `local#${table}#${index}` },
-        segment: { N: '0' },
-        currentRunId: { S: runId },
-        status: { S: 'COMPLETED' },
-        completedAt: { S: new Date().toISOString() },
-      },
-    }),
-  );
 }
 
 /** Runs the backfill workflow locally; the updater stays paused until it succeeds. */
 export async function runLocalBackfill(options: LocalBackfillOptions): Promise<LocalBackfillResult> {
   const progressTable = options.progressTable ?? DEFAULT_PROGRESS_TABLE;
   const { dynamodb, opensearch, table, index, mapping } = options;
-  const source = await describeSourceTable(dynamodb, table);
+  const source = await followableTable(dynamodb, table);
   checkMappingForTable(mapping, source.keySchema);
   await ensureProgressTable(dynamodb, progressTable);
   const checkpoints = new SegmentCheckpointStore(dynamodb, progressTable);
   const deadLetters = new DirectoryDeadLetterSink(options.deadLetterDir ?? '.ddb2os');
-  const { runId, resumed, firstStartedAt } = await resolveRunId(
-    dynamodb,
-    progressTable,
-    table,
-    index,
-    options,
-  );
+  const markers = new RunMarkerStore(dynamodb, progressTable);
+  const { runId, resumed, firstStartedAt } = await resolveRunId(markers, table, index, options);
   const emit = options.onEvent ?? (() => {});
   let updater: 'Disabled' | 'Enabled' = 'Disabled';
   const attempts = new Map<number, number>();
@@ -302,7 +232,7 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
         },
       },
     });
-    await markRunCompleted(dynamodb, progressTable, table, index, runId);
+    await markers.complete(table, index, runId);
     return { summary, runId, keySchema: source.keySchema, deadLetterLocation: deadLetters.location };
   } finally {
     // An interrupted or failed run: let the segments still working finish their page and save their checkpoint.

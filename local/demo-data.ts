@@ -9,12 +9,12 @@ import {
   CreateTableCommand,
   DeleteItemCommand,
   DeleteTableCommand,
-  DescribeTableCommand,
   type DynamoDBClient,
   PutItemCommand,
   ResourceNotFoundException,
   UpdateItemCommand,
   waitUntilTableExists,
+  waitUntilTableNotExists,
 } from '@aws-sdk/client-dynamodb';
 import type { MappingConfig } from '../pipeline/mapping/mapping';
 import type { Item, KeySchema } from '../pipeline/table/types';
@@ -166,10 +166,7 @@ export async function createDemoTable(
   try {
     await dynamodb.send(new DeleteTableCommand({ TableName: table }));
     // DynamoDB Local deletes at once; DynamoDB takes a moment.
-    for (let i = 0; i < 60; i += 1) {
-      await dynamodb.send(new DescribeTableCommand({ TableName: table }));
-      await new Promise((r) => setTimeout(r, 1_000));
-    }
+    await waitUntilTableNotExists({ client: dynamodb, maxWaitTime: 60, minDelay: 1 }, { TableName: table });
   } catch (error) {
     if (!(error instanceof ResourceNotFoundException)) throw error;
   }

@@ -16,123 +16,22 @@
  * One follower per table at a time: two would both apply and store positions.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  ConditionalCheckFailedException,
-  DescribeTableCommand,
-  type DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  ResourceNotFoundException,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DescribeStreamCommand,
   type DynamoDBStreamsClient,
   ExpiredIteratorException,
-  GetRecordsCommand,
-  type GetRecordsCommandOutput,
   GetShardIteratorCommand,
   ListStreamsCommand,
   type Shard,
   TrimmedDataAccessException,
 } from '@aws-sdk/client-dynamodb-streams';
-import type { DynamoDBRecord } from 'aws-lambda';
 import type { ApplyResult } from '../pipeline/apply/apply-stream';
-import { fromLambdaRecord, fromStreamsRecord, type StreamChange } from '../pipeline/apply/stream-records';
+import { fromLambdaRecord, type StreamChange } from '../pipeline/apply/stream-records';
 import { BackfillError, describeError, SinkUnavailableError, SourceTableError } from '../pipeline/errors';
-import { ensureProgressTable } from '../pipeline/progress/checkpoint';
-import { sendForJson } from '../pipeline/table/sdk-json';
-
-/** Where a follower keeps the last applied sequence number of each shard. */
-export interface StreamPositionStore {
-  /** shardId → sequence number of the last record applied. */
-  load(): Promise<Map<string, string>>;
-  /** Stores durably before it resolves. */
-  save(shardId: string, sequenceNumber: string): Promise<void>;
-  /** Drops the positions of shards that no stream lists any more (trimmed after 24 hours). */
-  forget(shardIds: string[]): Promise<void>;
-}
-
-export interface DynamoDBStreamPositionStoreOptions {
-  dynamodb: DynamoDBClient;
-  /** The run's progress table (pk `runId` S, sk `segment` N); created, on demand, when missing. */
-  progressTable: string;
-  /** The table whose stream is followed. */
-  table: string;
-}
-
-/**
- * Positions in the progress table: one item, `runId = "stream#<table>"`,
- * `segment = 0`, with the map `shards` (shardId → sequence number).
- */
-export class DynamoDBStreamPositionStore implements StreamPositionStore {
-  readonly runId: string;
-  private readonly key: { runId: { S: string }; segment: { N: string } };
-
-  private constructor(private readonly options: DynamoDBStreamPositionStoreOptions) {
-    this.runId = `stream#${options.table}`;
-    this.key = { runId: { S: this.runId }, segment: { N: '0' } };
-  }
-
-  /** Creates the progress table (PAY_PER_REQUEST) and the positions item when missing. */
-  static async open(options: DynamoDBStreamPositionStoreOptions): Promise<DynamoDBStreamPositionStore> {
-    const store = new DynamoDBStreamPositionStore(options);
-    await ensureProgressTable(options.dynamodb, options.progressTable);
-    try {
-      await options.dynamodb.send(
-        new PutItemCommand({
-          TableName: options.progressTable,
-          Item: { ...store.key, table: { S: options.table }, shards: { M: {} } },
-          ConditionExpression: 'attribute_not_exists(runId)',
-        }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
-    return store;
-  }
-
-  async load(): Promise<Map<string, string>> {
-    const { Item } = await this.options.dynamodb.send(
-      new GetItemCommand({ TableName: this.options.progressTable, Key: this.key, ConsistentRead: true }),
-    );
-    const shards = Item?.shards?.M ?? {};
-    return new Map(
-      Object.entries(shards).flatMap(([id, value]) => (value.S === undefined ? [] : [[id, value.S]])),
-    );
-  }
-
-  async save(shardId: string, sequenceNumber: string): Promise<void> {
-    await this.options.dynamodb.send(
-      new UpdateItemCommand({
-        TableName: this.options.progressTable,
-        Key: this.key,
-        UpdateExpression: 'SET #shards.#shard = :sequence, updatedAt = :now',
-        ExpressionAttributeNames: { '#shards': 'shards', '#shard': shardId },
-        ExpressionAttributeValues: {
-          ':sequence': { S: sequenceNumber },
-          ':now': { S: new Date().toISOString() },
-        },
-      }),
-    );
-  }
-
-  async forget(shardIds: string[]): Promise<void> {
-    if (shardIds.length === 0) return;
-    const names: Record<string, string> = { '#shards': 'shards' };
-    shardIds.forEach((id, i) => {
-      names[`#s${i}`] = id;
-    });
-    await this.options.dynamodb.send(
-      new UpdateItemCommand({
-        TableName: this.options.progressTable,
-        Key: this.key,
-        UpdateExpression: `REMOVE ${shardIds.map((_, i) => `#shards.#s${i}`).join(', ')}`,
-        ExpressionAttributeNames: names,
-      }),
-    );
-  }
-}
+import type { StreamPositionStore } from '../pipeline/progress/stream-positions';
+import { describeSourceTable } from '../pipeline/table/describe';
+import { getRecordsPage } from '../pipeline/table/reads';
 
 /** What a follower reports after each page it applied (or tried to). */
 export interface FollowerBatchInfo {
@@ -168,12 +67,6 @@ export interface StreamFollowerOptions {
 /** A GetRecords answer, its records already in the apply code's form. */
 interface RecordsPage {
   changes: StreamChange[];
-  NextShardIterator?: string;
-}
-
-/** GetRecords' JSON as DynamoDB Streams sends it: the records have the shape of a Lambda stream event's. */
-interface WireRecordsPage {
-  Records?: DynamoDBRecord[];
   NextShardIterator?: string;
 }
 
@@ -281,12 +174,7 @@ export class StreamFollower {
   /** The table's streams, oldest first: a disabled stream's changes came before the current one's. */
   private async streamArns(): Promise<string[]> {
     const { streams, dynamodb, table } = this.options;
-    const described = await dynamodb.send(new DescribeTableCommand({ TableName: table })).catch((error) => {
-      if (error instanceof ResourceNotFoundException) {
-        throw new SourceTableError(`table ${table} does not exist`, { cause: error });
-      }
-      throw error;
-    });
+    const described = await describeSourceTable(dynamodb, table);
     const labelled = new Map<string, string>();
     let ExclusiveStartStreamArn: string | undefined;
     do {
@@ -296,10 +184,8 @@ export class StreamFollower {
       }
       ExclusiveStartStreamArn = page.LastEvaluatedStreamArn;
     } while (ExclusiveStartStreamArn);
-    const latest = described.Table?.LatestStreamArn;
-    if (latest && described.Table?.StreamSpecification?.StreamEnabled) {
-      labelled.set(latest, described.Table.LatestStreamLabel ?? labelled.get(latest) ?? '');
-    }
+    const latest = described.streamArn;
+    if (latest) labelled.set(latest, described.streamLabel ?? labelled.get(latest) ?? '');
     if (labelled.size === 0) {
       throw new SourceTableError(
         `table ${table} has no stream: enable one (NEW_AND_OLD_IMAGES) so ddb2os can follow its changes`,
@@ -411,27 +297,16 @@ export class StreamFollower {
   }
 
   /**
-   * One GetRecords page. Its JSON is parsed once and read as the records of a
-   * Lambda stream event (fromLambdaRecord), which is what GetRecords sends:
-   * the SDK's schema-driven deserializer, which rebuilt every attribute value
-   * of both images, took half of the follower's CPU (docs/benchmarks.md). An
-   * error answer is left to the SDK, so its exceptions are unchanged.
+   * One GetRecords page, read as the records of a Lambda stream event; DynamoDB
+   * Local's empty-map quirk is undone here, where that engine is read.
    */
   private async getRecords(iterator: string): Promise<RecordsPage> {
-    const { streams } = this.options;
-    const answer = await sendForJson<WireRecordsPage, GetRecordsCommand, GetRecordsCommandOutput>(
-      (command) => streams.send(command),
-      new GetRecordsCommand({ ShardIterator: iterator, Limit: this.options.recordsPerPage ?? 1000 }),
-      'Records',
-    );
-    if (answer.json) {
-      const records = answer.json.Records ?? [];
-      for (const record of records) restoreEmptyMaps(record);
-      return { changes: records.map(fromLambdaRecord), NextShardIterator: answer.json.NextShardIterator };
-    }
-    const records = answer.output.Records ?? [];
-    for (const record of records) restoreEmptyMaps(record);
-    return { changes: records.map(fromStreamsRecord), NextShardIterator: answer.output.NextShardIterator };
+    const page = await getRecordsPage(this.options.streams, {
+      ShardIterator: iterator,
+      Limit: this.options.recordsPerPage ?? 1000,
+    });
+    for (const record of page.records) restoreEmptyMaps(record);
+    return { changes: page.records.map(fromLambdaRecord), NextShardIterator: page.nextShardIterator };
   }
 
   private async newIterator(streamArn: string, shardId: string): Promise<string> {

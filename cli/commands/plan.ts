@@ -3,14 +3,14 @@
  * runs) and an estimate of the read request units, cost and time of a backfill.
  */
 import { randomUUID } from 'node:crypto';
-import { DescribeTableCommand, type DescribeTableCommandOutput } from '@aws-sdk/client-dynamodb';
 import { ConfigurationError, SourceTableError } from '../../pipeline/errors';
 import { checkDefinitionWithOpenSearch, type IndexDefinition } from '../../pipeline/index/index-definition';
 import { planSegments, segmentCount } from '../../pipeline/plan/plan-segments';
+import { describeSourceTable, type SourceTable } from '../../pipeline/table/describe';
 import { optionalInteger, optionalPositiveNumber, optionalString, requiredString } from '../args';
 import { EXIT, UsageError } from '../cli-error';
 import { AWS_DETAILS, AWS_FLAGS, type CloudDeps, resolveTarget, withDefaults } from '../cloud/aws';
-import { CloudError, errorName, explainAwsError } from '../cloud/errors';
+import { explainAwsError } from '../cloud/errors';
 import type { Command } from '../command';
 import {
   explainOpenSearchError,
@@ -150,26 +150,22 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
       const target = await resolveTarget(args, io, cloud, endpoint ? { fallback: 'us-east-1' } : {});
       const where = endpoint ?? target.region;
 
-      let description: DescribeTableCommandOutput['Table'];
+      let source: SourceTable;
       try {
-        const answer = await cloud
-          .dynamodb({ ...target, ...(endpoint ? { endpoint } : {}) })
-          .send(new DescribeTableCommand({ TableName: table }), { abortSignal: io.signal });
-        description = answer.Table;
+        source = await describeSourceTable(
+          cloud.dynamodb({ ...target, ...(endpoint ? { endpoint } : {}) }),
+          table,
+          { signal: io.signal, where: endpoint ? `at ${endpoint}` : `in ${target.region}` },
+        );
       } catch (error) {
-        if (errorName(error) === 'ResourceNotFoundException') {
-          throw new CloudError(`table ${table} not found in ${where}`);
-        }
+        if (error instanceof SourceTableError) throw error;
         throw explainAwsError(error, target);
       }
-      const itemCount = description?.ItemCount ?? 0;
-      const tableSizeBytes = description?.TableSizeBytes ?? 0;
-      const billingMode =
-        description?.BillingModeSummary?.BillingMode ?? (description ? 'PROVISIONED' : 'UNKNOWN');
+      const { itemCount, sizeBytes: tableSizeBytes, billingMode } = source;
 
       const targetSegmentBytes =
         targetMib === undefined ? undefined : Math.max(1, Math.round(targetMib * MIB));
-      const plan = segmentPlan(description, { totalSegments, targetSegmentBytes, tableSizeBytes });
+      const plan = segmentPlan(source.description, { totalSegments, targetSegmentBytes, tableSizeBytes });
       const estimate = estimateBackfill({
         itemCount,
         tableSizeBytes,
@@ -208,10 +204,7 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
         );
         return EXIT.ok;
       }
-      const provisioned =
-        billingMode === 'PROVISIONED'
-          ? (description?.ProvisionedThroughput?.ReadCapacityUnits ?? undefined)
-          : undefined;
+      const provisioned = billingMode === 'PROVISIONED' ? source.provisionedReadUnits : undefined;
       io.stdout.write(
         `${planText({ table, where, billingMode, itemCount, tableSizeBytes, estimate, provisioned, startInput, warnings: plan.warnings, indexConfigCheck }).join('\n')}\n`,
       );

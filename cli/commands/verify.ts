@@ -16,7 +16,7 @@ import { EXIT, UsageError } from '../cli-error';
 import type { Command } from '../command';
 import {
   DYNAMODB_FLAGS,
-  describeSourceTable,
+  describeTableAt,
   dynamoDbFromArgs,
   ENDPOINT_DETAILS,
   explainEndpointError,
@@ -91,7 +91,7 @@ export const verifyCommand: Command = {
     const dynamodb = await dynamoDbFromArgs(args, io);
     const progress = new ProgressLine(io);
     try {
-      const description = await describeSourceTable(dynamodb, table, io.signal);
+      const description = await describeTableAt(dynamodb, table, io.signal);
       try {
         checkMappingForTable(mapping, description.keySchema);
       } catch (error) {

@@ -22,19 +22,12 @@
  *   the item's whole current document.
  */
 
-import {
-  DescribeTableCommand,
-  type DescribeTableCommandOutput,
-  type DynamoDBClient,
-  GetItemCommand,
-  QueryCommand,
-  ResourceNotFoundException,
-} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { type BulkPolicy, BulkWriter, bulkLine } from '../bulk/bulk-writer';
 import type { FieldConflict } from '../bulk/field-conflicts';
 import type { DeadLetterSink } from '../dead-letter/dead-letter';
-import { describeError, MappingError, SourceTableError } from '../errors';
+import { describeError, MappingError } from '../errors';
 import {
   aggregateCollection,
   documentId,
@@ -46,6 +39,7 @@ import {
   mapItem,
 } from '../mapping/mapping';
 import { type TelemetryLogger, withDefaults } from '../observability';
+import { getItem, queryPartition } from '../table/reads';
 import type { DeadLetterRecord, Item, KeySchema } from '../table/types';
 import type { StreamChange } from './stream-records';
 
@@ -239,24 +233,6 @@ export async function applyStreamRecords(
   return result;
 }
 
-/** The table's key schema from one DescribeTable. Throws SourceTableError when the table is missing. */
-export async function describeKeySchema(dynamodb: DynamoDBClient, table: string): Promise<KeySchema> {
-  let described: DescribeTableCommandOutput;
-  try {
-    described = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
-  } catch (error) {
-    if (error instanceof ResourceNotFoundException) {
-      throw new SourceTableError(`table ${table} does not exist`, { cause: error });
-    }
-    throw error;
-  }
-  const elements = described.Table?.KeySchema ?? [];
-  const partitionKey = elements.find((element) => element.KeyType === 'HASH')?.AttributeName;
-  const sortKey = elements.find((element) => element.KeyType === 'RANGE')?.AttributeName;
-  if (partitionKey === undefined) throw new SourceTableError(`table ${table} reports no partition key`);
-  return sortKey === undefined ? { partitionKey } : { partitionKey, sortKey };
-}
-
 /** Changes per item (per partition when aggregating), in order of first appearance. */
 function groupChanges(
   changes: StreamChange[],
@@ -413,10 +389,7 @@ async function currentItem(group: Group, deps: ApplyStreamDeps): Promise<Item | 
   const last = group.changes[group.changes.length - 1]!;
   if (last.eventName === 'REMOVE') return undefined;
   if (last.newImage) return last.newImage;
-  const response = await deps.dynamodb.send(
-    new GetItemCommand({ TableName: deps.table, Key: group.keys, ConsistentRead: true }),
-  );
-  return response.Item;
+  return getItem(deps.dynamodb, deps.table, group.keys);
 }
 
 /** An aggregated partition: rebuilt from all its items as they are now, or deleted when it has none. */
@@ -427,7 +400,12 @@ async function planPartition(group: Group, deps: ApplyStreamDeps, plan: GroupPla
   const target = { index, id: documentId(group.keys, { partitionKey: keySchema.partitionKey }) };
   const span = { key: group.keys, first: group.first, last: group.last };
 
-  const items = await queryPartition(group.keys, deps);
+  const { partitionKey } = keySchema;
+  const items = await queryPartition(deps.dynamodb, {
+    table: deps.table,
+    partitionKey,
+    value: group.keys[partitionKey]!,
+  });
   if (items.length === 0) {
     plan.actions.push({ kind: 'delete', ...target, ...span });
     return;
@@ -447,27 +425,6 @@ async function planPartition(group: Group, deps: ApplyStreamDeps, plan: GroupPla
     plan.problems.push({ key: group.keys, ...target, ...problemOf(error), first: group.first });
     plan.actions.push({ kind: 'delete', ...target, ...span });
   }
-}
-
-async function queryPartition(keys: Item, deps: ApplyStreamDeps): Promise<Item[]> {
-  const { partitionKey } = deps.keySchema;
-  const items: Item[] = [];
-  let ExclusiveStartKey: Item | undefined;
-  do {
-    const page = await deps.dynamodb.send(
-      new QueryCommand({
-        TableName: deps.table,
-        KeyConditionExpression: '#pk = :pk',
-        ExpressionAttributeNames: { '#pk': partitionKey },
-        ExpressionAttributeValues: { ':pk': keys[partitionKey]! },
-        ConsistentRead: true,
-        ExclusiveStartKey,
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    ExclusiveStartKey = page.LastEvaluatedKey;
-  } while (ExclusiveStartKey);
-  return items;
 }
 
 function problemOf(error: unknown): { reason: string; errorType: string } {

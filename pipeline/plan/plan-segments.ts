@@ -21,6 +21,7 @@ import {
 } from '../index/index-definition';
 import type { IndexPreparation, PrepareIndexOptions } from '../index/index-settings';
 import type { MappingConfig } from '../mapping/mapping';
+import { sourceTableFrom } from '../table/describe';
 import type { KeySchema } from '../table/types';
 
 export const DEFAULT_TARGET_SEGMENT_BYTES = 256 * 1024 * 1024;
@@ -127,32 +128,15 @@ export function readTableDescription(raw: unknown): {
   sizeBytes: number;
   keySchema: KeySchema;
 } {
-  const table = (typeof raw === 'object' && raw !== null ? raw : {}) as {
-    TableName?: unknown;
-    ItemCount?: unknown;
-    TableSizeBytes?: unknown;
-    KeySchema?: { AttributeName?: unknown; KeyType?: unknown }[];
-    StreamSpecification?: { StreamEnabled?: unknown };
-    LatestStreamArn?: unknown;
-  };
-  if (typeof table.TableName !== 'string' || table.TableName === '') {
-    throw new SourceTableError('the table description has no TableName');
-  }
-  const name = table.TableName;
-  const keys = Array.isArray(table.KeySchema) ? table.KeySchema : [];
-  const partitionKey = keys.find((key) => key.KeyType === 'HASH')?.AttributeName;
-  const sortKey = keys.find((key) => key.KeyType === 'RANGE')?.AttributeName;
-  if (typeof partitionKey !== 'string') {
-    throw new SourceTableError(`table ${name} has no partition key in its description`);
-  }
-  if (table.StreamSpecification?.StreamEnabled !== true) {
-    throw new SourceTableError(`table ${name} has no stream: enable NEW_IMAGE or NEW_AND_OLD_IMAGES`);
+  const table = sourceTableFrom(raw);
+  if (!table.streamEnabled) {
+    throw new SourceTableError(`table ${table.name} has no stream: enable NEW_IMAGE or NEW_AND_OLD_IMAGES`);
   }
   return {
-    name,
-    itemCount: nonNegative(table.ItemCount),
-    sizeBytes: nonNegative(table.TableSizeBytes),
-    keySchema: typeof sortKey === 'string' ? { partitionKey, sortKey } : { partitionKey },
+    name: table.name,
+    itemCount: table.itemCount,
+    sizeBytes: table.sizeBytes,
+    keySchema: table.keySchema,
   };
 }
 
@@ -300,9 +284,4 @@ function checkedRunId(value: unknown): string {
 function newRunId(table: string): string {
   const stamp = new Date().toISOString().replaceAll(/[:.]/g, '-');
   return `${table}-${stamp}-${randomUUID().slice(0, 8)}`;
-}
-
-function nonNegative(value: unknown): number {
-  const number = typeof value === 'number' ? value : Number(value ?? 0);
-  return Number.isFinite(number) && number > 0 ? number : 0;
 }

@@ -30,12 +30,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type DynamoDBClient,
-  ResourceNotFoundException,
-  ScanCommand,
-  type ScanCommandOutput,
-} from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, ResourceNotFoundException } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import {
   type BulkDocument,
@@ -69,7 +64,7 @@ import {
   type SegmentCheckpoint,
   type SegmentCheckpointStore,
 } from '../progress/checkpoint';
-import { decodeWireItem, sendForJson } from '../table/sdk-json';
+import { type ItemsPage, scanPage } from '../table/reads';
 import {
   addCounts,
   type DeadLetterRecord,
@@ -193,20 +188,6 @@ interface Unit {
   created: boolean;
   retries: number;
   failures: { index: string; id: string; reason: string; errorType: string; conflict?: FieldConflict }[];
-}
-
-/** What the segment reads of a Scan answer. */
-interface ScanAnswer {
-  Items?: Item[];
-  LastEvaluatedKey?: Item;
-  ConsumedCapacity?: { CapacityUnits?: number };
-}
-
-/** A Scan answer as DynamoDB sends it (binary values as base64). */
-interface WireScanAnswer {
-  Items?: Record<string, unknown>[];
-  LastEvaluatedKey?: Record<string, unknown>;
-  ConsumedCapacity?: { CapacityUnits?: number };
 }
 
 /** Scan `Limit` of a segment's first page, when none is configured: ~1 MB of 1 KB items. */
@@ -558,12 +539,12 @@ class SegmentScan {
     if (!(await this.budget.acquire({ signal: this.options.signal, stop }))) return undefined;
     const response = await this.scanWithRetries(startKey, stop);
     if (response === undefined) return undefined;
-    const consumed = response.ConsumedCapacity?.CapacityUnits ?? 0;
+    const consumed = response.consumedCapacity?.CapacityUnits ?? 0;
     this.budget.record(consumed);
-    const items = response.Items ?? [];
+    const { items } = response;
     if (this.options.pageLimit === undefined)
       this.pageLimit = pageLimitFor(items.length, consumed) ?? this.pageLimit;
-    return { items, lastKey: response.LastEvaluatedKey, consumed };
+    return { items, lastKey: response.lastEvaluatedKey, consumed };
   }
 
   /**
@@ -574,31 +555,20 @@ class SegmentScan {
   private async scanWithRetries(
     startKey: Item | undefined,
     stop: () => boolean,
-  ): Promise<ScanAnswer | undefined> {
+  ): Promise<ItemsPage | undefined> {
     const { message } = this;
     const { dynamodb } = this.deps;
     for (let attempt = 1; ; attempt++) {
       try {
-        const answer = await sendForJson<WireScanAnswer, ScanCommand, ScanCommandOutput>(
-          (command) => dynamodb.send(command),
-          new ScanCommand({
-            TableName: message.table,
-            Segment: message.segment,
-            TotalSegments: message.totalSegments,
-            ExclusiveStartKey: startKey,
-            ConsistentRead: false,
-            ReturnConsumedCapacity: 'TOTAL',
-            Limit: this.pageLimit,
-          }),
-          'Items',
-        );
-        if (answer.output) return answer.output;
-        const { Items, LastEvaluatedKey, ConsumedCapacity } = answer.json;
-        return {
-          Items: Items?.map(decodeWireItem),
-          LastEvaluatedKey: LastEvaluatedKey && decodeWireItem(LastEvaluatedKey),
-          ConsumedCapacity,
-        };
+        return await scanPage(dynamodb, {
+          TableName: message.table,
+          Segment: message.segment,
+          TotalSegments: message.totalSegments,
+          ExclusiveStartKey: startKey,
+          ConsistentRead: false,
+          ReturnConsumedCapacity: 'TOTAL',
+          Limit: this.pageLimit,
+        });
       } catch (error) {
         if (error instanceof ResourceNotFoundException) {
           throw new SourceTableError(`table ${message.table} does not exist (or is not reachable)`, {

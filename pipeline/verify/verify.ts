@@ -25,15 +25,7 @@
  */
 import type { Readable } from 'node:stream';
 import { gunzipSync, inflateSync } from 'node:zlib';
-import {
-  type DynamoDBClient,
-  GetItemCommand,
-  type GetItemCommandOutput,
-  QueryCommand,
-  type QueryCommandOutput,
-  ScanCommand,
-  type ScanCommandOutput,
-} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { BackfillError, MappingError, SinkUnavailableError } from '../errors';
 import { parseDecimal } from '../mapping/decimal';
@@ -47,7 +39,7 @@ import {
   type MappingConfig,
   mapItem,
 } from '../mapping/mapping';
-import { decodeWireItem, sendForJson } from '../table/sdk-json';
+import { getItem, queryPartition, scanPage } from '../table/reads';
 import type { Item, KeySchema } from '../table/types';
 import {
   type ExactJson,
@@ -697,46 +689,19 @@ async function* scanPages(
   let start: Item | undefined;
   do {
     throwIfAborted(options.signal);
-    const page = await readItems(
-      options,
-      new ScanCommand({
+    const page = await scanPage(
+      options.dynamodb,
+      {
         TableName: options.table.name,
         Segment: segment,
         TotalSegments: totalSegments,
         ExclusiveStartKey: start,
-      }),
+      },
+      { signal: options.signal },
     );
     yield page.items;
-    start = page.lastKey;
+    start = page.lastEvaluatedKey;
   } while (start);
-}
-
-/** A page of items in the wire form DynamoDB sends. */
-interface WireItems {
-  Items?: Record<string, unknown>[];
-  LastEvaluatedKey?: Record<string, unknown>;
-}
-
-/**
- * A Scan or Query page read as the backfill worker reads it (sendForJson,
- * decodeWireItem), so verify maps exactly what the backfill maps: the SDK's
- * own deserializer loses the value of an attribute named `__proto__`.
- */
-async function readItems(
-  options: VerifyOptions,
-  command: ScanCommand | QueryCommand,
-): Promise<{ items: Item[]; lastKey?: Item }> {
-  const answer = await sendForJson<
-    WireItems,
-    ScanCommand | QueryCommand,
-    ScanCommandOutput | QueryCommandOutput
-  >((sent) => options.dynamodb.send(sent as ScanCommand, { abortSignal: options.signal }), command, 'Items');
-  if (answer.output) return { items: answer.output.Items ?? [], lastKey: answer.output.LastEvaluatedKey };
-  const { Items, LastEvaluatedKey } = answer.json;
-  return {
-    items: (Items ?? []).map(decodeWireItem),
-    lastKey: LastEvaluatedKey && decodeWireItem(LastEvaluatedKey),
-  };
 }
 
 /** Pages through every id of the index (`search_after` on `_id`) and counts those no item produces. */
@@ -938,21 +903,19 @@ async function producedBy(
   let documents: MappedDocument[];
   try {
     if (mapping.aggregate) {
-      const items = await queryPartition(options, key);
+      const items = await queryPartition(
+        options.dynamodb,
+        {
+          table: table.name,
+          partitionKey: table.keySchema.partitionKey,
+          value: key[table.keySchema.partitionKey]!,
+        },
+        { signal: options.signal },
+      );
       if (items.length === 0) return `no item has the key ${shown}`;
       documents = aggregateCollection(items, table.keySchema, mapping);
     } else {
-      // Read as the backfill reads, for the reason readItems gives.
-      const answer = await sendForJson<
-        { Item?: Record<string, unknown> },
-        GetItemCommand,
-        GetItemCommandOutput
-      >(
-        (sent) => options.dynamodb.send(sent, { abortSignal: options.signal }),
-        new GetItemCommand({ TableName: table.name, Key: key, ConsistentRead: true }),
-        'Item',
-      );
-      const item = answer.json ? answer.json.Item && decodeWireItem(answer.json.Item) : answer.output.Item;
+      const item = await getItem(options.dynamodb, table.name, key, { signal: options.signal });
       if (!item) return `no item has the key ${shown}`;
       documents = mapItem(item, table.keySchema, mapping);
     }
@@ -967,28 +930,6 @@ async function producedBy(
   if (documents.some((document) => document.index === index && document.id === id)) return undefined;
   const where = documents.map((document) => `${document.index}/${document.id}`).join(', ');
   return `the item with the key ${shown} maps to ${where || 'no document'}`;
-}
-
-async function queryPartition(options: VerifyOptions, key: Item): Promise<Item[]> {
-  const { partitionKey } = options.table.keySchema;
-  const items: Item[] = [];
-  let start: Item | undefined;
-  do {
-    const page = await readItems(
-      options,
-      new QueryCommand({
-        TableName: options.table.name,
-        KeyConditionExpression: '#pk = :pk',
-        ExpressionAttributeNames: { '#pk': partitionKey },
-        ExpressionAttributeValues: { ':pk': key[partitionKey]! },
-        ConsistentRead: true,
-        ExclusiveStartKey: start,
-      }),
-    );
-    items.push(...page.items);
-    start = page.lastKey;
-  } while (start);
-  return items;
 }
 
 /**

@@ -191,7 +191,7 @@ describe('ddb2os plan (real DynamoDB Local)', () => {
 
     // Assess
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe(`ddb2os: table ${missing} not found in ${dynamodbEndpoint()}\n`);
+    expect(result.stderr).toBe(`ddb2os: table ${missing} does not exist at ${dynamodbEndpoint()}\n`);
     expect(result.stdout).toBe('');
   });
 

@@ -178,7 +178,7 @@ describe('ddb2os run', () => {
     ]);
 
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^ddb2os: table "no-such-table" does not exist[^\n]*\n$/);
+    expect(result.stderr).toMatch(/^ddb2os: table no-such-table does not exist[^\n]*\n$/);
   });
 
   it('says in one line that OpenSearch cannot be reached, exit 1', async () => {

@@ -161,7 +161,7 @@ describe('ddb2os verify', () => {
     const result = await runCli(['verify', '--table', missing, '--index', 'whatever', ...engines()]);
 
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe(`ddb2os: table ${missing} not found at ${dynamodbEndpoint()}\n`);
+    expect(result.stderr).toBe(`ddb2os: table ${missing} does not exist at ${dynamodbEndpoint()}\n`);
   });
 
   it('says that the index does not exist and counts every item missing, exit 1', async () => {

@@ -309,10 +309,10 @@ describe('the backfill workflow, run locally from the same definition file', () 
     };
 
     await expect(runLocalBackfill({ ...base, table: 'no-such-table' })).rejects.toThrow(
-      'table "no-such-table" does not exist',
+      'table no-such-table does not exist',
     );
     await expect(runLocalBackfill({ ...base, table: noStream })).rejects.toThrow(
-      new RegExp(`table "${noStream}" has no stream: enable a stream`),
+      new RegExp(`table ${noStream} has no stream: enable a stream`),
     );
   });
 });

@@ -13,12 +13,7 @@ import {
 import type { DynamoDBStreamsClient, Shard } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  DynamoDBStreamPositionStore,
-  type FollowerBatchInfo,
-  orderShards,
-  StreamFollower,
-} from '../../local/stream-follower';
+import { type FollowerBatchInfo, orderShards, StreamFollower } from '../../local/stream-follower';
 import {
   type ApplyResult,
   type ApplyStreamDeps,
@@ -27,6 +22,7 @@ import {
 import type { StreamChange } from '../../pipeline/apply/stream-records';
 import { SinkUnavailableError } from '../../pipeline/errors';
 import { toDocumentBody } from '../../pipeline/mapping/mapping';
+import { DynamoDBStreamPositionStore } from '../../pipeline/progress/stream-positions';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import {
   expectIndexEqualsTable,

@@ -115,7 +115,7 @@ describe('reliability: bad input gets one clear error line, and nothing is lost'
       'missing table',
       { '--table': 'rel-no-such-table' },
       1,
-      /table "rel-no-such-table" does not exist/,
+      /table rel-no-such-table does not exist/,
     );
     await expectNothingLost();
   });

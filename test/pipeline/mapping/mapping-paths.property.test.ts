@@ -3,7 +3,7 @@
  * engines: every path that turns a DynamoDB item into a document gives the
  * same id and the same body.
  *
- * - backfill: the worker's Scan read (sendForJson + decodeWireItem), and
+ * - backfill: the worker's Scan read (scanPage), and
  *   scanSegment itself writing into an index;
  * - stream, Streams API: the records the local follower reads from DynamoDB
  *   Local's real stream, applied with the updater's code into an index;
@@ -21,36 +21,26 @@
  * `FC_SEED=<seed> FC_PATH=<path> npx vitest run test/pipeline/mapping/mapping-paths.property.test.ts`.
  */
 
-import {
-  DescribeTableCommand,
-  type DynamoDBClient,
-  ScanCommand,
-  type ScanCommandOutput,
-} from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DescribeStreamCommand,
   type DynamoDBStreamsClient,
-  GetRecordsCommand,
-  type GetRecordsCommandOutput,
   GetShardIteratorCommand,
 } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import type { DynamoDBRecord } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  DynamoDBStreamPositionStore,
-  restoreEmptyMaps,
-  StreamFollower,
-} from '../../../local/stream-follower';
+import { restoreEmptyMaps, StreamFollower } from '../../../local/stream-follower';
 import { applyStreamRecords } from '../../../pipeline/apply/apply-stream';
 import { fromLambdaRecord, type StreamChange } from '../../../pipeline/apply/stream-records';
 import type { DeadLetterSink } from '../../../pipeline/dead-letter/dead-letter';
 import { compareDecimals, parseDecimal } from '../../../pipeline/mapping/decimal';
 import { encodeDocument, type MappedDocument, mapItem } from '../../../pipeline/mapping/mapping';
 import { ensureProgressTable, SegmentCheckpointStore } from '../../../pipeline/progress/checkpoint';
+import { DynamoDBStreamPositionStore } from '../../../pipeline/progress/stream-positions';
 import { scanSegment } from '../../../pipeline/scan/scan-segment';
-import { decodeWireItem, sendForJson } from '../../../pipeline/table/sdk-json';
+import { getRecordsPage, scanPage } from '../../../pipeline/table/reads';
 import type { DeadLetterRecord, Item, KeySchema } from '../../../pipeline/table/types';
 import { verifyIndex } from '../../../pipeline/verify/verify';
 import { seedItems } from '../../support/backfill-fixtures';
@@ -303,23 +293,14 @@ async function checkAllPaths(keys: TableKeys, items: Item[]): Promise<Map<string
   return referenceDocuments;
 }
 
-/** The worker's read of a Scan page: the answer's JSON, binary decoded in place. */
+/** The worker's read of a Scan page (scanPage: the answer's JSON, binary decoded in place). */
 async function scanAsWorkerReads(table: string): Promise<Item[]> {
   const items: Item[] = [];
   let start: Item | undefined;
   do {
-    const answer = await sendForJson<
-      { Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> },
-      ScanCommand,
-      ScanCommandOutput
-    >(
-      (command) => dynamodb.send(command),
-      new ScanCommand({ TableName: table, ExclusiveStartKey: start }),
-      'Items',
-    );
-    if (!answer.json) throw new Error('sendForJson did not take the Scan answer over');
-    items.push(...(answer.json.Items ?? []).map(decodeWireItem));
-    start = answer.json.LastEvaluatedKey && decodeWireItem(answer.json.LastEvaluatedKey);
+    const page = await scanPage(dynamodb, { TableName: table, ExclusiveStartKey: start });
+    items.push(...page.items);
+    start = page.lastEvaluatedKey;
   } while (start);
   return items;
 }
@@ -347,19 +328,14 @@ async function lambdaEventRecords(table: string): Promise<DynamoDBRecord[]> {
       )
     ).ShardIterator;
     while (iterator) {
-      const answer = await sendForJson<
-        { Records?: DynamoDBRecord[]; NextShardIterator?: string },
-        GetRecordsCommand,
-        GetRecordsCommandOutput
-      >((command) => streams.send(command), new GetRecordsCommand({ ShardIterator: iterator }), 'Records');
-      if (!answer.json) throw new Error('sendForJson did not take the GetRecords answer over');
-      const page = answer.json.Records ?? [];
+      const answer = await getRecordsPage(streams, { ShardIterator: iterator });
+      const page = answer.records;
       for (const raw of page) {
         restoreEmptyMaps(raw);
         records.push({ ...raw, eventSourceARN: streamArn });
       }
       if (page.length === 0) break;
-      iterator = answer.json.NextShardIterator;
+      iterator = answer.nextShardIterator;
     }
   }
   return records;
