@@ -164,3 +164,27 @@ export function useEngines(): TestEngines {
   });
   return engines;
 }
+
+/** The arguments of `ddb2os run` that point it at the shared engines, a progress table and a dead-letter folder. */
+export function localRunArgs(run: {
+  table: string;
+  index: string;
+  progressTable: string;
+  deadLetterDir: string;
+}): string[] {
+  return [
+    'run',
+    '--table',
+    run.table,
+    '--index',
+    run.index,
+    '--dynamodb-endpoint',
+    dynamodbEndpoint(),
+    '--opensearch-url',
+    opensearchUrl(),
+    '--progress-table',
+    run.progressTable,
+    '--dead-letter-dir',
+    run.deadLetterDir,
+  ];
+}
