@@ -11,7 +11,7 @@ import {
 import { prepareIndexForBackfill } from '../../../pipeline/index/index-settings';
 import { createOpenSearchClient } from '../../../pipeline/index/opensearch';
 import { indexCount } from '../../support/backfill-fixtures';
-import { opensearchUrl, uniqueName, useEngines } from '../../support/engines';
+import { opensearchUrl, useEngines } from '../../support/engines';
 import { closedPort, type FaultyProxy, startFaultyProxy } from '../../support/opensearch-proxy';
 
 const engines = useEngines();
