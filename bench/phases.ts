@@ -19,6 +19,7 @@ import type { Client } from '@opensearch-project/opensearch';
 import { createLocalUpdater } from '../local/backfill';
 import { seededRandom } from '../local/demo-data';
 import { loadItems } from '../local/load-items';
+import { eachWithConcurrency, range } from '../pipeline/concurrency';
 import { prepareIndexForBackfill } from '../pipeline/index/index-settings';
 import { encodeDocument, type MappingConfig, mapItem } from '../pipeline/mapping/mapping';
 import { describeSourceTable } from '../pipeline/table/describe';
@@ -88,15 +89,6 @@ export async function enableStream(dynamodb: DynamoDBClient, table: string): Pro
   throw new Error(`the stream of ${table} did not become enabled`);
 }
 
-/** Runs `work` for 0..count-1, at most `concurrency` at once. */
-async function eachOf(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < count) await work(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(count, concurrency) }, worker));
-}
-
 /**
  * 1. Source ceiling: a raw parallel Scan of the whole table, `concurrency`
  * segments at a time, each read page after page; items counted and dropped.
@@ -109,7 +101,7 @@ export async function scanTable(
   pageLimit?: number,
 ): Promise<number> {
   let items = 0;
-  await eachOf(segments, concurrency, async (segment) => {
+  await eachWithConcurrency(range(segments), concurrency, async (segment) => {
     let startKey: Item | undefined;
     do {
       // The read path scanSegment uses, so that the ceiling is not lower than the backfill's own reads.
@@ -179,7 +171,7 @@ export async function bulkSend(
   bodies: string[],
   concurrency: number,
 ): Promise<void> {
-  await eachOf(bodies.length, concurrency, (i) => sendBody(opensearch, index, bodies[i] as string));
+  await eachWithConcurrency(bodies, concurrency, (body) => sendBody(opensearch, index, body));
 }
 
 /**

@@ -1,5 +1,7 @@
 /**
- * The JavaScript heap of a local run (`ddb2os run`, `ddb2os demo`).
+ * The JavaScript heap of every `ddb2os` process (bin/ddb2os.mjs sets it
+ * before any command, so `verify` and the cloud commands get it too, though
+ * it matters for `run` and `demo`) and of the benchmark's backfill child.
  *
  * A backfill allocates a lot and keeps little: every Scan page becomes
  * documents, bulk bodies and answers that are garbage a moment later, while
@@ -18,7 +20,7 @@ import { setFlagsFromString } from 'node:v8';
 /** How much V8 grows the old generation over what survived a full collection (its default is adaptive, up to 300). */
 export const LOCAL_HEAP_GROWING_PERCENT = 10;
 
-/** Called once at start-up by the processes that run a local backfill (the CLI and the benchmark's child). */
+/** Called once at start-up by bin/ddb2os.mjs (before any command) and the benchmark's backfill child. */
 export function limitHeapGrowth(): void {
   setFlagsFromString(`--heap-growing-percent=${LOCAL_HEAP_GROWING_PERCENT}`);
 }

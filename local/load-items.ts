@@ -7,6 +7,7 @@
  * batch that still has unprocessed items after MAX_ATTEMPTS stops the load.
  */
 import { BatchWriteItemCommand, type DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
+import { eachWithConcurrency } from '../pipeline/concurrency';
 import { BackfillError } from '../pipeline/errors';
 import { backoffDelay } from '../pipeline/scan/read-budget';
 import type { Item } from '../pipeline/table/types';
@@ -37,25 +38,26 @@ export async function loadItems(
   items: Iterable<Item>,
   options: LoadItemsOptions = {},
 ): Promise<number> {
-  const iterator = items[Symbol.iterator]();
   let written = 0;
-  const nextBatch = (): Item[] => {
-    const batch: Item[] = [];
-    for (let next = iterator.next(); !next.done; next = iterator.next()) {
-      batch.push(next.value);
-      if (batch.length === BATCH_SIZE) break;
-    }
-    return batch;
-  };
-  const worker = async () => {
-    for (let batch = nextBatch(); batch.length > 0; batch = nextBatch()) {
-      await writeBatch(dynamodb, table, batch);
-      written += batch.length;
-      options.onProgress?.(written);
-    }
-  };
-  await Promise.all(Array.from({ length: options.concurrency ?? 8 }, worker));
+  await eachWithConcurrency(batchesOf(items), options.concurrency ?? 8, async (batch) => {
+    await writeBatch(dynamodb, table, batch);
+    written += batch.length;
+    options.onProgress?.(written);
+  });
   return written;
+}
+
+/** The items in batches of BATCH_SIZE, read as they are needed. */
+function* batchesOf(items: Iterable<Item>): Generator<Item[]> {
+  let batch: Item[] = [];
+  for (const item of items) {
+    batch.push(item);
+    if (batch.length === BATCH_SIZE) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
 }
 
 async function writeBatch(dynamodb: DynamoDBClient, table: string, batch: Item[]): Promise<void> {

@@ -5,6 +5,7 @@
  * call a rounded document equal to its item, and show a value the document
  * does not hold. Here numbers keep their text and compare as exact decimals.
  */
+import { BackfillError } from '../errors';
 import { compareDecimals, parseDecimal } from '../mapping/decimal';
 
 /** A JSON number as written, so that no digit is lost to a double. */
@@ -33,9 +34,10 @@ export interface JsonDifference {
   actual: JsonValue | undefined;
 }
 
-export class ExactJsonSyntaxError extends Error {
-  constructor(message: string) {
-    super(message);
+/** Text that is not JSON. */
+export class ExactJsonSyntaxError extends BackfillError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'ExactJsonSyntaxError';
   }
 }

@@ -27,6 +27,7 @@ import type { Readable } from 'node:stream';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
+import { eachWithConcurrency } from '../concurrency';
 import { BackfillError, MappingError, SinkUnavailableError } from '../errors';
 import { parseDecimal } from '../mapping/decimal';
 import {
@@ -760,45 +761,47 @@ async function checkSample(
   let segmentsScanned = 0;
   const aggregated = context.mapping.aggregate !== undefined;
 
-  const worker = async () => {
-    for (;;) {
-      if (collected >= requested) return;
+  // Segments are taken while the sample is short, and no further: each one taken draws on `random`.
+  function* segmentsWhileShort(): Generator<number> {
+    while (collected < requested) {
       const next = order.next();
       if (next.done) return;
-      segmentsScanned += 1;
-      const mapper = new SegmentMapper(context);
-      for await (const items of scanPages(options, next.value, totalSegments)) {
-        for (const item of items) {
-          if (aggregated) {
-            // A partition counts once it is complete: when the next one starts, or at the segment's end.
-            const open = mapper.openPartition();
-            if (open !== undefined && open !== partitionOf(item, context.table.keySchema)) {
-              if (collected >= requested) {
-                mapper.discardGroup();
-                return;
-              }
-              collected += 1;
+      yield next.value;
+    }
+  }
+  await eachWithConcurrency(segmentsWhileShort(), settings.segments, async (segment) => {
+    segmentsScanned += 1;
+    const mapper = new SegmentMapper(context);
+    for await (const items of scanPages(options, segment, totalSegments)) {
+      for (const item of items) {
+        if (aggregated) {
+          // A partition counts once it is complete: when the next one starts, or at the segment's end.
+          const open = mapper.openPartition();
+          if (open !== undefined && open !== partitionOf(item, context.table.keySchema)) {
+            if (collected >= requested) {
+              mapper.discardGroup();
+              return;
             }
-          } else {
-            if (collected >= requested) return;
             collected += 1;
           }
-          await mapper.add(item);
-        }
-        progress('sample-items');
-        if (collected >= requested) break;
-      }
-      if (mapper.openPartition() !== undefined) {
-        if (collected < requested) {
-          collected += 1;
-          await mapper.closeGroup();
         } else {
-          mapper.discardGroup();
+          if (collected >= requested) return;
+          collected += 1;
         }
+        await mapper.add(item);
+      }
+      progress('sample-items');
+      if (collected >= requested) break;
+    }
+    if (mapper.openPartition() !== undefined) {
+      if (collected < requested) {
+        collected += 1;
+        await mapper.closeGroup();
+      } else {
+        mapper.discardGroup();
       }
     }
-  };
-  await Promise.all(Array.from({ length: settings.segments }, worker));
+  });
   await context.checker.finish();
 
   const documents = await checkRandomDocuments(options, requested, context, () =>
@@ -868,7 +871,7 @@ async function checkRandomDocuments(
     });
     const hits = field(field(response, 'hits'), 'hits');
     const list = Array.isArray(hits) ? hits : [];
-    await forEachConcurrently(list, 8, async (hit) => {
+    await eachWithConcurrency(list, 8, async (hit) => {
       const id = field(hit, '_id');
       if (typeof id !== 'string') return;
       const key = keyFromSource(field(hit, '_source'), keyNames, table.keyTypes);
@@ -1030,23 +1033,6 @@ function* randomOrder(n: number, random: () => number): Generator<number> {
     swapped.delete(i);
     yield picked;
   }
-}
-
-async function forEachConcurrently<T>(
-  list: T[],
-  limit: number,
-  task: (value: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, list.length) }, async () => {
-      while (next < list.length) {
-        const value = list[next] as T;
-        next += 1;
-        await task(value);
-      }
-    }),
-  );
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

@@ -4,23 +4,13 @@
  * mappings (with ddb2os's dynamic templates after the user's), and a file or
  * a setting that cannot work stops the run before any item is read.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BatchWriteItemCommand, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ITEM_FRIENDLY_LIMITS, ITEM_FRIENDLY_MAPPINGS } from '../../pipeline/index/index-settings';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  dynamodbEndpoint,
-  openSearchClient,
-  opensearchUrl,
-  uniqueName,
-} from '../support/engines';
+import { seedItems } from '../support/backfill-fixtures';
+import { dynamodbEndpoint, localRunArgs, opensearchUrl, useEngines } from '../support/engines';
 import { lastJsonLine, runCli } from './support';
 
 const ITEMS = 120;
@@ -38,23 +28,10 @@ const USER_DEFINITION = {
 };
 
 describe('--index-config', () => {
-  let dynamodb: DynamoDBClient;
-  let opensearch: Client;
-  const progressTable = uniqueName('cfg-progress');
-  const dir = mkdtempSync(join(tmpdir(), 'ddb2os-index-config-'));
-  const tables: string[] = [progressTable];
-  const indices: string[] = [];
-
-  beforeAll(() => {
-    dynamodb = dynamoClient();
-    opensearch = openSearchClient();
-  });
-
-  afterAll(async () => {
-    for (const table of tables) await deleteTable(dynamodb, table);
-    for (const index of indices) await deleteIndex(opensearch, index);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const engines = useEngines();
+  const { dynamodb, opensearch } = engines;
+  const progressTable = engines.tableName('cfg-progress');
+  const dir = engines.tempDir('index-config');
 
   function file(name: string, content: unknown): string {
     const path = join(dir, name);
@@ -63,45 +40,24 @@ describe('--index-config', () => {
   }
 
   async function fixture(): Promise<{ table: string; index: string; args: string[] }> {
-    const table = await createTable(dynamodb, uniqueName('cfg'), {
+    const table = await engines.createTable('cfg', {
       keySchema: { partitionKey: 'id' },
       stream: 'NEW_AND_OLD_IMAGES',
     });
-    const index = uniqueName('cfg-index');
-    tables.push(table);
-    indices.push(index);
-    for (let start = 0; start < ITEMS; start += 25) {
-      const requests = [];
-      for (let i = start; i < Math.min(ITEMS, start + 25); i += 1) {
-        const id = `order-${String(i).padStart(4, '0')}`;
-        requests.push({
-          PutRequest: {
-            Item: {
-              id: { S: id },
-              total: { N: `${i}.25` },
-              note: { S: `Note ${i % 3}` },
-              comment_text: { S: `Comment ${i}` },
-              quantity: { N: String(i) },
-            },
-          },
-        });
-      }
-      await dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [table]: requests } }));
-    }
-    const args = [
-      'run',
-      '--table',
+    const index = engines.indexName('cfg-index');
+    await seedItems(
+      dynamodb,
       table,
-      '--index',
-      index,
-      '--dynamodb-endpoint',
-      dynamodbEndpoint(),
-      '--opensearch-url',
-      opensearchUrl(),
-      '--progress-table',
-      progressTable,
-      '--dead-letter-dir',
-      join(dir, 'dead-letters'),
+      Array.from({ length: ITEMS }, (_, i) => ({
+        id: { S: `order-${String(i).padStart(4, '0')}` },
+        total: { N: `${i}.25` },
+        note: { S: `Note ${i % 3}` },
+        comment_text: { S: `Comment ${i}` },
+        quantity: { N: String(i) },
+      })),
+    );
+    const args = [
+      ...localRunArgs({ table, index, progressTable, deadLetterDir: join(dir, 'dead-letters') }),
       '--segments',
       '2',
     ];
@@ -282,11 +238,10 @@ describe('--index-config', () => {
     let planArgs: string[];
 
     beforeAll(async () => {
-      const table = await createTable(dynamodb, uniqueName('cfg-plan'), {
+      const table = await engines.createTable('cfg-plan', {
         keySchema: { partitionKey: 'id' },
         stream: 'NEW_IMAGE',
       });
-      tables.push(table);
       planArgs = ['plan', '--table', table, '--dynamodb-endpoint', dynamodbEndpoint(), '--json'];
     });
 

@@ -1,25 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  BatchWriteItemCommand,
-  DeleteItemCommand,
-  type DynamoDBClient,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeleteItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
 import type { Item } from '../../pipeline/table/types';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  dynamodbEndpoint,
-  openSearchClient,
-  opensearchUrl,
-  uniqueName,
-} from '../support/engines';
+import { indexCount, seedItems } from '../support/backfill-fixtures';
+import { dynamodbEndpoint, localRunArgs, opensearchUrl, useEngines } from '../support/engines';
 import { lastJsonLine, runCli } from './support';
 
 function item(i: number): Item {
@@ -30,67 +13,24 @@ function item(i: number): Item {
   };
 }
 
-async function putItems(dynamodb: DynamoDBClient, table: string, count: number): Promise<void> {
-  for (let start = 0; start < count; start += 200) {
-    const batches = [];
-    for (let i = start; i < Math.min(count, start + 200); i += 25) {
-      const requests = [];
-      for (let j = i; j < Math.min(count, i + 25); j += 1) requests.push({ PutRequest: { Item: item(j) } });
-      batches.push(dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [table]: requests } })));
-    }
-    await Promise.all(batches);
-  }
-}
-
-async function documentCount(opensearch: Client, index: string): Promise<number> {
-  await opensearch.indices.refresh({ index });
-  return (await opensearch.count({ index })).body.count;
-}
-
 describe('ddb2os run', () => {
-  let dynamodb: DynamoDBClient;
-  let opensearch: Client;
-  const progressTable = uniqueName('run-progress');
-  const deadLetterDir = mkdtempSync(join(tmpdir(), 'ddb2os-run-'));
-  const tables: string[] = [progressTable];
-  const indices: string[] = [];
-
-  beforeAll(() => {
-    dynamodb = dynamoClient();
-    opensearch = openSearchClient();
-  });
-
-  afterAll(async () => {
-    for (const table of tables) await deleteTable(dynamodb, table);
-    for (const index of indices) await deleteIndex(opensearch, index);
-    rmSync(deadLetterDir, { recursive: true, force: true });
-  });
+  const engines = useEngines();
+  const { dynamodb, opensearch } = engines;
+  const progressTable = engines.tableName('run-progress');
+  const deadLetterDir = engines.tempDir('run');
 
   async function fixture(items: number): Promise<{ table: string; index: string; args: string[] }> {
-    const table = await createTable(dynamodb, uniqueName('run'), {
+    const table = await engines.createTable('run', {
       keySchema: { partitionKey: 'id' },
       stream: 'NEW_AND_OLD_IMAGES',
     });
-    const index = uniqueName('run-index');
-    tables.push(table);
-    indices.push(index);
-    await putItems(dynamodb, table, items);
-    const args = [
-      'run',
-      '--table',
+    const index = engines.indexName('run-index');
+    await seedItems(
+      dynamodb,
       table,
-      '--index',
-      index,
-      '--dynamodb-endpoint',
-      dynamodbEndpoint(),
-      '--opensearch-url',
-      opensearchUrl(),
-      '--progress-table',
-      progressTable,
-      '--dead-letter-dir',
-      deadLetterDir,
-    ];
-    return { table, index, args };
+      Array.from({ length: items }, (_, i) => item(i)),
+    );
+    return { table, index, args: localRunArgs({ table, index, progressTable, deadLetterDir }) };
   }
 
   it('indexes a table, prints the summary and exits 0; --json ends stdout with the summary object', async () => {
@@ -110,7 +50,7 @@ describe('ddb2os run', () => {
     });
     // Not a terminal: plain timestamped progress lines on stderr.
     expect(result.stderr).toMatch(/^\d{4}-\d\d-\d\dT\S+Z segment \d done: \d+ items/m);
-    expect(await documentCount(opensearch, index)).toBe(600);
+    expect(await indexCount(opensearch, index)).toBe(600);
     const doc = await opensearch.get({ index, id: 'order-00007' });
     expect(doc.body._source).toEqual({ id: 'order-00007', total: 7.5, note: 'order 7' });
   });
@@ -139,7 +79,7 @@ describe('ddb2os run', () => {
     expect(changed.body._source?.note).toBe('changed after the backfill');
     const deleted = await opensearch.get({ index, id: 'order-00002' }, { ignore: [404] });
     expect(deleted.body.found).toBe(false);
-    expect(await documentCount(opensearch, index)).toBe(299);
+    expect(await indexCount(opensearch, index)).toBe(299);
   });
 
   it('stops cleanly on Ctrl-C (exit 130) and the same command resumes from the checkpoints', async () => {
@@ -159,7 +99,7 @@ describe('ddb2os run', () => {
     expect(resumed.code).toBe(0);
     expect(resumed.stderr).toMatch(/resuming run /);
     expect(lastJsonLine(resumed.stdout)).toMatchObject({ scanned: 3_000, created: 3_000, alreadyPresent: 0 });
-    expect(await documentCount(opensearch, index)).toBe(3_000);
+    expect(await indexCount(opensearch, index)).toBe(3_000);
   });
 
   it('says in one line that a table does not exist, exit 1', async () => {

@@ -6,24 +6,13 @@
  * Every item must land: nothing dead-lettered, and verify finds nothing
  * missing, extra or differing.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryDeadLetterSink } from '../../pipeline/dead-letter/dead-letter';
 import type { Item } from '../../pipeline/table/types';
-import {
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  dynamodbEndpoint,
-  openSearchClient,
-  opensearchUrl,
-  uniqueName,
-} from '../support/engines';
+import { dynamodbEndpoint, localRunArgs, opensearchUrl, useEngines } from '../support/engines';
 import {
   applyChange,
   BIG_ITEM_KEY,
@@ -33,50 +22,24 @@ import {
 } from '../support/schemaless-table';
 import { type CliResult, lastJsonLine, runCli } from './support';
 
-let dynamodb: DynamoDBClient;
-let opensearch: Client;
+const engines = useEngines();
+const { dynamodb, opensearch } = engines;
 let table: string;
 let seeded: Item[];
-const tables: string[] = [];
-const indices: string[] = [];
-const scratch = mkdtempSync(join(tmpdir(), 'ddb2os-schemaless-'));
+const scratch = engines.tempDir('schemaless');
 
 beforeAll(async () => {
-  dynamodb = dynamoClient();
-  opensearch = openSearchClient();
-  table = uniqueName('schemaless');
-  tables.push(table);
+  table = engines.tableName('schemaless');
   seeded = await createSchemalessTable(dynamodb, table);
-});
-
-afterAll(async () => {
-  for (const name of tables) await deleteTable(dynamodb, name);
-  for (const index of indices) await deleteIndex(opensearch, index);
-  rmSync(scratch, { recursive: true, force: true });
-  dynamodb.destroy();
-  await opensearch.close();
 });
 
 /** A fresh index, progress table (so the stream is read from its start) and dead-letter folder. */
 function freshTarget(): { index: string; deadLetterDir: string; args: string[] } {
-  const index = uniqueName('schemaless');
-  const progressTable = uniqueName('schemaless-progress');
+  const index = engines.indexName('schemaless');
+  const progressTable = engines.tableName('schemaless-progress');
   const deadLetterDir = join(scratch, index);
-  indices.push(index);
-  tables.push(progressTable);
   const args = [
-    '--table',
-    table,
-    '--index',
-    index,
-    '--dynamodb-endpoint',
-    dynamodbEndpoint(),
-    '--opensearch-url',
-    opensearchUrl(),
-    '--progress-table',
-    progressTable,
-    '--dead-letter-dir',
-    deadLetterDir,
+    ...localRunArgs({ table, index, progressTable, deadLetterDir }),
     '--segments',
     '4',
     '--concurrency',
@@ -147,7 +110,7 @@ describe('a schemaless table through ddb2os run and verify', () => {
   it('the backfill indexes every item exactly, and verify finds 0 missing, 0 extra, 0 differing', async () => {
     const { index, deadLetterDir, args } = freshTarget();
 
-    const run = await runCli(['run', ...args, '--json']);
+    const run = await runCli([...args, '--json']);
 
     // Soft from here on: one run reports every promise broken, not only the first.
     const why = await explain(run, deadLetterDir);
@@ -197,7 +160,7 @@ describe('a schemaless table through ddb2os run and verify', () => {
         (error: unknown) => ({ error, doneAt: Date.now() }),
       );
 
-    const run = await runCli(['run', ...args, '--follow-for', '2', '--json'], {
+    const run = await runCli([...args, '--follow-for', '2', '--json'], {
       onStderr: (text) => {
         if (text.includes('starting run') && writes.length === 0) writes.push(write(changes.slice(0, half)));
         if (text.includes('following the table stream') && writes.length === 1)

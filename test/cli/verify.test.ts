@@ -2,54 +2,26 @@
  * `ddb2os verify` as a user runs it, on the real engines: exit codes, the
  * one-line stderr summary, the report on stdout and the --json object.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MappingConfig } from '../../pipeline/mapping/mapping';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import { buildTableAndIndex, catalogItems, indexRaw, orderItems } from '../pipeline/verify/verify-fixtures';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  dynamodbEndpoint,
-  openSearchClient,
-  opensearchUrl,
-  uniqueName,
-} from '../support/engines';
+import { dynamodbEndpoint, opensearchUrl, uniqueName, useEngines } from '../support/engines';
 import { lastJsonLine, runCli } from './support';
 
-let dynamodb: DynamoDBClient;
-let search: Client;
-const tables: string[] = [];
-const indices: string[] = [];
-const scratch = mkdtempSync(join(tmpdir(), 'ddb2os-verify-'));
-
-beforeAll(() => {
-  dynamodb = dynamoClient();
-  search = openSearchClient();
-});
-
-afterAll(async () => {
-  await Promise.all(tables.map((table) => deleteTable(dynamodb, table)));
-  await Promise.all(indices.map((index) => deleteIndex(search, index)));
-  dynamodb.destroy();
-  await search.close();
-});
+const shared = useEngines();
+const { dynamodb, opensearch: search } = shared;
+const scratch = shared.tempDir('verify');
 
 async function fixture(
   items: Item[],
   options: { keySchema?: KeySchema; mapping?: (index: string) => MappingConfig } = {},
 ): Promise<{ table: string; index: string }> {
   const keySchema = options.keySchema ?? { partitionKey: 'pk' };
-  const table = await createTable(dynamodb, uniqueName('verify-cli'), { keySchema });
-  tables.push(table);
-  const index = uniqueName('verify-cli');
-  indices.push(index);
+  const table = await shared.createTable('verify-cli', { keySchema });
+  const index = shared.indexName('verify-cli');
   await buildTableAndIndex(dynamodb, search, table, keySchema, options.mapping?.(index) ?? { index }, items);
   return { table, index };
 }

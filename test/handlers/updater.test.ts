@@ -5,9 +5,7 @@
  */
 
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { DeleteItemCommand, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import type { Client } from '@opensearch-project/opensearch';
+import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Context, DynamoDBRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler, handleStreamEvent } from '../../handlers/updater';
@@ -22,22 +20,13 @@ import {
   toLambdaRecord,
   UNREACHABLE_OPENSEARCH,
 } from '../pipeline/apply/apply-stream-fixtures';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  openSearchClient,
-  streamsClient,
-  uniqueName,
-} from '../support/engines';
+import { createTable, deleteIndex, deleteTable, uniqueName, useEngines } from '../support/engines';
 
 const keySchema: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
 
 describe('handleStreamEvent', () => {
-  let dynamodb: DynamoDBClient;
-  let streams: DynamoDBStreamsClient;
-  let search: Client;
+  const engines = useEngines();
+  const { dynamodb, streams, opensearch: search } = engines;
   const table = uniqueName('updater');
   const index = uniqueName('updater');
   let deps: ApplyStreamDeps;
@@ -53,9 +42,6 @@ describe('handleStreamEvent', () => {
   const binary = (...values: number[]) => new Uint8Array(values);
 
   beforeAll(async () => {
-    dynamodb = dynamoClient();
-    streams = streamsClient();
-    search = openSearchClient();
     await createTable(dynamodb, table, { keySchema, sortKeyType: 'B', stream: 'NEW_AND_OLD_IMAGES' });
     deps = {
       opensearch: search,
@@ -71,9 +57,6 @@ describe('handleStreamEvent', () => {
   afterAll(async () => {
     await deleteTable(dynamodb, table);
     await deleteIndex(search, index);
-    dynamodb.destroy();
-    streams.destroy();
-    await search.close();
   });
 
   it('Lambda-shaped batches of the real stream (binary keys and sets as base64; updates, deletes, a re-create): the index equals the table', async () => {

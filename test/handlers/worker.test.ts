@@ -9,7 +9,6 @@ import {
   TaskTimedOut,
 } from '@aws-sdk/client-sfn';
 import type { SendMessageCommand } from '@aws-sdk/client-sqs';
-import type { Client } from '@opensearch-project/opensearch';
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { processSegmentMessage, type WorkerDeps, type WorkerOutcome } from '../../handlers/worker';
@@ -25,13 +24,11 @@ import {
 } from '../support/backfill-fixtures';
 import {
   createTable,
-  deleteIndex,
   deleteTable,
-  dynamoClient,
   dynamodbEndpoint,
-  openSearchClient,
   opensearchUrl,
   uniqueName,
+  useEngines,
 } from '../support/engines';
 
 // Before handlers/worker.ts builds its Powertools instances at import: no log lines in the test output.
@@ -76,17 +73,14 @@ class QueueStub {
   }
 }
 
-let dynamodb: DynamoDBClient;
-let opensearch: Client;
+const engines = useEngines();
+const { dynamodb, opensearch } = engines;
 let checkpoints: SegmentCheckpointStore;
 let deadLetterDir: string;
 let table: string;
-const indices: string[] = [];
 const ITEMS = 500;
 
 beforeAll(async () => {
-  dynamodb = dynamoClient();
-  opensearch = openSearchClient();
   checkpoints = await progressStore(dynamodb);
   deadLetterDir = await mkdtemp(join(tmpdir(), 'ddb2os-worker-'));
   table = await createTable(dynamodb, uniqueName('worker'), { keySchema: { partitionKey: 'pk' } });
@@ -100,7 +94,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await deleteTable(dynamodb, table);
   await deleteTable(dynamodb, checkpoints.tableName);
-  await Promise.all(indices.map((index) => deleteIndex(opensearch, index)));
   await rm(deadLetterDir, { recursive: true, force: true });
   for (const name of [
     ...Object.keys(POWERTOOLS_ENV),
@@ -113,7 +106,7 @@ afterAll(async () => {
 
 function newIndex(): string {
   const index = uniqueName('worker');
-  indices.push(index);
+  engines.deleteIndexAfter(index);
   return index;
 }
 

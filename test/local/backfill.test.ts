@@ -4,15 +4,9 @@
  * are injected only at the "Process segment" boundary, where SQS and a Lambda
  * stand in the cloud (no local engine for those).
  */
-import {
-  DeleteItemCommand,
-  type DynamoDBClient,
-  PutItemCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
-import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type BackfillEvent,
   createLocalUpdater,
@@ -26,15 +20,7 @@ import type { MappingConfig } from '../../pipeline/mapping/mapping';
 import { SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import { indexMatchesTable, verifyIndex } from '../../pipeline/verify/verify';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  openSearchClient,
-  streamsClient,
-  uniqueName,
-} from '../support/engines';
+import { createTable, uniqueName, useEngines } from '../support/engines';
 
 const keySchema: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
 
@@ -58,22 +44,10 @@ async function count(opensearch: Client, index: string): Promise<number> {
 }
 
 describe('the backfill workflow, run locally from the same definition file', () => {
-  let dynamodb: DynamoDBClient;
-  let streams: DynamoDBStreamsClient;
-  let opensearch: Client;
   const progressTable = uniqueName('progress');
-  const created: { tables: string[]; indices: string[] } = { tables: [progressTable], indices: [] };
-
-  beforeAll(() => {
-    dynamodb = dynamoClient();
-    streams = streamsClient();
-    opensearch = openSearchClient();
-  });
-
-  afterAll(async () => {
-    for (const table of created.tables) await deleteTable(dynamodb, table);
-    for (const index of created.indices) await deleteIndex(opensearch, index);
-  });
+  const engines = useEngines();
+  const { dynamodb, streams, opensearch } = engines;
+  engines.deleteTableAfter(progressTable);
 
   /** Runs the local backfill of a fixture's table into its index, on this file's engines and progress table. */
   function backfill(
@@ -90,8 +64,8 @@ describe('the backfill workflow, run locally from the same definition file', () 
       stream: 'NEW_AND_OLD_IMAGES',
     });
     const index = uniqueName('backfill-index');
-    created.tables.push(table);
-    created.indices.push(index);
+    engines.deleteTableAfter(table);
+    engines.deleteIndexAfter(index);
     await loadItems(
       dynamodb,
       table,
@@ -234,7 +208,7 @@ describe('the backfill workflow, run locally from the same definition file', () 
     // Prepare
     const { table, index, mapping } = await fixture(120);
     const override = uniqueName('backfill-override');
-    created.indices.push(override);
+    engines.deleteIndexAfter(override);
 
     // Act
     const { summary } = await backfill(
@@ -298,7 +272,7 @@ describe('the backfill workflow, run locally from the same definition file', () 
     const noStream = await createTable(dynamodb, uniqueName('nostream'), {
       keySchema: { partitionKey: 'pk' },
     });
-    created.tables.push(noStream);
+    engines.deleteTableAfter(noStream);
     const base = {
       dynamodb,
       streams,

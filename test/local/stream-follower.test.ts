@@ -5,14 +5,12 @@
  */
 import {
   DeleteItemCommand,
-  type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   UpdateTableCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBStreamsClient, Shard } from '@aws-sdk/client-dynamodb-streams';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Shard } from '@aws-sdk/client-dynamodb-streams';
+import { describe, expect, it } from 'vitest';
 import { type FollowerBatchInfo, orderShards, StreamFollower } from '../../local/stream-follower';
 import {
   type ApplyResult,
@@ -29,45 +27,22 @@ import {
   readStream,
   temporaryDeadLetters,
 } from '../pipeline/apply/apply-stream-fixtures';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  openSearchClient,
-  streamsClient,
-  uniqueName,
-} from '../support/engines';
+import { createTable, uniqueName, useEngines } from '../support/engines';
 
 const keySchema: KeySchema = { partitionKey: 'pk' };
-
-let dynamodb: DynamoDBClient;
-let streams: DynamoDBStreamsClient;
-let search: Client;
 /** One progress table for the file: the store creates it on first use. */
 const progressTable = uniqueName('follower-progress');
-const tables: string[] = [progressTable];
-const indices: string[] = [];
 
-beforeAll(() => {
-  dynamodb = dynamoClient();
-  streams = streamsClient();
-  search = openSearchClient();
-});
+const engines = useEngines();
+const { dynamodb, streams, opensearch: search } = engines;
 
-afterAll(async () => {
-  await Promise.all(tables.map((table) => deleteTable(dynamodb, table)));
-  await Promise.all(indices.map((index) => deleteIndex(search, index)));
-  dynamodb.destroy();
-  streams.destroy();
-  await search.close();
-});
+engines.deleteTableAfter(progressTable);
 
 async function setup(name: string) {
   const table = await createTable(dynamodb, uniqueName(name), { keySchema, stream: 'NEW_AND_OLD_IMAGES' });
   const index = uniqueName(name);
-  tables.push(table);
-  indices.push(index);
+  engines.deleteTableAfter(table);
+  engines.deleteIndexAfter(index);
   const deps: ApplyStreamDeps = {
     opensearch: search,
     dynamodb,
@@ -294,7 +269,7 @@ describe('StreamFollower', () => {
 describe('StreamFollower on a table it cannot follow', () => {
   it('says the table has no stream, or does not exist', async () => {
     const table = await createTable(dynamodb, uniqueName('follow-no-stream'), { keySchema });
-    tables.push(table);
+    engines.deleteTableAfter(table);
     const follower = (name: string) =>
       new StreamFollower({
         streams,

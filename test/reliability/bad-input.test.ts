@@ -6,14 +6,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type {
   SendTaskFailureCommand,
   SendTaskHeartbeatCommand,
   SendTaskSuccessCommand,
 } from '@aws-sdk/client-sfn';
 import type { SendMessageCommand } from '@aws-sdk/client-sqs';
-import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { processSegmentMessage, type WorkerDeps } from '../../handlers/worker';
 import { type BackfillEvent, runLocalBackfill } from '../../local/backfill';
@@ -22,17 +20,8 @@ import { WorkflowFailedError } from '../../local/workflow';
 import { DirectoryDeadLetterSink } from '../../pipeline/dead-letter/dead-letter';
 import { ensureProgressTable, SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
 import { runCli } from '../cli/support';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  dynamodbEndpoint,
-  openSearchClient,
-  opensearchUrl,
-  streamsClient,
-  uniqueName,
-} from '../support/engines';
+import { localBackfillOptions } from '../support/backfill-fixtures';
+import { dynamodbEndpoint, opensearchUrl, useEngines } from '../support/engines';
 import { deadLetterFolder, recordFigures, seededTable, seedItems, tableCount } from './support';
 
 // Before handlers/worker.ts builds its Powertools logger: no log lines in the test output.
@@ -55,32 +44,26 @@ class StepFunctionsStub {
 }
 
 describe('reliability: bad input gets one clear error line, and nothing is lost', () => {
-  let dynamodb: DynamoDBClient;
-  let opensearch: Client;
+  const engines = useEngines();
+  const { dynamodb, opensearch } = engines;
   let table: string;
   let noStream: string;
-  const progressTable = uniqueName('rel-progress');
+  const progressTable = engines.tableName('rel-progress');
   const deadLetterDir = deadLetterFolder();
-  const index = uniqueName('rel-bad');
-  const cleanup: string[] = [progressTable];
+  const index = engines.indexName('rel-bad');
   const lines: Record<string, string> = {};
 
   beforeAll(async () => {
-    dynamodb = dynamoClient();
-    opensearch = openSearchClient();
-    table = await seededTable(dynamodb, 'rel-bad', ITEMS, { padding: 10 });
-    noStream = await createTable(dynamodb, uniqueName('rel-nostream'), { keySchema: { partitionKey: 'pk' } });
+    table = engines.deleteTableAfter(await seededTable(dynamodb, 'rel-bad', ITEMS, { padding: 10 }));
+    noStream = await engines.createTable('rel-nostream', { keySchema: { partitionKey: 'pk' } });
     await seedItems(
       dynamodb,
       noStream,
       Array.from({ length: 10 }, (_, i) => ({ pk: { S: `p${i}` } })),
     );
-    cleanup.push(table, noStream);
   });
 
-  afterAll(async () => {
-    for (const name of cleanup) await deleteTable(dynamodb, name);
-    await deleteIndex(opensearch, index);
+  afterAll(() => {
     recordFigures('6 bad input', { cases: Object.keys(lines).length });
     for (const [name, line] of Object.entries(lines))
       console.log(`[reliability] 6 bad input: ${name}: ${line}`);
@@ -127,11 +110,10 @@ describe('reliability: bad input gets one clear error line, and nothing is lost'
   });
 
   it('a mapping that needs another key schema (aggregation on a table without a sort key): exit 1, names both', async () => {
-    const noSortKey = await createTable(dynamodb, uniqueName('rel-nosort'), {
+    const noSortKey = await engines.createTable('rel-nosort', {
       keySchema: { partitionKey: 'pk' },
       stream: 'NEW_AND_OLD_IMAGES',
     });
-    cleanup.push(noSortKey);
     const file = join(deadLetterDir, 'aggregate.json');
     writeFileSync(file, JSON.stringify({ aggregate: { parentSortKey: 'META', childrenField: 'lines' } }));
 
@@ -161,19 +143,13 @@ describe('reliability: bad input gets one clear error line, and nothing is lost'
 
     // The workflow given the same input (as start-execution would): the plan refuses it, no segment runs.
     const events: BackfillEvent[] = [];
-    const error = await runLocalBackfill({
-      dynamodb,
-      streams: streamsClient(),
-      opensearch,
-      table,
-      index,
-      mapping: { index },
-      progressTable,
-      deadLetterDir,
-      restart: true,
-      input: { totalSegments: 'ten' } as never,
-      onEvent: (event) => events.push(event),
-    }).catch((e: unknown) => e);
+    const error = await runLocalBackfill(
+      localBackfillOptions(
+        engines,
+        { table, index, progressTable, deadLetterDir },
+        { restart: true, input: { totalSegments: 'ten' } as never, onEvent: (event) => events.push(event) },
+      ),
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkflowFailedError);
     expect(error).toMatchObject({
       error: 'ConfigurationError',

@@ -14,27 +14,19 @@ import {
   ScanCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalUpdater, runLocalBackfill } from '../../local/backfill';
+import { describe, expect, it } from 'vitest';
+import { runLocalBackfill } from '../../local/backfill';
 import type { Item } from '../../pipeline/table/types';
-import {
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  openSearchClient,
-  streamsClient,
-  uniqueName,
-} from '../support/engines';
+import { localBackfillOptions } from '../support/backfill-fixtures';
+import { useEngines } from '../support/engines';
 import {
   deadLetterFolder,
   expectClean,
   indexCount,
-  KEY_SCHEMA,
   recordFigures,
   reliabilityItem,
   reliabilityKey,
+  reliabilityUpdater,
   secondsSince,
   seededTable,
   tableCount,
@@ -78,29 +70,14 @@ async function scanLayout(
 }
 
 describe('reliability: concurrent writes during the whole backfill', () => {
-  let dynamodb: DynamoDBClient;
-  let streams: DynamoDBStreamsClient;
-  let opensearch: Client;
-  const progressTable = uniqueName('rel-progress');
-  const cleanup: { tables: string[]; indices: string[] } = { tables: [progressTable], indices: [] };
-
-  beforeAll(() => {
-    dynamodb = dynamoClient();
-    streams = streamsClient();
-    opensearch = openSearchClient();
-  });
-
-  afterAll(async () => {
-    for (const table of cleanup.tables) await deleteTable(dynamodb, table);
-    for (const index of cleanup.indices) await deleteIndex(opensearch, index);
-  });
+  const engines = useEngines();
+  const { dynamodb, opensearch } = engines;
+  const progressTable = engines.tableName('rel-progress');
 
   it('ends with index = table: no lost update, no resurrected delete, deletes before and after the scan passed, re-creates', async () => {
     // Prepare: a table of 2 KB items, so each segment is several Scan pages; where each item sits in the scan.
-    const table = await seededTable(dynamodb, 'rel-concurrent', ITEMS);
-    const index = uniqueName('rel-concurrent');
-    cleanup.tables.push(table);
-    cleanup.indices.push(index);
+    const table = engines.deleteTableAfter(await seededTable(dynamodb, 'rel-concurrent', ITEMS));
+    const index = engines.indexName('rel-concurrent');
     const mapping = { index };
     const layout = await scanLayout(dynamodb, table);
     const pagesPerSegment = Math.max(...[...layout.values()].map((place) => place.page));
@@ -223,22 +200,20 @@ describe('reliability: concurrent writes during the whole backfill', () => {
     const started = Date.now();
     let result: Awaited<ReturnType<typeof runLocalBackfill>>;
     try {
-      result = await runLocalBackfill({
-        dynamodb,
-        streams,
-        opensearch,
-        table,
-        index,
-        mapping,
-        progressTable,
-        deadLetterDir: deadLetterFolder(),
-        restart: true,
-        input: { totalSegments: SEGMENTS, maxConcurrency: SEGMENTS, readUnitsPerSecond: 100 },
-        onEvent: (event) => {
-          if (event.type === 'segment-progress') checkpointed[event.segment] = event.progress.pages;
-          if (event.type === 'segment-done') done[event.segment] = true;
-        },
-      });
+      result = await runLocalBackfill(
+        localBackfillOptions(
+          engines,
+          { table, index, mapping, progressTable, deadLetterDir: deadLetterFolder() },
+          {
+            restart: true,
+            input: { totalSegments: SEGMENTS, maxConcurrency: SEGMENTS, readUnitsPerSecond: 100 },
+            onEvent: (event) => {
+              if (event.type === 'segment-progress') checkpointed[event.segment] = event.progress.pages;
+              if (event.type === 'segment-done') done[event.segment] = true;
+            },
+          },
+        ),
+      );
     } finally {
       stop = true;
       await writer;
@@ -246,18 +221,15 @@ describe('reliability: concurrent writes during the whole backfill', () => {
     const backfillSeconds = secondsSince(started);
     const drainStarted = Date.now();
     let streamRecords = 0;
-    const updater = await createLocalUpdater({
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      keySchema: KEY_SCHEMA,
-      mapping,
-      progressTable,
-      onBatch: (records) => {
-        streamRecords += records;
+    const updater = await reliabilityUpdater(
+      engines,
+      { table, mapping, progressTable },
+      {
+        onBatch: (records) => {
+          streamRecords += records;
+        },
       },
-    });
+    );
     await updater.drain();
     const drainSeconds = secondsSince(drainStarted);
     const verifyStarted = Date.now();

@@ -1,16 +1,4 @@
-/**
- * The security review's log rule, checked on the real engines: at the
- * default level (INFO) and above, the worker, the backfill scan and the
- * stream updater log keys, counts, sequence numbers and error types, never
- * item content. Every item carries a marker string, and the poison ones put
- * it where OpenSearch quotes it back ("Preview of field's value: …"), so a
- * reason logged at INFO would show. Reasons belong at DEBUG and in the
- * dead-letter records.
- */
-import { rmSync } from 'node:fs';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { processSegmentMessage } from '../../handlers/worker';
 import { applyStreamRecords, type StreamChange } from '../../pipeline/apply/apply-stream';
 import { DirectoryDeadLetterSink } from '../../pipeline/dead-letter/dead-letter';
@@ -18,8 +6,8 @@ import { ITEM_FRIENDLY_MAPPINGS } from '../../pipeline/index/index-settings';
 import type { TelemetryLogger } from '../../pipeline/observability';
 import { ensureProgressTable, SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
 import type { Item } from '../../pipeline/table/types';
-import { deleteIndex, deleteTable, dynamoClient, openSearchClient, uniqueName } from '../support/engines';
-import { deadLetterFolder, KEY_SCHEMA, reliabilityItem, seededTable } from './support';
+import { useEngines } from '../support/engines';
+import { KEY_SCHEMA, reliabilityItem, seededTable } from './support';
 
 const MARKER = 'ITEM-CONTENT-7f3a';
 const ITEMS = 200;
@@ -43,30 +31,23 @@ function recordingLogger(): { logger: TelemetryLogger; lines: { level: string; t
 }
 
 describe('reliability: no item content in logs at INFO and above', () => {
-  let dynamodb: DynamoDBClient;
-  let opensearch: Client;
+  const engines = useEngines();
+  const { dynamodb, opensearch } = engines;
   let table: string;
-  const index = uniqueName('rel-logs');
-  const progressTable = uniqueName('rel-progress');
-  const deadLetterDir = deadLetterFolder();
+  const index = engines.indexName('rel-logs');
+  const progressTable = engines.tableName('rel-progress');
+  const deadLetterDir = engines.tempDir('reliability');
 
   beforeAll(async () => {
-    dynamodb = dynamoClient();
-    opensearch = openSearchClient();
-    table = await seededTable(dynamodb, 'rel-logs', ITEMS, { item: (i) => item(i) });
+    table = engines.deleteTableAfter(
+      await seededTable(dynamodb, 'rel-logs', ITEMS, { item: (i) => item(i) }),
+    );
     // The user's own index: without ddb2os's ignore_malformed, a word in price is refused and quoted back.
     await opensearch.indices.create({
       index,
       body: { mappings: { ...ITEM_FRIENDLY_MAPPINGS, properties: { price: { type: 'double' } } } } as never,
     });
     await ensureProgressTable(dynamodb, progressTable);
-  });
-
-  afterAll(async () => {
-    await deleteTable(dynamodb, table);
-    await deleteTable(dynamodb, progressTable);
-    await deleteIndex(opensearch, index);
-    rmSync(deadLetterDir, { recursive: true, force: true });
   });
 
   it('the worker (a segment with poison items, and a message it refuses) and the updater (poison records)', async () => {

@@ -10,22 +10,22 @@
  * run started again completes it. Changes made while OpenSearch is down
  * reach the index through the updater. Then verify finds no difference.
  */
-import { DeleteItemCommand, type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import { Client } from '@opensearch-project/opensearch';
+import { DeleteItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalUpdater, type LocalBackfillOptions, runLocalBackfill } from '../../local/backfill';
+import { runLocalBackfill } from '../../local/backfill';
 import type { Engine } from '../../local/engines/engine';
 import { startOpenSearch } from '../../local/engines/opensearch';
 import { WorkflowFailedError } from '../../local/workflow';
-import { deleteTable, dynamoClient, streamsClient, uniqueName } from '../support/engines';
+import { localBackfillOptions } from '../support/backfill-fixtures';
+import { openSearchClient, uniqueName, useEngines } from '../support/engines';
 import {
   deadLetterFolder,
   expectClean,
   indexCount,
-  KEY_SCHEMA,
   recordFigures,
   reliabilityKey,
+  reliabilityUpdater,
   secondsSince,
   seededTable,
   tableCount,
@@ -37,29 +37,25 @@ const SEGMENTS = 2;
 const DOWN_FOR_MS = 20_000;
 
 describe('reliability: OpenSearch stopped in the middle of the backfill', () => {
+  // The shared OpenSearch is never used here: this case's own OpenSearch goes down with its index.
+  const shared = useEngines();
+  const { dynamodb, streams } = shared;
   let engine: Engine;
-  let dynamodb: DynamoDBClient;
-  let streams: DynamoDBStreamsClient;
   let opensearch: Client;
-  const progressTable = uniqueName('rel-progress');
-  const tables: string[] = [progressTable];
+  const progressTable = shared.tableName('rel-progress');
 
   beforeAll(async () => {
-    dynamodb = dynamoClient();
-    streams = streamsClient();
     engine = await startOpenSearch({ openSearchHeap: '512m' });
-    opensearch = new Client({ node: engine.url });
+    opensearch = openSearchClient(engine.url);
   });
 
   afterAll(async () => {
-    for (const table of tables) await deleteTable(dynamodb, table);
     await engine?.stop();
   });
 
   it('completes once OpenSearch is back (same data, same port), with zero differences', async () => {
     // Prepare
-    const table = await seededTable(dynamodb, 'rel-outage', ITEMS);
-    tables.push(table);
+    const table = shared.deleteTableAfter(await seededTable(dynamodb, 'rel-outage', ITEMS));
     const index = uniqueName('rel-outage');
     const mapping = { index };
     const url = engine.url;
@@ -92,26 +88,23 @@ describe('reliability: OpenSearch stopped in the middle of the backfill', () => 
       await engine.startAgain?.();
       downSeconds = secondsSince(stopped);
     };
-    const options: LocalBackfillOptions = {
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      index,
-      mapping,
-      progressTable,
-      deadLetterDir: deadLetterFolder(),
-      input: { totalSegments: SEGMENTS, maxConcurrency: SEGMENTS, readUnitsPerSecond: 100 },
-      segmentRetryIntervalMs: 2_000,
-      onEvent: (event) => {
-        if (event.type === 'segment-progress') {
-          scannedSoFar[event.segment] = event.progress.scanned;
-          // The first checkpoint of a segment: stop OpenSearch while every segment still has pages to go.
-          outage ??= takeDown();
-        }
-        if (event.type === 'segment-failed') failedAttempts += 1;
+    const clients = { dynamodb, streams, opensearch };
+    const options = localBackfillOptions(
+      clients,
+      { table, index, mapping, progressTable, deadLetterDir: deadLetterFolder() },
+      {
+        input: { totalSegments: SEGMENTS, maxConcurrency: SEGMENTS, readUnitsPerSecond: 100 },
+        segmentRetryIntervalMs: 2_000,
+        onEvent: (event) => {
+          if (event.type === 'segment-progress') {
+            scannedSoFar[event.segment] = event.progress.scanned;
+            // The first checkpoint of a segment: stop OpenSearch while every segment still has pages to go.
+            outage ??= takeDown();
+          }
+          if (event.type === 'segment-failed') failedAttempts += 1;
+        },
       },
-    };
+    );
 
     // Act: the backfill; if OpenSearch's absence outlasts the segment retries, the same run again.
     const started = Date.now();
@@ -125,15 +118,7 @@ describe('reliability: OpenSearch stopped in the middle of the backfill', () => 
     });
     await outage;
     const backfillSeconds = secondsSince(started);
-    const updater = await createLocalUpdater({
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      keySchema: KEY_SCHEMA,
-      mapping,
-      progressTable,
-    });
+    const updater = await reliabilityUpdater(clients, { table, mapping, progressTable });
     await updater.drain();
     const report = await verify(dynamodb, opensearch, table, mapping);
 

@@ -1,38 +1,16 @@
-/**
- * Reliability case 5: poison items, on the real engines. The index is set up
- * beforehand with an explicit mapping (`price` double, `sku` keyword,
- * `dimensions` an object), and a share of the items hold what no mapping
- * change can take: a scalar or a list of numbers and maps where the index has
- * an object, a keyword too long for OpenSearch's index, or a key too long for
- * a document id. (A string in `price`, a map in `sku` or a list of mixed
- * scalars lands in an index ddb2os creates: see field-conflicts.test.ts.)
- * Each must reach the dead-letter folder with its key and reason, by the
- * backfill and by the stream updater alike; every other item must be
- * indexed; the counts must add up; the summary names the object field.
- */
-import { rmSync } from 'node:fs';
-import { type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalUpdater, runLocalBackfill } from '../../local/backfill';
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { runLocalBackfill } from '../../local/backfill';
 import { DirectoryDeadLetterSink } from '../../pipeline/dead-letter/dead-letter';
 import { ITEM_FRIENDLY_MAPPINGS, prepareIndexForBackfill } from '../../pipeline/index/index-settings';
 import type { DeadLetterRecord, Item } from '../../pipeline/table/types';
+import { localBackfillOptions } from '../support/backfill-fixtures';
+import { useEngines } from '../support/engines';
 import {
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  openSearchClient,
-  streamsClient,
-  uniqueName,
-} from '../support/engines';
-import {
-  deadLetterFolder,
   indexCount,
-  KEY_SCHEMA,
   recordFigures,
   reliabilityItem,
+  reliabilityUpdater,
   secondsSince,
   seededTable,
   verify,
@@ -80,31 +58,17 @@ const sortKeys = (records: DeadLetterRecord[]) =>
   records.map((record) => Number((record.key.sk as { N: string }).N)).sort((a, b) => a - b);
 
 describe('reliability: poison items', () => {
-  let dynamodb: DynamoDBClient;
-  let streams: DynamoDBStreamsClient;
-  let opensearch: Client;
-  const progressTable = uniqueName('rel-progress');
-  const deadLetterDir = deadLetterFolder();
-  const cleanup: { tables: string[]; indices: string[] } = { tables: [progressTable], indices: [] };
-
-  beforeAll(() => {
-    dynamodb = dynamoClient();
-    streams = streamsClient();
-    opensearch = openSearchClient();
-  });
-
-  afterAll(async () => {
-    for (const table of cleanup.tables) await deleteTable(dynamodb, table);
-    for (const index of cleanup.indices) await deleteIndex(opensearch, index);
-    rmSync(deadLetterDir, { recursive: true, force: true });
-  });
+  const engines = useEngines();
+  const { dynamodb, opensearch } = engines;
+  const progressTable = engines.tableName('rel-progress');
+  const deadLetterDir = engines.tempDir('reliability');
 
   it('sends every poison item to the dead-letter folder with its reason, indexes every other item, and the counts add up', async () => {
     // Prepare: the index with an explicit mapping, a table in which every 50th item conflicts with it.
-    const table = await seededTable(dynamodb, 'rel-poison', ITEMS, { item: catalogItem });
-    const index = uniqueName('rel-poison');
-    cleanup.tables.push(table);
-    cleanup.indices.push(index);
+    const table = engines.deleteTableAfter(
+      await seededTable(dynamodb, 'rel-poison', ITEMS, { item: catalogItem }),
+    );
+    const index = engines.indexName('rel-poison');
     await prepareIndexForBackfill(opensearch, index, {
       mappingBody: {
         ...ITEM_FRIENDLY_MAPPINGS,
@@ -120,18 +84,13 @@ describe('reliability: poison items', () => {
 
     // Act: the backfill, then changes through the stream: a good item turned poison, a new poison item, a good update.
     const started = Date.now();
-    const result = await runLocalBackfill({
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      index,
-      mapping,
-      progressTable,
-      deadLetterDir,
-      restart: true,
-      input: { totalSegments: 4, maxConcurrency: 4 },
-    });
+    const result = await runLocalBackfill(
+      localBackfillOptions(
+        engines,
+        { table, index, mapping, progressTable, deadLetterDir },
+        { restart: true, input: { totalSegments: 4, maxConcurrency: 4 } },
+      ),
+    );
     const backfillSeconds = secondsSince(started);
     const turned = 10; // not poison in the backfill
     const fresh = ITEMS + 1;
@@ -147,16 +106,7 @@ describe('reliability: poison items', () => {
     await dynamodb.send(
       new PutItemCommand({ TableName: table, Item: { ...catalogItem(11), price: { N: '0.5' } } }),
     );
-    const updater = await createLocalUpdater({
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      keySchema: KEY_SCHEMA,
-      mapping,
-      progressTable,
-      deadLetterDir,
-    });
+    const updater = await reliabilityUpdater(engines, { table, mapping, progressTable }, { deadLetterDir });
     await updater.drain();
     const report = await verify(dynamodb, opensearch, table, mapping);
 

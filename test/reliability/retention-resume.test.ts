@@ -5,59 +5,31 @@
  * that failed and is resumed 30 hours later may have lost changes to stream
  * trimming, so the updater must stay paused.
  */
-import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BackfillEvent, type LocalBackfillOptions, runLocalBackfill } from '../../local/backfill';
+import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { type BackfillEvent, runLocalBackfill } from '../../local/backfill';
 import { WorkflowFailedError } from '../../local/workflow';
 import { SinkUnavailableError } from '../../pipeline/errors';
-import {
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  openSearchClient,
-  streamsClient,
-  uniqueName,
-} from '../support/engines';
+import { localBackfillOptions } from '../support/backfill-fixtures';
+import { useEngines } from '../support/engines';
 import { deadLetterFolder, recordFigures, seededTable } from './support';
 
 describe('reliability: the retention guard measures a resumed run from its first start', () => {
-  let dynamodb: DynamoDBClient;
-  let streams: DynamoDBStreamsClient;
-  let opensearch: Client;
-  const progressTable = uniqueName('rel-progress');
-  const cleanup: { tables: string[]; indices: string[] } = { tables: [progressTable], indices: [] };
-
-  beforeAll(() => {
-    dynamodb = dynamoClient();
-    streams = streamsClient();
-    opensearch = openSearchClient();
-  });
-
-  afterAll(async () => {
-    for (const table of cleanup.tables) await deleteTable(dynamodb, table);
-    for (const index of cleanup.indices) await deleteIndex(opensearch, index);
-  });
+  const engines = useEngines();
+  const { dynamodb } = engines;
+  const progressTable = engines.tableName('rel-progress');
 
   it('keeps the updater paused when the run, resumed, has taken longer than the budget since it first started', async () => {
     // Prepare: a run whose segment 1 fails every attempt, so the run fails and stays unfinished.
-    const table = await seededTable(dynamodb, 'rel-retention', 200, { padding: 10 });
-    const index = uniqueName('rel-retention');
-    cleanup.tables.push(table);
-    cleanup.indices.push(index);
-    const options: LocalBackfillOptions = {
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      index,
-      mapping: { index },
-      progressTable,
-      deadLetterDir: deadLetterFolder(),
-      input: { totalSegments: 2, retentionBudgetHours: 23 },
-      segmentRetryIntervalMs: 10,
-    };
+    const table = engines.deleteTableAfter(
+      await seededTable(dynamodb, 'rel-retention', 200, { padding: 10 }),
+    );
+    const index = engines.indexName('rel-retention');
+    const options = localBackfillOptions(
+      engines,
+      { table, index, progressTable, deadLetterDir: deadLetterFolder() },
+      { input: { totalSegments: 2, retentionBudgetHours: 23 }, segmentRetryIntervalMs: 10 },
+    );
     const first = await runLocalBackfill({
       ...options,
       restart: true,

@@ -11,11 +11,13 @@ import { join } from 'node:path';
 import { type DynamoDBClient, ScanCommand, UpdateTableCommand } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { expect } from 'vitest';
+import { createLocalUpdater, type LocalUpdaterOptions } from '../../local/backfill';
+import type { StreamFollower } from '../../local/stream-follower';
 import type { MappingConfig } from '../../pipeline/mapping/mapping';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import { type VerifyReport, verifyIndex } from '../../pipeline/verify/verify';
 import { seedItems } from '../support/backfill-fixtures';
-import { createTable, uniqueName } from '../support/engines';
+import { createTable, type EngineClients, uniqueName } from '../support/engines';
 
 export { seedItems };
 
@@ -81,6 +83,16 @@ export async function seededTable(
     }),
   );
   return table;
+}
+
+/** The local updater of a case: the table's stream applied to the mapping's index, with the cases' key schema. */
+export function reliabilityUpdater(
+  clients: EngineClients,
+  run: { table: string; mapping: MappingConfig; progressTable: string },
+  more: Partial<LocalUpdaterOptions> = {},
+): Promise<StreamFollower> {
+  const { dynamodb, streams, opensearch } = clients;
+  return createLocalUpdater({ dynamodb, streams, opensearch, keySchema: KEY_SCHEMA, ...run, ...more });
 }
 
 /** Items in the table now (a consistent COUNT scan). */

@@ -7,29 +7,27 @@
  * must be counted: the run's `retried` is exactly the number of items the
  * proxy rejected during the backfill.
  */
-import { DeleteItemCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import { Client } from '@opensearch-project/opensearch';
+import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalUpdater, runLocalBackfill } from '../../local/backfill';
+import { runLocalBackfill } from '../../local/backfill';
+import { localBackfillOptions } from '../support/backfill-fixtures';
 import {
-  deleteIndex,
-  deleteTable,
   dynamoClient,
   dynamodbEndpoint,
   openSearchClient,
   opensearchUrl,
-  uniqueName,
+  streamsClient,
+  useEngines,
 } from '../support/engines';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import {
   deadLetterFolder,
   expectClean,
   indexCount,
-  KEY_SCHEMA,
   recordFigures,
   reliabilityItem,
   reliabilityKey,
+  reliabilityUpdater,
   secondsSince,
   seededTable,
   tableCount,
@@ -44,9 +42,8 @@ const THROTTLE_SHARE = 0.4;
 describe('reliability: OpenSearch 429s and DynamoDB throttling, through a fault proxy', () => {
   let opensearchProxy: FaultProxy;
   let dynamodbProxy: FaultProxy;
-  const direct = { dynamodb: dynamoClient(), opensearch: openSearchClient() };
-  const progressTable = uniqueName('rel-progress');
-  const cleanup: { tables: string[]; indices: string[] } = { tables: [progressTable], indices: [] };
+  const direct = useEngines();
+  const progressTable = direct.tableName('rel-progress');
 
   beforeAll(async () => {
     opensearchProxy = await startFaultProxy(opensearchUrl(), { bulkItemRejectShare: REJECT_SHARE });
@@ -59,40 +56,28 @@ describe('reliability: OpenSearch 429s and DynamoDB throttling, through a fault 
   afterAll(async () => {
     await opensearchProxy?.close();
     await dynamodbProxy?.close();
-    for (const table of cleanup.tables) await deleteTable(direct.dynamodb, table);
-    for (const index of cleanup.indices) await deleteIndex(direct.opensearch, index);
   });
 
   it('lands every item, counts every retry, and the updater gets through the same faults', async () => {
     // Prepare: the table (written directly), and clients that go through the proxies.
-    const table = await seededTable(direct.dynamodb, 'rel-throttle', ITEMS);
-    const index = uniqueName('rel-throttle');
-    cleanup.tables.push(table);
-    cleanup.indices.push(index);
+    const table = direct.deleteTableAfter(await seededTable(direct.dynamodb, 'rel-throttle', ITEMS));
+    const index = direct.indexName('rel-throttle');
     const mapping = { index };
-    const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
-    const dynamodb = new DynamoDBClient({ endpoint: dynamodbProxy.url, region: 'us-east-1', credentials });
-    const streams = new DynamoDBStreamsClient({
-      endpoint: dynamodbProxy.url,
-      region: 'us-east-1',
-      credentials,
-    });
-    const opensearch = new Client({ node: opensearchProxy.url });
+    const proxied = {
+      dynamodb: dynamoClient(dynamodbProxy.url),
+      streams: streamsClient(dynamodbProxy.url),
+      opensearch: openSearchClient(opensearchProxy.url),
+    };
 
     // Act: the backfill through the faults.
     const started = Date.now();
-    const result = await runLocalBackfill({
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      index,
-      mapping,
-      progressTable,
-      deadLetterDir: deadLetterFolder(),
-      restart: true,
-      input: { totalSegments: SEGMENTS, maxConcurrency: 3 },
-    });
+    const result = await runLocalBackfill(
+      localBackfillOptions(
+        proxied,
+        { table, index, mapping, progressTable, deadLetterDir: deadLetterFolder() },
+        { restart: true, input: { totalSegments: SEGMENTS, maxConcurrency: 3 } },
+      ),
+    );
     const backfillSeconds = secondsSince(started);
     const atBackfillEnd = { ...opensearchProxy.stats, operations: { ...dynamodbProxy.stats.operations } };
     const throttledScans = dynamodbProxy.stats.throttled;
@@ -107,15 +92,7 @@ describe('reliability: OpenSearch 429s and DynamoDB throttling, through a fault 
         );
       }
     }
-    const updater = await createLocalUpdater({
-      dynamodb,
-      streams,
-      opensearch,
-      table,
-      keySchema: KEY_SCHEMA,
-      mapping,
-      progressTable,
-    });
+    const updater = await reliabilityUpdater(proxied, { table, mapping, progressTable });
     await updater.drain();
     const report = await verify(direct.dynamodb, direct.opensearch, table, mapping);
 

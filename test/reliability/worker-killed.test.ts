@@ -9,32 +9,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
 import type { RunSummary } from '../../pipeline/summarize/summarize-run';
-import {
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  dynamodbEndpoint,
-  openSearchClient,
-  opensearchUrl,
-  uniqueName,
-} from '../support/engines';
-import {
-  deadLetterFolder,
-  expectClean,
-  indexCount,
-  recordFigures,
-  secondsSince,
-  seededTable,
-  verify,
-} from './support';
+import { localRunArgs, useEngines } from '../support/engines';
+import { expectClean, indexCount, recordFigures, secondsSince, seededTable, verify } from './support';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ITEMS = 4_000;
@@ -84,48 +66,22 @@ async function bulksSettled(opensearch: Client, index: string): Promise<void> {
 }
 
 describe('reliability: the worker process killed in the middle of a segment', () => {
-  let dynamodb: DynamoDBClient;
-  let opensearch: Client;
-  const progressTable = uniqueName('rel-progress');
-  const deadLetterDir = deadLetterFolder();
-  const cleanup: { tables: string[]; indices: string[]; children: ChildProcess[] } = {
-    tables: [progressTable],
-    indices: [],
-    children: [],
-  };
+  const engines = useEngines();
+  const { dynamodb, opensearch } = engines;
+  const progressTable = engines.tableName('rel-progress');
+  const deadLetterDir = engines.tempDir('reliability');
+  const cleanup: { children: ChildProcess[] } = { children: [] };
 
-  beforeAll(() => {
-    dynamodb = dynamoClient();
-    opensearch = openSearchClient();
-  });
-
-  afterAll(async () => {
+  afterAll(() => {
     for (const child of cleanup.children) if (child.exitCode === null) child.kill('SIGKILL');
-    for (const table of cleanup.tables) await deleteTable(dynamodb, table);
-    for (const index of cleanup.indices) await deleteIndex(opensearch, index);
-    rmSync(deadLetterDir, { recursive: true, force: true });
   });
 
   it('resumes from the checkpoints after SIGKILL: every item once, no gap, verify clean', async () => {
     // Prepare: segments of several pages, paced by a read budget so that one takes several seconds.
-    const table = await seededTable(dynamodb, 'rel-killed', ITEMS);
-    const index = uniqueName('rel-killed');
-    cleanup.tables.push(table);
-    cleanup.indices.push(index);
+    const table = engines.deleteTableAfter(await seededTable(dynamodb, 'rel-killed', ITEMS));
+    const index = engines.indexName('rel-killed');
     const args = [
-      'run',
-      '--table',
-      table,
-      '--index',
-      index,
-      '--dynamodb-endpoint',
-      dynamodbEndpoint(),
-      '--opensearch-url',
-      opensearchUrl(),
-      '--progress-table',
-      progressTable,
-      '--dead-letter-dir',
-      deadLetterDir,
+      ...localRunArgs({ table, index, progressTable, deadLetterDir }),
       '--segments',
       String(SEGMENTS),
       '--concurrency',

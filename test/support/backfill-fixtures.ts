@@ -4,10 +4,12 @@
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
+import type { LocalBackfillOptions } from '../../local/backfill';
 import { loadItems } from '../../local/load-items';
+import type { MappingConfig } from '../../pipeline/mapping/mapping';
 import { ensureProgressTable, SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
 import type { Item } from '../../pipeline/table/types';
-import { uniqueName } from './engines';
+import { type EngineClients, uniqueName } from './engines';
 
 /** Writes the items with the loader the demo and the benchmark use, 12 requests in flight. */
 export async function seedItems(
@@ -17,6 +19,26 @@ export async function seedItems(
   parallel = 12,
 ): Promise<void> {
   await loadItems(client, table, items, { concurrency: parallel });
+}
+
+/**
+ * The options of a local backfill of `run.table` into `run.index` (mapping
+ * `{ index }` unless given) with the test's clients; `more` adds the rest.
+ * A local updater takes the same options with a key schema.
+ */
+export function localBackfillOptions(
+  clients: EngineClients,
+  run: {
+    table: string;
+    index: string;
+    progressTable: string;
+    deadLetterDir: string;
+    mapping?: MappingConfig;
+  },
+  more: Partial<LocalBackfillOptions> = {},
+): LocalBackfillOptions {
+  const { dynamodb, streams, opensearch } = clients;
+  return { dynamodb, streams, opensearch, mapping: { index: run.index }, ...run, ...more };
 }
 
 /** An item with every attribute type, numbers that a double would round, and binary. */

@@ -3,30 +3,14 @@
  * read back from its stream through the Streams API, applied to OpenSearch.
  * After each step the index must equal the table.
  */
-import {
-  DeleteItemCommand,
-  type DynamoDBClient,
-  PutItemCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
-import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
 import { type ApplyStreamDeps, applyStreamRecords } from '../../../pipeline/apply/apply-stream';
 import { fromStreamsRecord, type StreamChange } from '../../../pipeline/apply/stream-records';
 import { createOpenSearchClient } from '../../../pipeline/index/opensearch';
 import type { MappingConfig } from '../../../pipeline/mapping/mapping';
 import type { Item, KeySchema } from '../../../pipeline/table/types';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  openSearchClient,
-  opensearchUrl,
-  streamsClient,
-  uniqueName,
-} from '../../support/engines';
+import { createTable, opensearchUrl, uniqueName, useEngines } from '../../support/engines';
 import { startFaultyProxy } from '../../support/opensearch-proxy';
 import {
   expectIndexEqualsTable,
@@ -39,25 +23,8 @@ import {
 
 const keySchema: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
 
-let dynamodb: DynamoDBClient;
-let streams: DynamoDBStreamsClient;
-let search: Client;
-const tables: string[] = [];
-const indices: string[] = [];
-
-beforeAll(() => {
-  dynamodb = dynamoClient();
-  streams = streamsClient();
-  search = openSearchClient();
-});
-
-afterAll(async () => {
-  await Promise.all(tables.map((table) => deleteTable(dynamodb, table)));
-  await Promise.all(indices.map((index) => deleteIndex(search, index)));
-  dynamodb.destroy();
-  streams.destroy();
-  await search.close();
-});
+const engines = useEngines();
+const { dynamodb, streams, opensearch: search } = engines;
 
 /** A table with a stream, an index name, and the deps to apply its changes. */
 async function setup(
@@ -69,8 +36,8 @@ async function setup(
     stream: options.stream ?? 'NEW_AND_OLD_IMAGES',
   });
   const index = uniqueName(name);
-  tables.push(table);
-  indices.push(index);
+  engines.deleteTableAfter(table);
+  engines.deleteIndexAfter(index);
   const mapping: MappingConfig = { index, ...options.mapping };
   const deadLetters = temporaryDeadLetters();
   const deps: ApplyStreamDeps = {
@@ -308,8 +275,7 @@ describe('applyStreamRecords', () => {
 
   it('a write-blocked index fails the records from the first one that touches it; those before it are applied', async () => {
     // Prepare: partitions b… go to an index whose writes are blocked.
-    const blocked = uniqueName('apply-blocked');
-    indices.push(blocked);
+    const blocked = engines.indexName('apply-blocked');
     await search.indices.create({ index: blocked, body: { settings: { 'index.blocks.write': true } } });
     const t = await setup('apply-partial', { mapping: { routes: [{ prefix: 'b', index: blocked }] } });
     await t.put(item('a1', 'x'));

@@ -1,5 +1,5 @@
 import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   type BulkDocument,
   type BulkOutcome,
@@ -11,28 +11,19 @@ import {
 import { prepareIndexForBackfill } from '../../../pipeline/index/index-settings';
 import { createOpenSearchClient } from '../../../pipeline/index/opensearch';
 import { indexCount } from '../../support/backfill-fixtures';
-import { deleteIndex, openSearchClient, opensearchUrl, uniqueName } from '../../support/engines';
+import { opensearchUrl, useEngines } from '../../support/engines';
 import { closedPort, type FaultyProxy, startFaultyProxy } from '../../support/opensearch-proxy';
 
-let opensearch: Client;
-const indices: string[] = [];
+const engines = useEngines();
+const { opensearch } = engines;
 const proxies: FaultyProxy[] = [];
-
-beforeAll(() => {
-  opensearch = openSearchClient();
-});
 
 afterEach(async () => {
   await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
 });
 
-afterAll(async () => {
-  await Promise.all(indices.map((index) => deleteIndex(opensearch, index)));
-});
-
 function newIndex(): string {
-  const index = uniqueName('bulk');
-  indices.push(index);
+  const index = engines.indexName('bulk');
   return index;
 }
 

@@ -9,10 +9,8 @@
  * against a scalar is the one conflict left: a dead letter naming the field
  * and both types, and a line of the run's summary.
  */
-import { type AttributeValue, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AttributeValue, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
 import { summaryLines } from '../../../cli/commands/run';
 import { runLocalBackfill } from '../../../local/backfill';
 import { applyStreamRecords } from '../../../pipeline/apply/apply-stream';
@@ -25,15 +23,7 @@ import type { MappingConfig } from '../../../pipeline/mapping/mapping';
 import { scanSegment } from '../../../pipeline/scan/scan-segment';
 import type { Item, KeySchema } from '../../../pipeline/table/types';
 import { progressStore, seedItems } from '../../support/backfill-fixtures';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  openSearchClient,
-  streamsClient,
-  uniqueName,
-} from '../../support/engines';
+import { createTable, uniqueName, useEngines } from '../../support/engines';
 import {
   expectIndexEqualsTable,
   indexDocuments,
@@ -88,35 +78,17 @@ function driftItems(): Item[] {
   });
 }
 
-let dynamodb: DynamoDBClient;
-let streams: DynamoDBStreamsClient;
-let search: Client;
-const tables: string[] = [];
-const indices: string[] = [];
-
-beforeAll(() => {
-  dynamodb = dynamoClient();
-  streams = streamsClient();
-  search = openSearchClient();
-});
-
-afterAll(async () => {
-  await Promise.all(tables.map((table) => deleteTable(dynamodb, table)));
-  await Promise.all(indices.map((index) => deleteIndex(search, index)));
-  dynamodb.destroy();
-  streams.destroy();
-  await search.close();
-});
+const engines = useEngines();
+const { dynamodb, streams, opensearch: search } = engines;
 
 async function newTable(name: string): Promise<string> {
   const table = await createTable(dynamodb, uniqueName(name), { keySchema, stream: 'NEW_AND_OLD_IMAGES' });
-  tables.push(table);
+  engines.deleteTableAfter(table);
   return table;
 }
 
 async function newIndex(name: string): Promise<string> {
-  const index = uniqueName(name);
-  indices.push(index);
+  const index = engines.indexName(name);
   await prepareIndexForBackfill(search, index);
   return index;
 }
@@ -286,10 +258,8 @@ describe('an object in the index against a scalar in an item', () => {
     // Prepare
     const table = await newTable('obj-backfill');
     await seedItems(dynamodb, table, items, 1);
-    const index = uniqueName('obj-backfill');
-    indices.push(index);
-    const progressTable = uniqueName('obj-progress');
-    tables.push(progressTable);
+    const index = engines.indexName('obj-backfill');
+    const progressTable = engines.tableName('obj-progress');
     const deadLetterDir = temporaryDeadLetters().location;
 
     // Act
@@ -380,8 +350,7 @@ describe('an object in the index against a scalar in an item', () => {
 describe('an index ddb2os did not create', () => {
   it('gets no mapping put: a self-conflicting list is dead-lettered after three attempts with a reason naming the field', async () => {
     // Prepare: the user's own index, without ddb2os's _meta
-    const index = uniqueName('user-index');
-    indices.push(index);
+    const index = engines.indexName('user-index');
     await search.indices.create({ index });
     const outcomes: BulkOutcome[] = [];
     const writer = new BulkWriter<number>(search, {

@@ -1,24 +1,14 @@
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { prepareIndexForBackfill, restoreIndexAfterBackfill } from '../../../pipeline/index/index-settings';
 import { createOpenSearchClient } from '../../../pipeline/index/opensearch';
-import { deleteIndex, openSearchClient, uniqueName } from '../../support/engines';
+import { uniqueName, useEngines } from '../../support/engines';
 import { closedPort } from '../../support/opensearch-proxy';
 
-let opensearch: Client;
-const indices: string[] = [];
-
-beforeAll(() => {
-  opensearch = openSearchClient();
-});
-
-afterAll(async () => {
-  await Promise.all(indices.map((index) => deleteIndex(opensearch, index)));
-});
+const engines = useEngines();
+const { opensearch } = engines;
 
 function newIndex(): string {
-  const index = uniqueName('settings');
-  indices.push(index);
+  const index = engines.indexName('settings');
   return index;
 }
 

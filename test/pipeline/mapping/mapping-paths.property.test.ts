@@ -21,16 +21,11 @@
  * `FC_SEED=<seed> FC_PATH=<path> npx vitest run test/pipeline/mapping/mapping-paths.property.test.ts`.
  */
 
-import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  DescribeStreamCommand,
-  type DynamoDBStreamsClient,
-  GetShardIteratorCommand,
-} from '@aws-sdk/client-dynamodb-streams';
-import type { Client } from '@opensearch-project/opensearch';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { DescribeStreamCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBRecord } from 'aws-lambda';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { restoreEmptyMaps, StreamFollower } from '../../../local/stream-follower';
 import { applyStreamRecords } from '../../../pipeline/apply/apply-stream';
 import { fromLambdaRecord, type StreamChange } from '../../../pipeline/apply/stream-records';
@@ -45,36 +40,17 @@ import type { DeadLetterRecord, Item, KeySchema } from '../../../pipeline/table/
 import { verifyIndex } from '../../../pipeline/verify/verify';
 import { seedItems } from '../../support/backfill-fixtures';
 import { item as itemOf, type KeyType, nestedValue, record } from '../../support/dynamodb-arbitraries';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  openSearchClient,
-  streamsClient,
-  uniqueName,
-} from '../../support/engines';
+import { createTable, uniqueName, useEngines } from '../../support/engines';
 
-let dynamodb: DynamoDBClient;
-let streams: DynamoDBStreamsClient;
-let search: Client;
 const progressTable = uniqueName('paths-progress');
-const tables: string[] = [progressTable];
-const indices: string[] = [];
+
+const engines = useEngines();
+const { dynamodb, streams, opensearch: search } = engines;
+
+engines.deleteTableAfter(progressTable);
 
 beforeAll(async () => {
-  dynamodb = dynamoClient();
-  streams = streamsClient();
-  search = openSearchClient();
   await ensureProgressTable(dynamodb, progressTable);
-});
-
-afterAll(async () => {
-  await Promise.all(tables.map((table) => deleteTable(dynamodb, table)));
-  await Promise.all(indices.map((index) => deleteIndex(search, index)));
-  dynamodb.destroy();
-  streams.destroy();
-  await search.close();
 });
 
 interface TableKeys {
@@ -171,14 +147,14 @@ async function checkAllPaths(keys: TableKeys, items: Item[]): Promise<Map<string
     sortKeyType: keys.sortType,
     stream: 'NEW_AND_OLD_IMAGES',
   });
-  tables.push(table);
+  engines.deleteTableAfter(table);
   const index = {
     backfill: uniqueName('paths-backfill'),
     streams: uniqueName('paths-streams'),
     lambda: uniqueName('paths-lambda'),
   };
   for (const name of Object.values(index)) {
-    indices.push(name);
+    engines.deleteIndexAfter(name);
     await search.indices.create({ index: name, body: { mappings: { enabled: false } } });
   }
   await seedItems(dynamodb, table, items, 4);

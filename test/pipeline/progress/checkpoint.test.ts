@@ -1,4 +1,3 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   checkpointResult,
@@ -7,13 +6,13 @@ import {
   ensureProgressTable,
   SegmentCheckpointStore,
 } from '../../../pipeline/progress/checkpoint';
-import { deleteTable, dynamoClient, uniqueName } from '../../support/engines';
+import { deleteTable, uniqueName, useEngines } from '../../support/engines';
 
-let dynamodb: DynamoDBClient;
+const engines = useEngines();
+const { dynamodb } = engines;
 let store: SegmentCheckpointStore;
 
 beforeAll(async () => {
-  dynamodb = dynamoClient();
   const name = uniqueName('progress');
   await ensureProgressTable(dynamodb, name);
   store = new SegmentCheckpointStore(dynamodb, name);

@@ -2,7 +2,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DynamoDBClient, GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
-import type { Client } from '@opensearch-project/opensearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryDeadLetterSink } from '../../../pipeline/dead-letter/dead-letter';
 import { prepareIndexForBackfill, restoreIndexAfterBackfill } from '../../../pipeline/index/index-settings';
@@ -29,33 +28,20 @@ import {
   progressStore,
   seedItems,
 } from '../../support/backfill-fixtures';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  openSearchClient,
-  uniqueName,
-} from '../../support/engines';
+import { createTable, deleteTable, uniqueName, useEngines } from '../../support/engines';
 
-let dynamodb: DynamoDBClient;
-let opensearch: Client;
+const engines = useEngines();
+const { dynamodb, opensearch } = engines;
 let checkpoints: SegmentCheckpointStore;
 let deadLetterDir: string;
-const tables: string[] = [];
-const indices: string[] = [];
 
 beforeAll(async () => {
-  dynamodb = dynamoClient();
-  opensearch = openSearchClient();
   checkpoints = await progressStore(dynamodb);
   deadLetterDir = await mkdtemp(join(tmpdir(), 'ddb2os-scan-'));
 });
 
 afterAll(async () => {
-  await Promise.all(tables.map((table) => deleteTable(dynamodb, table)));
   await deleteTable(dynamodb, checkpoints.tableName);
-  await Promise.all(indices.map((index) => deleteIndex(opensearch, index)));
   await rm(deadLetterDir, { recursive: true, force: true });
 });
 
@@ -64,13 +50,12 @@ async function newTable(
   options: Parameters<typeof createTable>[2] = { keySchema: { partitionKey: 'pk' } },
 ): Promise<string> {
   const table = await createTable(dynamodb, uniqueName(prefix), options);
-  tables.push(table);
+  engines.deleteTableAfter(table);
   return table;
 }
 
 function newIndex(prefix: string): string {
-  const index = uniqueName(prefix);
-  indices.push(index);
+  const index = engines.indexName(prefix);
   return index;
 }
 

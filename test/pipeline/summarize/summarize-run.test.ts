@@ -1,16 +1,15 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FieldConflictCount } from '../../../pipeline/bulk/field-conflicts';
 import type { SegmentCheckpointStore } from '../../../pipeline/progress/checkpoint';
 import { readSummarizeInput, summarizeRun } from '../../../pipeline/summarize/summarize-run';
 import { progressStore } from '../../support/backfill-fixtures';
-import { deleteTable, dynamoClient, uniqueName } from '../../support/engines';
+import { deleteTable, uniqueName, useEngines } from '../../support/engines';
 
-let dynamodb: DynamoDBClient;
+const engines = useEngines();
+const { dynamodb } = engines;
 let checkpoints: SegmentCheckpointStore;
 
 beforeAll(async () => {
-  dynamodb = dynamoClient();
   checkpoints = await progressStore(dynamodb);
 });
 

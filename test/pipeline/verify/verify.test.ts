@@ -3,9 +3,8 @@
  * OpenSearch built by hand under the mapping contract, then changed one way
  * at a time (a document deleted, added, altered, rounded).
  */
-import { DeleteItemCommand, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import type { Client } from '@opensearch-project/opensearch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
 import { loadItems } from '../../../local/load-items';
 import type { MappingConfig } from '../../../pipeline/mapping/mapping';
 import type { Item, KeySchema } from '../../../pipeline/table/types';
@@ -16,32 +15,11 @@ import {
   type VerifyTable,
   verifyIndex,
 } from '../../../pipeline/verify/verify';
-import {
-  createTable,
-  deleteIndex,
-  deleteTable,
-  dynamoClient,
-  openSearchClient,
-  uniqueName,
-} from '../../support/engines';
+import { createTable, deleteIndex, uniqueName, useEngines } from '../../support/engines';
 import { buildTableAndIndex, catalogItems, createIndex, indexRaw, orderItems } from './verify-fixtures';
 
-let dynamodb: DynamoDBClient;
-let search: Client;
-const tables: string[] = [];
-const indices: string[] = [];
-
-beforeAll(() => {
-  dynamodb = dynamoClient();
-  search = openSearchClient();
-});
-
-afterAll(async () => {
-  await Promise.all(tables.map((table) => deleteTable(dynamodb, table)));
-  await Promise.all(indices.map((index) => deleteIndex(search, index)));
-  dynamodb.destroy();
-  await search.close();
-});
+const engines = useEngines();
+const { dynamodb, opensearch: search } = engines;
 
 const simpleKey: KeySchema = { partitionKey: 'pk' };
 const compositeKey: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
@@ -60,11 +38,11 @@ async function fixture(
     keySchema,
     ...(options.sortKeyType ? { sortKeyType: options.sortKeyType } : {}),
   });
-  tables.push(name);
+  engines.deleteTableAfter(name);
   const index = uniqueName('verify');
   const mapping = options.mapping?.(index) ?? { index };
   for (const target of [mapping.index, ...(mapping.routes ?? []).map((route) => route.index)])
-    indices.push(target);
+    engines.deleteIndexAfter(target);
   await buildTableAndIndex(dynamodb, search, name, keySchema, mapping, items);
   const keyTypes: VerifyTable['keyTypes'] = { pk: 'S' };
   if (keySchema.sortKey) keyTypes[keySchema.sortKey] = options.sortKeyType ?? 'S';
