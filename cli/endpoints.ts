@@ -70,20 +70,24 @@ export const INDEX_CONFIG_FLAGS: Record<string, FlagSpec> = {
  */
 export async function readIndexConfigFile(path: string | undefined): Promise<IndexDefinition | undefined> {
   if (path === undefined) return undefined;
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(
-      `index config file ${path} cannot be read: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
-    );
-  }
+  const text = await readUserFile(path, 'index config file');
   try {
     return parseIndexDefinitionText(text, `index config file ${path}`);
   } catch (error) {
     if (error instanceof ConfigurationError) throw new UsageError(error.message);
     throw error;
+  }
+}
+
+/** A file named on the command line, as text; one that cannot be read is a UsageError naming it. */
+async function readUserFile(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      `${what} ${path} cannot be read: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+    );
   }
 }
 
@@ -187,15 +191,7 @@ export async function readMappingFile(
 ): Promise<MappingConfig> {
   const defaults = index === undefined ? {} : { index };
   if (path === undefined) return loadMapping(undefined, defaults, 'the command line');
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(
-      `mapping file ${path} cannot be read: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
-    );
-  }
+  const text = await readUserFile(path, 'mapping file');
   let raw: unknown;
   try {
     raw = JSON.parse(text);
