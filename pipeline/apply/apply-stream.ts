@@ -26,6 +26,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { type BulkPolicy, BulkWriter, bulkLine } from '../bulk/bulk-writer';
 import type { FieldConflict } from '../bulk/field-conflicts';
+import { mapWithConcurrency } from '../concurrency';
 import type { DeadLetterSink } from '../dead-letter/dead-letter';
 import { describeError, MappingError } from '../errors';
 import {
@@ -143,7 +144,9 @@ export async function applyStreamRecords(
   if (changes.length === 0) return result;
 
   const { groups, problems } = groupChanges(changes, deps);
-  const plans = await mapConcurrent(groups, deps.readConcurrency ?? 16, (group) => planGroup(group, deps));
+  const plans = await mapWithConcurrency(groups, deps.readConcurrency ?? 16, (group) =>
+    planGroup(group, deps),
+  );
 
   let firstFailed = Number.POSITIVE_INFINITY;
   const fail = (position: number) => {
@@ -506,17 +509,4 @@ function writerLogger(logger: ApplyLogger): TelemetryLogger {
     warn: (message, ...attributes) => logger.warn(message, ...attributes),
     error: (message, ...attributes) => logger.warn(message, ...attributes),
   };
-}
-
-async function mapConcurrent<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(Math.max(1, limit), items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]!);
-    }
-  });
-  await Promise.all(workers);
-  return results;
 }
