@@ -11,7 +11,7 @@ import type { Client } from '@opensearch-project/opensearch';
 import { applyStreamRecords } from '../pipeline/apply/apply-stream';
 import type { WorkflowInput } from '../pipeline/contract/workflow';
 import { DirectoryDeadLetterSink } from '../pipeline/dead-letter/dead-letter';
-import { BackfillError, describeError, SourceTableError } from '../pipeline/errors';
+import { BackfillError, describeError } from '../pipeline/errors';
 import type { IndexDefinition } from '../pipeline/index/index-definition';
 import { restoreIndexAfterBackfill } from '../pipeline/index/index-settings';
 import { checkMappingForTable, type MappingConfig } from '../pipeline/mapping/mapping';
@@ -22,7 +22,7 @@ import { DynamoDBStreamPositionStore } from '../pipeline/progress/stream-positio
 import { type SegmentProgress, scanSegment } from '../pipeline/scan/scan-segment';
 import { prepareSegmentWork } from '../pipeline/scan/segment-message';
 import { summarizeRun } from '../pipeline/summarize/summarize-run';
-import { describeSourceTable, type SourceTable } from '../pipeline/table/describe';
+import { describeSourceTable, requireStream, type SourceTable } from '../pipeline/table/describe';
 import type { KeySchema, SegmentMessage, SegmentResult } from '../pipeline/table/types';
 import { StreamFollower } from './stream-follower';
 import { type RunSummary, runWorkflowLocally, WorkflowAbortedError } from './workflow';
@@ -81,13 +81,7 @@ export interface LocalBackfillResult {
 
 /** The table's description, once it is known that the table can be followed (it has a stream). */
 async function followableTable(dynamodb: DynamoDBClient, table: string): Promise<SourceTable> {
-  const source = await describeSourceTable(dynamodb, table);
-  if (!source.streamEnabled) {
-    throw new SourceTableError(
-      `table ${table} has no stream: enable a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES) so changes made during and after the backfill reach the index`,
-    );
-  }
-  return source;
+  return requireStream(await describeSourceTable(dynamodb, table));
 }
 
 /** The run to work on: the one given, the marker's run in progress (resumed), or a new one. */

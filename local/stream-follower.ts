@@ -30,7 +30,7 @@ import type { ApplyResult } from '../pipeline/apply/apply-stream';
 import { fromLambdaRecord, type StreamChange } from '../pipeline/apply/stream-records';
 import { BackfillError, describeError, SinkUnavailableError, SourceTableError } from '../pipeline/errors';
 import type { StreamPositionStore } from '../pipeline/progress/stream-positions';
-import { describeSourceTable } from '../pipeline/table/describe';
+import { describeSourceTable, noStreamError } from '../pipeline/table/describe';
 import { getRecordsPage } from '../pipeline/table/reads';
 
 /** What a follower reports after each page it applied (or tried to). */
@@ -186,11 +186,7 @@ export class StreamFollower {
     } while (ExclusiveStartStreamArn);
     const latest = described.streamArn;
     if (latest) labelled.set(latest, described.streamLabel ?? labelled.get(latest) ?? '');
-    if (labelled.size === 0) {
-      throw new SourceTableError(
-        `table ${table} has no stream: enable one (NEW_AND_OLD_IMAGES) so ddb2os can follow its changes`,
-      );
-    }
+    if (labelled.size === 0) throw noStreamError(table);
     return [...labelled.entries()]
       .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
       .map(([arn]) => arn);

@@ -13,7 +13,7 @@ import type { Client } from '@opensearch-project/opensearch';
 import { planListKey } from '../contract/bucket';
 import { indexNameProblem } from '../contract/index-name';
 import { WORKFLOW_INPUT_KEYS, type WorkflowInput } from '../contract/workflow';
-import { ConfigurationError, SourceTableError } from '../errors';
+import { ConfigurationError } from '../errors';
 import {
   createIndicesWithDefinition,
   definitionNotAppliedWarning,
@@ -21,7 +21,7 @@ import {
 } from '../index/index-definition';
 import type { IndexPreparation, PrepareIndexOptions } from '../index/index-settings';
 import type { MappingConfig } from '../mapping/mapping';
-import { sourceTableFrom } from '../table/describe';
+import { requireStream, sourceTableFrom } from '../table/describe';
 import type { KeySchema } from '../table/types';
 
 export const DEFAULT_TARGET_SEGMENT_BYTES = 256 * 1024 * 1024;
@@ -128,10 +128,7 @@ export function readTableDescription(raw: unknown): {
   sizeBytes: number;
   keySchema: KeySchema;
 } {
-  const table = sourceTableFrom(raw);
-  if (!table.streamEnabled) {
-    throw new SourceTableError(`table ${table.name} has no stream: enable NEW_IMAGE or NEW_AND_OLD_IMAGES`);
-  }
+  const table = requireStream(sourceTableFrom(raw));
   return {
     name: table.name,
     itemCount: table.itemCount,

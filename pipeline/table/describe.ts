@@ -87,6 +87,19 @@ function tableError(error: unknown, table: string, where: string | undefined): S
  * the workflow's DescribeTable state) read into a SourceTable.
  * SourceTableError when it names no table or no partition key.
  */
+/** The one sentence for a table whose changes ddb2os cannot read: it has no stream. */
+export function noStreamError(table: string): SourceTableError {
+  return new SourceTableError(
+    `table ${table} has no stream: enable a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES) so its changes reach the index`,
+  );
+}
+
+/** The table, once it is known to have a stream; otherwise noStreamError. */
+export function requireStream(table: SourceTable): SourceTable {
+  if (!table.streamEnabled) throw noStreamError(table.name);
+  return table;
+}
+
 export function sourceTableFrom(raw: unknown): SourceTable {
   const description = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
   const table = description as {

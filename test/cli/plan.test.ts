@@ -174,7 +174,7 @@ describe('ddb2os plan (real DynamoDB Local)', () => {
       // Assess
       expect(result.code).toBe(0);
       expect(result.stdout).toContain(
-        `  note: table ${noStream} has no stream: enable NEW_IMAGE or NEW_AND_OLD_IMAGES (the workflow refuses the table until then)\n`,
+        `  note: table ${noStream} has no stream: enable a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES) so its changes reach the index (the workflow refuses the table until then)\n`,
       );
       expect(result.stdout).toMatch(/^ {2}segments +1$/m);
     } finally {

@@ -280,7 +280,7 @@ describe('StreamFollower on a table it cannot follow', () => {
       });
 
     await expect(follower(table).drain()).rejects.toThrow(
-      `table ${table} has no stream: enable one (NEW_AND_OLD_IMAGES) so ddb2os can follow its changes`,
+      `table ${table} has no stream: enable a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES) so its changes reach the index`,
     );
     await expect(follower(`${table}-missing`).drain()).rejects.toThrow(
       `table ${table}-missing does not exist`,
