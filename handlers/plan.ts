@@ -8,9 +8,9 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Tracer } from '@aws-lambda-powertools/tracer';
-import { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
+import { tracedS3 } from '../pipeline/lambda/clients';
 import { coldStart } from '../pipeline/lambda/cold-start';
 import { readPlanConfig } from '../pipeline/lambda/config';
 import { parseMappingConfig } from '../pipeline/mapping/mapping';
@@ -25,7 +25,7 @@ const started = coldStart(async () => {
   return {
     config,
     opensearch: createOpenSearchClient({ endpoint: config.endpoint, signing: config.signing }),
-    s3: tracer.captureAWSv3Client(new S3Client({})),
+    s3: tracedS3(tracer),
     // Only the indices matter here (default and routes), so a transform module is not loaded: it
     // is bundled into the worker and the updater only.
     mapping: parseMappingConfig(config.mapping, { index: config.index }),

@@ -6,10 +6,10 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Tracer } from '@aws-lambda-powertools/tracer';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { restoreIndexAfterBackfill } from '../pipeline/index/index-settings';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
+import { tracedDynamoDb } from '../pipeline/lambda/clients';
 import { coldStart } from '../pipeline/lambda/cold-start';
 import { readSummarizeConfig } from '../pipeline/lambda/config';
 import { parseMappingConfig } from '../pipeline/mapping/mapping';
@@ -23,9 +23,7 @@ const tracer = new Tracer();
 /** Clients and mapping, once per execution environment. */
 const started = coldStart(async () => {
   const config = readSummarizeConfig();
-  const dynamodb = tracer.captureAWSv3Client(
-    new DynamoDBClient(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
-  );
+  const dynamodb = tracedDynamoDb(tracer, config.dynamodbEndpoint);
   return {
     checkpoints: new SegmentCheckpointStore(dynamodb, config.progressTable),
     opensearch: createOpenSearchClient({ endpoint: config.endpoint, signing: config.signing }),

@@ -12,16 +12,15 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import { type ApplyStreamDeps, applyStreamRecords } from '../pipeline/apply/apply-stream';
 import { fromLambdaRecord } from '../pipeline/apply/stream-records';
 import { S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
+import { bundledMapping, tracedDynamoDb, tracedS3 } from '../pipeline/lambda/clients';
 import { coldStart } from '../pipeline/lambda/cold-start';
 import { readUpdaterConfig } from '../pipeline/lambda/config';
-import { checkMappingForTable, loadMappingConfig } from '../pipeline/mapping/mapping';
+import { checkMappingForTable } from '../pipeline/mapping/mapping';
 import { describeSourceTable } from '../pipeline/table/describe';
 
 /** What handleStreamEvent needs: the apply dependencies, and optionally where metrics go. */
@@ -77,17 +76,10 @@ const tracer = new Tracer();
 /** Clients, key schema (one DescribeTable) and mapping, once per execution environment. */
 const started = coldStart(async (): Promise<ApplyStreamDeps> => {
   const config = readUpdaterConfig();
-  const dynamodb = tracer.captureAWSv3Client(
-    new DynamoDBClient(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
-  );
-  const s3 = tracer.captureAWSv3Client(new S3Client({}));
+  const dynamodb = tracedDynamoDb(tracer, config.dynamodbEndpoint);
+  const s3 = tracedS3(tracer);
   const { keySchema } = await describeSourceTable(dynamodb, config.table);
-  const mapping = await loadMappingConfig(
-    config.mapping,
-    { index: config.index },
-    // The deployed function cannot import a path; synth bundled the module into it.
-    { transformSource: 'bundle' },
-  );
+  const mapping = await bundledMapping(config);
   checkMappingForTable(mapping, keySchema);
   logger.info('updater ready', { table: config.table, index: mapping.index, keySchema });
   return {

@@ -16,8 +16,6 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
 import {
   SendTaskFailureCommand,
   SendTaskHeartbeatCommand,
@@ -29,9 +27,9 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { type DeadLetterSink, S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
 import { CheckpointConflictError, describeError, InvalidMessageError } from '../pipeline/errors';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
+import { bundledMapping, tracedDynamoDb, tracedS3 } from '../pipeline/lambda/clients';
 import { coldStart } from '../pipeline/lambda/cold-start';
 import { DEFAULT_TIME_RESERVE_MS, readWorkerConfig } from '../pipeline/lambda/config';
-import { loadMappingConfig } from '../pipeline/mapping/mapping';
 import { powertoolsTelemetry, type Telemetry, withDefaults } from '../pipeline/observability';
 import { SegmentCheckpointStore } from '../pipeline/progress/checkpoint';
 import { type ScanSegmentDeps, type ScanSegmentOptions, scanSegment } from '../pipeline/scan/scan-segment';
@@ -277,17 +275,10 @@ let stepFunctions: SFNClient | undefined;
 /** Clients and mapping, once per execution environment. */
 const started = coldStart(async (): Promise<Omit<WorkerDeps, 'stepFunctions'>> => {
   const config = readWorkerConfig();
-  const dynamodb = tracer.captureAWSv3Client(
-    new DynamoDBClient(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
-  );
-  const s3 = tracer.captureAWSv3Client(new S3Client({}));
+  const dynamodb = tracedDynamoDb(tracer, config.dynamodbEndpoint);
+  const s3 = tracedS3(tracer);
   const deadLetters: DeadLetterSink = new S3DeadLetterSink(s3, config.deadLetterBucket);
-  const mapping = await loadMappingConfig(
-    config.mapping,
-    { index: config.index },
-    // The deployed function cannot import a path; synth bundled the module into it.
-    { transformSource: 'bundle' },
-  );
+  const mapping = await bundledMapping(config);
   return {
     dynamodb,
     opensearch: createOpenSearchClient({ endpoint: config.endpoint, signing: config.signing }),

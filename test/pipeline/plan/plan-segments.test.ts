@@ -133,7 +133,8 @@ describe('planSegments', () => {
     ).toThrow(
       expect.objectContaining({
         name: 'SourceTableError',
-        message: 'table orders has no stream: enable a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES) so its changes reach the index',
+        message:
+          'table orders has no stream: enable a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES) so its changes reach the index',
       }),
     );
   });
