@@ -18,6 +18,7 @@ import {
 import type { Client } from '@opensearch-project/opensearch';
 import type { DynamoDBRecord, AttributeValue as LambdaAttributeValue } from 'aws-lambda';
 import { expect } from 'vitest';
+import type { ApplyStreamDeps } from '../../../pipeline/apply/apply-stream';
 import { DirectoryDeadLetterSink } from '../../../pipeline/dead-letter/dead-letter';
 import { aggregateCollection, type MappingConfig, mapItem } from '../../../pipeline/mapping/mapping';
 import type { Item, KeySchema } from '../../../pipeline/table/types';
@@ -156,6 +157,29 @@ function sortSets(document: Record<string, unknown>, sets: string[]): Record<str
 /** A dead-letter folder of its own under the system's temporary directory. */
 export function temporaryDeadLetters(): DirectoryDeadLetterSink {
   return new DirectoryDeadLetterSink(mkdtempSync(join(tmpdir(), 'ddb2os-stream-dead-letters-')));
+}
+
+/**
+ * The deps applyStreamRecords needs to apply `table`'s changes to
+ * `mapping.index` on the engines, with a dead-letter folder of their own
+ * unless `options` brings one; `options` adds or overrides any other dep.
+ */
+export function applyStreamDeps(
+  engines: { opensearch: Client; dynamodb: DynamoDBClient },
+  table: string,
+  keySchema: KeySchema,
+  mapping: MappingConfig,
+  options: Partial<ApplyStreamDeps> & { deadLetters?: DirectoryDeadLetterSink } = {},
+): ApplyStreamDeps & { deadLetters: DirectoryDeadLetterSink } {
+  return {
+    opensearch: engines.opensearch,
+    dynamodb: engines.dynamodb,
+    table,
+    keySchema,
+    mapping,
+    ...options,
+    deadLetters: options.deadLetters ?? temporaryDeadLetters(),
+  };
 }
 
 /** An OpenSearch URL where nothing listens (port 9 is discard; closed on loopback). */
