@@ -30,10 +30,30 @@ export async function readStream(
   table: string,
   after?: string,
 ): Promise<_Record[]> {
+  const { records } = await readShards(streams, dynamodb, table, async (iterator) => {
+    const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
+    return { records: page.Records ?? [], next: page.NextShardIterator };
+  });
+  return after === undefined
+    ? records
+    : records.filter((record) => BigInt(record.dynamodb!.SequenceNumber!) > BigInt(after));
+}
+
+/**
+ * Every record of the table's current stream, shard by shard from its start
+ * (TRIM_HORIZON), each page read by `readPage`; a shard ends at its first
+ * empty page, since DynamoDB Local keeps an open shard's iterator going.
+ */
+export async function readShards<R>(
+  streams: DynamoDBStreamsClient,
+  dynamodb: DynamoDBClient,
+  table: string,
+  readPage: (iterator: string) => Promise<{ records: R[]; next?: string }>,
+): Promise<{ streamArn: string; records: R[] }> {
   const described = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
   const streamArn = described.Table!.LatestStreamArn!;
   const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
-  const records: _Record[] = [];
+  const records: R[] = [];
   for (const shard of StreamDescription?.Shards ?? []) {
     let iterator = (
       await streams.send(
@@ -45,15 +65,13 @@ export async function readStream(
       )
     ).ShardIterator;
     while (iterator) {
-      const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
-      records.push(...(page.Records ?? []));
-      if ((page.Records ?? []).length === 0) break;
-      iterator = page.NextShardIterator;
+      const page = await readPage(iterator);
+      records.push(...page.records);
+      if (page.records.length === 0) break;
+      iterator = page.next;
     }
   }
-  return after === undefined
-    ? records
-    : records.filter((record) => BigInt(record.dynamodb!.SequenceNumber!) > BigInt(after));
+  return { streamArn, records };
 }
 
 /** A Streams API record as the Lambda event carries it: binary as base64, time in epoch seconds. */

@@ -21,8 +21,6 @@
  * `FC_SEED=<seed> FC_PATH=<path> npx vitest run test/pipeline/mapping/mapping-paths.property.test.ts`.
  */
 
-import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import { DescribeStreamCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBRecord } from 'aws-lambda';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +39,7 @@ import { verifyIndex } from '../../../pipeline/verify/verify';
 import { seedItems } from '../../support/backfill-fixtures';
 import { item as itemOf, type KeyType, nestedValue, record } from '../../support/dynamodb-arbitraries';
 import { createTable, uniqueName, useEngines } from '../../support/engines';
+import { readShards } from '../apply/apply-stream-fixtures';
 
 const progressTable = uniqueName('paths-progress');
 
@@ -289,32 +288,14 @@ async function scanAsWorkerReads(table: string): Promise<Item[]> {
  * that engine's stream.
  */
 async function lambdaEventRecords(table: string): Promise<DynamoDBRecord[]> {
-  const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
-  const streamArn = Table!.LatestStreamArn!;
-  const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
-  const records: DynamoDBRecord[] = [];
-  for (const shard of StreamDescription?.Shards ?? []) {
-    let iterator = (
-      await streams.send(
-        new GetShardIteratorCommand({
-          StreamArn: streamArn,
-          ShardId: shard.ShardId,
-          ShardIteratorType: 'TRIM_HORIZON',
-        }),
-      )
-    ).ShardIterator;
-    while (iterator) {
-      const answer = await getRecordsPage(streams, { ShardIterator: iterator });
-      const page = answer.records;
-      for (const raw of page) {
-        restoreEmptyMaps(raw);
-        records.push({ ...raw, eventSourceARN: streamArn });
-      }
-      if (page.length === 0) break;
-      iterator = answer.nextShardIterator;
-    }
-  }
-  return records;
+  const { streamArn, records } = await readShards(streams, dynamodb, table, async (iterator) => {
+    const answer = await getRecordsPage(streams, { ShardIterator: iterator });
+    return { records: answer.records, next: answer.nextShardIterator };
+  });
+  return records.map((raw) => {
+    restoreEmptyMaps(raw);
+    return { ...raw, eventSourceARN: streamArn };
+  });
 }
 
 function streamDeps(table: string, keySchema: KeySchema, index: string, deadLetters: DeadLetterSink) {
