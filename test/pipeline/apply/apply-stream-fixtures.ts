@@ -19,7 +19,7 @@ import type { Client } from '@opensearch-project/opensearch';
 import type { DynamoDBRecord, AttributeValue as LambdaAttributeValue } from 'aws-lambda';
 import { expect } from 'vitest';
 import type { ApplyStreamDeps } from '../../../pipeline/apply/apply-stream';
-import { DirectoryDeadLetterSink } from '../../../pipeline/dead-letter/dead-letter';
+import { type DeadLetterSink, DirectoryDeadLetterSink } from '../../../pipeline/dead-letter/dead-letter';
 import { aggregateCollection, type MappingConfig, mapItem } from '../../../pipeline/mapping/mapping';
 import type { Item, KeySchema } from '../../../pipeline/table/types';
 
@@ -182,13 +182,13 @@ export function temporaryDeadLetters(): DirectoryDeadLetterSink {
  * `mapping.index` on the engines, with a dead-letter folder of their own
  * unless `options` brings one; `options` adds or overrides any other dep.
  */
-export function applyStreamDeps(
+export function applyStreamDeps<Sink extends DeadLetterSink = DirectoryDeadLetterSink>(
   engines: { opensearch: Client; dynamodb: DynamoDBClient },
   table: string,
   keySchema: KeySchema,
   mapping: MappingConfig,
-  options: Partial<ApplyStreamDeps> & { deadLetters?: DirectoryDeadLetterSink } = {},
-): ApplyStreamDeps & { deadLetters: DirectoryDeadLetterSink } {
+  options: Partial<Omit<ApplyStreamDeps, 'deadLetters'>> & { deadLetters?: Sink } = {},
+): ApplyStreamDeps & { deadLetters: Sink } {
   return {
     opensearch: engines.opensearch,
     dynamodb: engines.dynamodb,
@@ -196,7 +196,8 @@ export function applyStreamDeps(
     keySchema,
     mapping,
     ...options,
-    deadLetters: options.deadLetters ?? temporaryDeadLetters(),
+    // Without a sink of the caller's, Sink is its default, the directory sink made here.
+    deadLetters: options.deadLetters ?? (temporaryDeadLetters() as DeadLetterSink as Sink),
   };
 }
 

@@ -39,7 +39,7 @@ import { verifyIndex } from '../../../pipeline/verify/verify';
 import { seedItems } from '../../support/backfill-fixtures';
 import { item as itemOf, type KeyType, nestedValue, record } from '../../support/dynamodb-arbitraries';
 import { createTable, uniqueName, useEngines } from '../../support/engines';
-import { readShards } from '../apply/apply-stream-fixtures';
+import { applyStreamDeps, readShards } from '../apply/apply-stream-fixtures';
 
 const progressTable = uniqueName('paths-progress');
 
@@ -185,7 +185,10 @@ async function checkAllPaths(keys: TableKeys, items: Item[]): Promise<Map<string
     positions: await DynamoDBStreamPositionStore.open({ dynamodb, progressTable, table }),
     apply: (changes) => {
       followed.push(...changes);
-      return applyStreamRecords(changes, streamDeps(table, keySchema, index.streams, sink));
+      return applyStreamRecords(
+        changes,
+        applyStreamDeps(engines, table, keySchema, { index: index.streams }, { deadLetters: sink }),
+      );
     },
     retry: { attempts: 1 },
   });
@@ -193,7 +196,10 @@ async function checkAllPaths(keys: TableKeys, items: Item[]): Promise<Map<string
 
   const lambdaRecords = await lambdaEventRecords(table);
   const lambdaChanges = lambdaRecords.map(fromLambdaRecord);
-  const applied = await applyStreamRecords(lambdaChanges, streamDeps(table, keySchema, index.lambda, sink));
+  const applied = await applyStreamRecords(
+    lambdaChanges,
+    applyStreamDeps(engines, table, keySchema, { index: index.lambda }, { deadLetters: sink }),
+  );
 
   // Assess, item by item: the same id and the same body on every path, and the item as it was written
   const mapped = (paths: Record<string, Item[]>) =>
@@ -296,10 +302,6 @@ async function lambdaEventRecords(table: string): Promise<DynamoDBRecord[]> {
     restoreEmptyMaps(raw);
     return { ...raw, eventSourceARN: streamArn };
   });
-}
-
-function streamDeps(table: string, keySchema: KeySchema, index: string, deadLetters: DeadLetterSink) {
-  return { opensearch: search, dynamodb, table, keySchema, mapping: { index }, deadLetters };
 }
 
 function keyTypesOf(keys: TableKeys): Record<string, 'S' | 'N' | 'B'> {
