@@ -36,6 +36,33 @@ export function stubClient<C>(answers: Record<string, Answer>): StubClient<C> {
   };
 }
 
+/** A stub client whose one command fails with `error` (e.g. an awsError); any other command is unexpected. */
+export function failingOn<C>(command: string, error: Error): StubClient<C> {
+  return stubClient<C>({
+    [command]: () => {
+      throw error;
+    },
+  });
+}
+
+/**
+ * A Step Functions that answers the polls of one execution in turn: its
+ * DescribeExecution answers, and its Map Run's (none: ListMapRuns lists no
+ * Map Run); `also` adds or overrides commands (StartExecution, RedriveExecution, …).
+ */
+export function stepFunctions(
+  executions: unknown[],
+  mapRuns: unknown[] = [],
+  also: Record<string, Answer> = {},
+): StubClient<SFNClient> {
+  return stubClient<SFNClient>({
+    DescribeExecution: inTurn(...executions),
+    ListMapRuns: () => (mapRuns.length > 0 ? LIST_MAP_RUNS : { mapRuns: [] }),
+    ...(mapRuns.length > 0 ? { DescribeMapRun: inTurn(...mapRuns) } : {}),
+    ...also,
+  });
+}
+
 /** Answers in turn, then the last one again and again (a poll that has reached its end). */
 export function inTurn(...answers: (unknown | (() => unknown))[]): Answer {
   let index = 0;

@@ -2,7 +2,7 @@ import { DescribeTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planSegments } from '../../pipeline/plan/plan-segments';
 import { createTable, deleteTable, dynamoClient, dynamodbEndpoint, uniqueName } from '../support/engines';
-import { lastJsonLine, runCli } from './support';
+import { lastJsonLine, runCli, runPlanJson } from './support';
 
 const ITEMS = 12;
 
@@ -74,19 +74,13 @@ describe('ddb2os plan (real DynamoDB Local)', () => {
 
   it('--json gives the same plan as one object, with the figures DescribeTable reports', async () => {
     // Act
-    const result = await runCli([
-      'plan',
-      '--table',
-      table,
-      '--dynamodb-endpoint',
-      dynamodbEndpoint(),
+    const result = await runPlanJson(table, [
       '--segments',
       '4',
       '--concurrency',
       '2',
       '--price-per-million-rru',
       '0.25',
-      '--json',
     ]);
 
     // Assess
@@ -117,19 +111,13 @@ describe('ddb2os plan (real DynamoDB Local)', () => {
 
   it('--read-units-per-second sets the pace: RRU / (limit x segments at a time)', async () => {
     // Act
-    const result = await runCli([
-      'plan',
-      '--table',
-      table,
-      '--dynamodb-endpoint',
-      dynamodbEndpoint(),
+    const result = await runPlanJson(table, [
       '--segments',
       '3',
       '--concurrency',
       '8',
       '--read-units-per-second',
       '0.5',
-      '--json',
     ]);
 
     // Assess
@@ -143,16 +131,7 @@ describe('ddb2os plan (real DynamoDB Local)', () => {
 
   it('--target-segment-mib reaches the planner', async () => {
     // Act: about 4 KiB per segment.
-    const result = await runCli([
-      'plan',
-      '--table',
-      table,
-      '--dynamodb-endpoint',
-      dynamodbEndpoint(),
-      '--target-segment-mib',
-      '0.004',
-      '--json',
-    ]);
+    const result = await runPlanJson(table, ['--target-segment-mib', '0.004']);
 
     // Assess
     expect(result.code).toBe(0);

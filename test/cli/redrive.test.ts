@@ -1,17 +1,14 @@
-import type { SFNClient } from '@aws-sdk/client-sfn';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   awsError,
   EXECUTION_ARN,
   execution,
-  inTurn,
-  LIST_MAP_RUNS,
   mapRun,
   newWorld,
   REGION,
   RUN_SUMMARY,
   type StubWorld,
-  stubClient,
+  stepFunctions,
   T0,
 } from './cloud-stub';
 import { lastJsonLine, runCli } from './support';
@@ -38,22 +35,21 @@ describe('ddb2os redrive', () => {
   it('redrives a failed execution and follows it to SUCCEEDED, not mistaking the stale FAILED status right after the redrive for the end (Step Functions stubbed)', async () => {
     // Prepare
     const redriven = { redriveCount: 1, redriveDate: new Date(T0.getTime() + 7_200_000) };
-    holder.world.sfn = stubClient<SFNClient>({
-      DescribeExecution: inTurn(
+    holder.world.sfn = stepFunctions(
+      [
         FAILED, // before the redrive
         FAILED, // eventual consistency: the redrive is not visible yet
         execution('RUNNING', redriven),
         execution('SUCCEEDED', { ...redriven, output: JSON.stringify(RUN_SUMMARY) }),
-      ),
-      RedriveExecution: () => ({ redriveDate: redriven.redriveDate }),
-      ListMapRuns: () => LIST_MAP_RUNS,
-      DescribeMapRun: inTurn(
+      ],
+      [
         FAILED_MAP_RUN,
         FAILED_MAP_RUN,
         mapRun('RUNNING', { succeeded: 3, running: 1 }, { redriveCount: 1 }),
         mapRun('SUCCEEDED', { succeeded: 4 }, { redriveCount: 1 }),
-      ),
-    });
+      ],
+      { RedriveExecution: () => ({ redriveDate: redriven.redriveDate }) },
+    );
 
     // Act
     const result = await runCli(['redrive', EXECUTION_ARN], { env: {} });
@@ -79,11 +75,8 @@ describe('ddb2os redrive', () => {
 
   it('--no-follow --json redrives and prints one summary object (Step Functions stubbed)', async () => {
     // Prepare
-    holder.world.sfn = stubClient<SFNClient>({
-      DescribeExecution: () => FAILED,
+    holder.world.sfn = stepFunctions([FAILED], [FAILED_MAP_RUN], {
       RedriveExecution: () => ({ redriveDate: new Date() }),
-      ListMapRuns: () => LIST_MAP_RUNS,
-      DescribeMapRun: () => FAILED_MAP_RUN,
     });
 
     // Act
@@ -108,11 +101,8 @@ describe('ddb2os redrive', () => {
       error: 'States.ExceedToleratedFailureThreshold',
       cause: 'threshold exceeded',
     });
-    holder.world.sfn = stubClient<SFNClient>({
-      DescribeExecution: inTurn(FAILED, failedAgain),
+    holder.world.sfn = stepFunctions([FAILED, failedAgain], [FAILED_MAP_RUN], {
       RedriveExecution: () => ({ redriveDate: new Date() }),
-      ListMapRuns: () => LIST_MAP_RUNS,
-      DescribeMapRun: () => FAILED_MAP_RUN,
     });
 
     // Act
@@ -149,9 +139,7 @@ describe('ddb2os redrive', () => {
     'maps ExecutionNotRedrivable to one clear sentence, exit 1 (Step Functions stubbed) #%#',
     async (before, sentence) => {
       // Prepare
-      holder.world.sfn = stubClient<SFNClient>({
-        DescribeExecution: () => before,
-        ListMapRuns: () => ({ mapRuns: [] }),
+      holder.world.sfn = stepFunctions([before], [], {
         RedriveExecution: () => {
           throw awsError('ExecutionNotRedrivable', 'Execution cannot be redriven');
         },

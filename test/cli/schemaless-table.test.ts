@@ -12,7 +12,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryDeadLetterSink } from '../../pipeline/dead-letter/dead-letter';
 import type { Item } from '../../pipeline/table/types';
-import { dynamodbEndpoint, localRunArgs, opensearchUrl, useEngines } from '../support/engines';
+import { localRunArgs, useEngines } from '../support/engines';
 import {
   applyChange,
   BIG_ITEM_KEY,
@@ -20,7 +20,7 @@ import {
   createSchemalessTable,
   schemalessChanges,
 } from '../support/schemaless-table';
-import { type CliResult, lastJsonLine, runCli } from './support';
+import { type CliResult, lastJsonLine, runCli, runVerify } from './support';
 
 const engines = useEngines();
 const { dynamodb, opensearch } = engines;
@@ -79,20 +79,7 @@ async function explain(run: CliResult, directory: string): Promise<string> {
 async function verify(
   index: string,
 ): Promise<{ code: number; report: Record<string, unknown>; text: string }> {
-  const result = await runCli([
-    'verify',
-    '--table',
-    table,
-    '--index',
-    index,
-    '--dynamodb-endpoint',
-    dynamodbEndpoint(),
-    '--opensearch-url',
-    opensearchUrl(),
-    '--examples',
-    '20',
-    '--json',
-  ]);
+  const result = await runVerify(table, ['--index', index, '--examples', '20', '--json']);
   const lines = result.stdout.trim().split('\n');
   return { code: result.code, report: lastJsonLine(result.stdout), text: lines.slice(0, -1).join('\n') };
 }

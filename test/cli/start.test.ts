@@ -5,6 +5,7 @@ import {
   awsError,
   EXECUTION_ARN,
   execution,
+  failingOn,
   inTurn,
   LIST_MAP_RUNS,
   mapRun,
@@ -13,6 +14,7 @@ import {
   RUN_SUMMARY,
   STATE_MACHINE_ARN,
   type StubWorld,
+  stepFunctions,
   stubClient,
   T0,
 } from './cloud-stub';
@@ -35,16 +37,13 @@ function stack(outputs: { OutputKey: string; OutputValue: string }[]) {
 }
 
 /** A Step Functions that starts the execution and then answers the polls in turn. */
-function stepFunctions(
+function startingStepFunctions(
   executions: unknown[],
   mapRuns: unknown[],
   extra: Record<string, (input: Record<string, unknown>) => unknown> = {},
 ) {
-  return stubClient<SFNClient>({
+  return stepFunctions(executions, mapRuns, {
     StartExecution: () => ({ executionArn: EXECUTION_ARN, startDate: T0 }),
-    DescribeExecution: inTurn(...executions),
-    ListMapRuns: () => LIST_MAP_RUNS,
-    DescribeMapRun: inTurn(...mapRuns),
     ...extra,
   });
 }
@@ -60,7 +59,7 @@ describe('ddb2os start', () => {
       { OutputKey: 'DashboardUrl', OutputValue: 'https://example' },
       { OutputKey: 'StateMachineArn', OutputValue: STATE_MACHINE_ARN },
     ]);
-    holder.world.sfn = stepFunctions(
+    holder.world.sfn = startingStepFunctions(
       [
         execution('RUNNING'),
         execution('RUNNING'),
@@ -116,7 +115,7 @@ describe('ddb2os start', () => {
     'exits 1 when the execution ends %s, with one stderr line naming the status, error, cause and the exact redrive command (Step Functions stubbed)',
     async (status) => {
       // Prepare
-      holder.world.sfn = stepFunctions(
+      holder.world.sfn = startingStepFunctions(
         [
           execution('RUNNING'),
           execution(status, {
@@ -148,7 +147,7 @@ describe('ddb2os start', () => {
   it('gives no redrive hint when every segment succeeded but a later state failed (Step Functions stubbed)', async () => {
     // Prepare
     const cause = 'The backfill took 25 hours, more than the retention budget of 23 hours';
-    holder.world.sfn = stepFunctions(
+    holder.world.sfn = startingStepFunctions(
       [execution('FAILED', { error: 'RetentionBudgetExceededError', cause })],
       [mapRun('SUCCEEDED', { succeeded: 4 })],
     );
@@ -163,7 +162,7 @@ describe('ddb2os start', () => {
 
   it('--json puts one summary object on the last stdout line and the progress on stderr (Step Functions stubbed)', async () => {
     // Prepare
-    holder.world.sfn = stepFunctions(
+    holder.world.sfn = startingStepFunctions(
       [execution('RUNNING'), execution('SUCCEEDED', { output: JSON.stringify(RUN_SUMMARY) })],
       [mapRun('RUNNING', { running: 4 }), mapRun('SUCCEEDED', { succeeded: 4 })],
     );
@@ -188,7 +187,7 @@ describe('ddb2os start', () => {
 
   it('redraws a single status block with a bar on a terminal (Step Functions stubbed)', async () => {
     // Prepare
-    holder.world.sfn = stepFunctions(
+    holder.world.sfn = startingStepFunctions(
       [execution('RUNNING'), execution('RUNNING'), execution('SUCCEEDED', { output: '{}' })],
       [
         mapRun('RUNNING', { running: 4 }),
@@ -214,7 +213,7 @@ describe('ddb2os start', () => {
   it('Ctrl-C stops following, not the execution, and says so (Step Functions stubbed)', async () => {
     // Prepare
     const controller = new AbortController();
-    holder.world.sfn = stepFunctions([execution('RUNNING')], [mapRun('RUNNING', { running: 4 })]);
+    holder.world.sfn = startingStepFunctions([execution('RUNNING')], [mapRun('RUNNING', { running: 4 })]);
     holder.world.onSleep = (count) => {
       if (count === 2) controller.abort(new Error('interrupted'));
     };
@@ -235,7 +234,7 @@ describe('ddb2os start', () => {
 
   it('--no-follow prints the execution ARN and console link and returns at once (Step Functions stubbed)', async () => {
     // Prepare
-    holder.world.sfn = stepFunctions([], []);
+    holder.world.sfn = startingStepFunctions([], []);
 
     // Act
     const result = await runCli(
@@ -256,7 +255,7 @@ describe('ddb2os start', () => {
 
   it('takes the region from the state machine ARN when no flag or variable names one (Step Functions stubbed)', async () => {
     // Prepare
-    holder.world.sfn = stepFunctions([], []);
+    holder.world.sfn = startingStepFunctions([], []);
 
     // Act
     const result = await runCli(['start', '--state-machine-arn', STATE_MACHINE_ARN, '--no-follow'], {
@@ -271,7 +270,7 @@ describe('ddb2os start', () => {
   it('--region and --profile choose where the clients go (Step Functions and CloudFormation stubbed)', async () => {
     // Prepare
     holder.world.cloudFormation = stack([{ OutputKey: 'StateMachineArn', OutputValue: STATE_MACHINE_ARN }]);
-    holder.world.sfn = stepFunctions([], []);
+    holder.world.sfn = startingStepFunctions([], []);
 
     // Act
     const result = await runCli(
@@ -303,11 +302,10 @@ describe('ddb2os start', () => {
 
   it('without --stack or --state-machine-arn, uses the default stack Ddb2osBackfill and says so when it is missing (CloudFormation stubbed)', async () => {
     // Prepare
-    holder.world.cloudFormation = stubClient<CloudFormationClient>({
-      DescribeStacks: () => {
-        throw awsError('ValidationError', 'Stack with id Ddb2osBackfill does not exist');
-      },
-    });
+    holder.world.cloudFormation = failingOn<CloudFormationClient>(
+      'DescribeStacks',
+      awsError('ValidationError', 'Stack with id Ddb2osBackfill does not exist'),
+    );
 
     // Act
     const result = await runCli(['start'], { env: ENV });
@@ -322,11 +320,10 @@ describe('ddb2os start', () => {
 
   it('a stack that does not exist is one line naming it and the region (CloudFormation stubbed)', async () => {
     // Prepare
-    holder.world.cloudFormation = stubClient<CloudFormationClient>({
-      DescribeStacks: () => {
-        throw awsError('ValidationError', 'Stack with id Nope does not exist');
-      },
-    });
+    holder.world.cloudFormation = failingOn<CloudFormationClient>(
+      'DescribeStacks',
+      awsError('ValidationError', 'Stack with id Nope does not exist'),
+    );
 
     // Act
     const result = await runCli(['start', '--stack', 'Nope'], { env: ENV });
@@ -400,11 +397,10 @@ describe('ddb2os start', () => {
 
   it('missing credentials are one line that says how to provide them (Step Functions stubbed to fail like the SDK)', async () => {
     // Prepare
-    holder.world.sfn = stubClient<SFNClient>({
-      StartExecution: () => {
-        throw awsError('CredentialsProviderError', 'Could not load credentials from any providers');
-      },
-    });
+    holder.world.sfn = failingOn<SFNClient>(
+      'StartExecution',
+      awsError('CredentialsProviderError', 'Could not load credentials from any providers'),
+    );
 
     // Act
     const result = await runCli(['start', '--state-machine-arn', STATE_MACHINE_ARN], { env: ENV });
@@ -418,11 +414,10 @@ describe('ddb2os start', () => {
 
   it('a name already taken is a clear sentence (Step Functions stubbed)', async () => {
     // Prepare
-    holder.world.sfn = stubClient<SFNClient>({
-      StartExecution: () => {
-        throw awsError('ExecutionAlreadyExists', 'Execution Already Exists');
-      },
-    });
+    holder.world.sfn = failingOn<SFNClient>(
+      'StartExecution',
+      awsError('ExecutionAlreadyExists', 'Execution Already Exists'),
+    );
 
     // Act
     const result = await runCli(['start', '--state-machine-arn', STATE_MACHINE_ARN, '--name', 'run-1'], {

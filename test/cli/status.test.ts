@@ -4,14 +4,14 @@ import {
   awsError,
   EXECUTION_ARN,
   execution,
-  LIST_MAP_RUNS,
+  failingOn,
   MAP_RUN_ARN,
   mapRun,
   newWorld,
   REGION,
   RUN_SUMMARY,
   type StubWorld,
-  stubClient,
+  stepFunctions,
 } from './cloud-stub';
 import { lastJsonLine, runCli } from './support';
 
@@ -22,14 +22,6 @@ vi.mock('../../cli/commands/status', async (importOriginal) => {
   return { ...mod, statusCommand: mod.createStatusCommand(worldDeps(holder)) };
 });
 
-function stepFunctions(describe: unknown, map: unknown | undefined) {
-  return stubClient<SFNClient>({
-    DescribeExecution: () => describe,
-    ListMapRuns: () => (map ? LIST_MAP_RUNS : { mapRuns: [] }),
-    DescribeMapRun: () => map,
-  });
-}
-
 describe('ddb2os status', () => {
   beforeEach(() => {
     holder.world = newWorld();
@@ -38,12 +30,14 @@ describe('ddb2os status', () => {
   it('shows the status, times, Map Run counts, redrive status, error, cause and redrive command of a failed execution (Step Functions stubbed)', async () => {
     // Prepare
     holder.world.sfn = stepFunctions(
-      execution('FAILED', {
-        error: 'States.ExceedToleratedFailureThreshold',
-        cause: 'The specified tolerated failure threshold was exceeded',
-        redriveStatus: 'REDRIVABLE',
-      }),
-      mapRun('FAILED', { succeeded: 97, failed: 2, timedOut: 1 }),
+      [
+        execution('FAILED', {
+          error: 'States.ExceedToleratedFailureThreshold',
+          cause: 'The specified tolerated failure threshold was exceeded',
+          redriveStatus: 'REDRIVABLE',
+        }),
+      ],
+      [mapRun('FAILED', { succeeded: 97, failed: 2, timedOut: 1 })],
     );
 
     // Act
@@ -75,8 +69,8 @@ describe('ddb2os status', () => {
   it('shows the run summary of a succeeded execution (Step Functions stubbed)', async () => {
     // Prepare
     holder.world.sfn = stepFunctions(
-      execution('SUCCEEDED', { output: JSON.stringify(RUN_SUMMARY), redriveCount: 1 }),
-      mapRun('SUCCEEDED', { succeeded: 4 }, { redriveCount: 1 }),
+      [execution('SUCCEEDED', { output: JSON.stringify(RUN_SUMMARY), redriveCount: 1 })],
+      [mapRun('SUCCEEDED', { succeeded: 4 }, { redriveCount: 1 })],
     );
 
     // Act
@@ -93,7 +87,7 @@ describe('ddb2os status', () => {
 
   it('says when the Map Run has not started yet (Step Functions stubbed)', async () => {
     // Prepare
-    holder.world.sfn = stepFunctions(execution('RUNNING'), undefined);
+    holder.world.sfn = stepFunctions([execution('RUNNING')]);
     holder.world.clock += 42_000;
 
     // Act
@@ -110,8 +104,8 @@ describe('ddb2os status', () => {
   it('--json prints the snapshot as one object (Step Functions stubbed)', async () => {
     // Prepare
     holder.world.sfn = stepFunctions(
-      execution('TIMED_OUT', { redriveStatus: 'REDRIVABLE' }),
-      mapRun('ABORTED', { succeeded: 2, aborted: 2 }),
+      [execution('TIMED_OUT', { redriveStatus: 'REDRIVABLE' })],
+      [mapRun('ABORTED', { succeeded: 2, aborted: 2 })],
     );
 
     // Act
@@ -139,8 +133,8 @@ describe('ddb2os status', () => {
   it('--region wins over the ARN and --profile reaches the client and the hint (Step Functions stubbed)', async () => {
     // Prepare
     holder.world.sfn = stepFunctions(
-      execution('FAILED', { redriveStatus: 'REDRIVABLE' }),
-      mapRun('FAILED', { succeeded: 1, failed: 1 }),
+      [execution('FAILED', { redriveStatus: 'REDRIVABLE' })],
+      [mapRun('FAILED', { succeeded: 1, failed: 1 })],
     );
 
     // Act
@@ -154,11 +148,10 @@ describe('ddb2os status', () => {
 
   it('an execution that does not exist is one line naming it and the region, exit 1 (Step Functions stubbed)', async () => {
     // Prepare
-    holder.world.sfn = stubClient<SFNClient>({
-      DescribeExecution: () => {
-        throw awsError('ExecutionDoesNotExist', 'Execution Does Not Exist');
-      },
-    });
+    holder.world.sfn = failingOn<SFNClient>(
+      'DescribeExecution',
+      awsError('ExecutionDoesNotExist', 'Execution Does Not Exist'),
+    );
 
     // Act
     const result = await runCli(['status', EXECUTION_ARN], { env: {} });
@@ -170,14 +163,13 @@ describe('ddb2os status', () => {
 
   it('access denied is one line naming the region (Step Functions stubbed)', async () => {
     // Prepare
-    holder.world.sfn = stubClient<SFNClient>({
-      DescribeExecution: () => {
-        throw awsError(
-          'AccessDeniedException',
-          'User: arn:aws:iam::1:user/x is not authorized to perform: states:DescribeExecution',
-        );
-      },
-    });
+    holder.world.sfn = failingOn<SFNClient>(
+      'DescribeExecution',
+      awsError(
+        'AccessDeniedException',
+        'User: arn:aws:iam::1:user/x is not authorized to perform: states:DescribeExecution',
+      ),
+    );
 
     // Act
     const result = await runCli(['status', EXECUTION_ARN], { env: {} });

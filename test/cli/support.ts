@@ -2,6 +2,7 @@
 import { PassThrough } from 'node:stream';
 import type { CliIo } from '../../cli/io';
 import { main } from '../../cli/main';
+import { dynamodbEndpoint, engineFlags } from '../support/engines';
 
 export interface CliResult {
   code: number;
@@ -9,16 +10,15 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runCli(
-  argv: string[],
-  options: {
-    env?: NodeJS.ProcessEnv;
-    signal?: AbortSignal;
-    tty?: boolean;
-    /** Sees stderr as it is written (e.g. to interrupt a run at a given moment). */
-    onStderr?: (text: string) => void;
-  } = {},
-): Promise<CliResult> {
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+  tty?: boolean;
+  /** Sees stderr as it is written (e.g. to interrupt a run at a given moment). */
+  onStderr?: (text: string) => void;
+}
+
+export async function runCli(argv: string[], options: RunOptions = {}): Promise<CliResult> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = '';
@@ -44,4 +44,14 @@ export async function runCli(
 export function lastJsonLine(stdout: string): Record<string, unknown> {
   const lines = stdout.trim().split('\n');
   return JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
+}
+
+/** `ddb2os verify --table TABLE` on the test engines, then `flags` (--index or --mapping, …). */
+export function runVerify(table: string, flags: string[], options: RunOptions = {}): Promise<CliResult> {
+  return runCli(['verify', '--table', table, ...engineFlags(), ...flags], options);
+}
+
+/** `ddb2os plan --table TABLE --json` on the test DynamoDB (plan reads only the table), then `flags`. */
+export function runPlanJson(table: string, flags: string[]): Promise<CliResult> {
+  return runCli(['plan', '--table', table, '--dynamodb-endpoint', dynamodbEndpoint(), ...flags, '--json']);
 }

@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 import type { MappingConfig } from '../../pipeline/mapping/mapping';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import { buildTableAndIndex, catalogItems, indexRaw, orderItems } from '../pipeline/verify/verify-fixtures';
-import { dynamodbEndpoint, opensearchUrl, uniqueName, useEngines } from '../support/engines';
-import { lastJsonLine, runCli } from './support';
+import { dynamodbEndpoint, engineFlags, opensearchUrl, uniqueName, useEngines } from '../support/engines';
+import { lastJsonLine, runCli, runVerify } from './support';
 
 const shared = useEngines();
 const { dynamodb, opensearch: search } = shared;
@@ -26,16 +26,11 @@ async function fixture(
   return { table, index };
 }
 
-/** The engine flags every run passes, like a user pointing at local engines. */
-function engines(): string[] {
-  return ['--dynamodb-endpoint', dynamodbEndpoint(), '--opensearch-url', opensearchUrl()];
-}
-
 describe('ddb2os verify', () => {
   it('exits 0 with the counts when the index equals the table', async () => {
     const { table, index } = await fixture(catalogItems(50));
 
-    const result = await runCli(['verify', '--table', table, '--index', index, ...engines(), '--json']);
+    const result = await runVerify(table, ['--index', index, '--json']);
 
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
@@ -70,7 +65,7 @@ describe('ddb2os verify', () => {
       },
     ]);
 
-    const result = await runCli(['verify', '--table', table, '--index', index, ...engines(), '--json']);
+    const result = await runVerify(table, ['--index', index, '--json']);
 
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(
@@ -97,7 +92,7 @@ describe('ddb2os verify', () => {
       JSON.stringify({ index, aggregate: { parentSortKey: 'ORDER', childrenField: 'lines' } }),
     );
 
-    const result = await runCli(['verify', '--table', table, '--mapping', file, ...engines(), '--json']);
+    const result = await runVerify(table, ['--mapping', file, '--json']);
 
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
@@ -107,17 +102,7 @@ describe('ddb2os verify', () => {
   it('checks a random sample with --sample N and marks the report sampled', async () => {
     const { table, index } = await fixture(catalogItems(100));
 
-    const result = await runCli([
-      'verify',
-      '--table',
-      table,
-      '--index',
-      index,
-      ...engines(),
-      '--sample',
-      '10',
-      '--json',
-    ]);
+    const result = await runVerify(table, ['--index', index, '--sample', '10', '--json']);
 
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`Sampled table ${table}`);
@@ -130,7 +115,7 @@ describe('ddb2os verify', () => {
   it('names a missing table in one line, exit 1', async () => {
     const missing = uniqueName('no-such-table');
 
-    const result = await runCli(['verify', '--table', missing, '--index', 'whatever', ...engines()]);
+    const result = await runVerify(missing, ['--index', 'whatever']);
 
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(`ddb2os: table ${missing} does not exist at ${dynamodbEndpoint()}\n`);
@@ -140,7 +125,7 @@ describe('ddb2os verify', () => {
     const { table } = await fixture(catalogItems(5));
     const absent = uniqueName('no-such-index');
 
-    const result = await runCli(['verify', '--table', table, '--index', absent, ...engines()]);
+    const result = await runVerify(table, ['--index', absent]);
 
     expect(result.code).toBe(1);
     expect(result.stdout).toContain(`index ${absent} does not exist`);
@@ -152,28 +137,9 @@ describe('ddb2os verify', () => {
   it('names an unreachable DynamoDB or OpenSearch endpoint, exit 1', async () => {
     const { table, index } = await fixture(catalogItems(1));
 
-    const noDynamo = await runCli([
-      'verify',
-      '--table',
-      table,
-      '--index',
-      index,
-      '--dynamodb-endpoint',
-      'http://127.0.0.1:1',
-      '--opensearch-url',
-      opensearchUrl(),
-    ]);
-    const noSearch = await runCli([
-      'verify',
-      '--table',
-      table,
-      '--index',
-      index,
-      '--dynamodb-endpoint',
-      dynamodbEndpoint(),
-      '--opensearch-url',
-      'http://127.0.0.1:1',
-    ]);
+    const target = ['verify', '--table', table, '--index', index];
+    const noDynamo = await runCli([...target, ...engineFlags({ dynamodb: 'http://127.0.0.1:1' })]);
+    const noSearch = await runCli([...target, ...engineFlags({ opensearch: 'http://127.0.0.1:1' })]);
 
     expect(noDynamo.code).toBe(1);
     expect(noDynamo.stderr).toBe(
@@ -190,7 +156,7 @@ describe('ddb2os verify', () => {
     const interrupt = new AbortController();
     interrupt.abort(new Error('interrupted'));
 
-    const result = await runCli(['verify', '--table', table, '--index', index, ...engines()], {
+    const result = await runVerify(table, ['--index', index], {
       signal: interrupt.signal,
     });
 
@@ -245,7 +211,7 @@ describe('ddb2os verify', () => {
       JSON.stringify({ index, aggregate: { parentSortKey: 'ORDER', childrenField: 'lines' } }),
     );
 
-    const result = await runCli(['verify', '--table', table, '--mapping', file, ...engines()]);
+    const result = await runVerify(table, ['--mapping', file]);
 
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(

@@ -13,10 +13,10 @@ import type { ApplyStreamDeps } from '../../pipeline/apply/apply-stream';
 import { createOpenSearchClient } from '../../pipeline/index/opensearch';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import {
+  applyStreamDeps,
   expectIndexEqualsTable,
   FAST_BULK,
   readStream,
-  temporaryDeadLetters,
   toLambdaRecord,
   UNREACHABLE_OPENSEARCH,
 } from '../pipeline/apply/apply-stream-fixtures';
@@ -43,15 +43,7 @@ describe('handleStreamEvent', () => {
 
   beforeAll(async () => {
     await createTable(dynamodb, table, { keySchema, sortKeyType: 'B', stream: 'NEW_AND_OLD_IMAGES' });
-    deps = {
-      opensearch: search,
-      dynamodb,
-      table,
-      keySchema,
-      mapping: { index },
-      deadLetters: temporaryDeadLetters(),
-      runId: 'updater-test',
-    };
+    deps = applyStreamDeps(engines, table, keySchema, { index }, { runId: 'updater-test' });
   });
 
   afterAll(async () => {

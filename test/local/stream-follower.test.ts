@@ -12,21 +12,13 @@ import {
 import type { Shard } from '@aws-sdk/client-dynamodb-streams';
 import { describe, expect, it } from 'vitest';
 import { type FollowerBatchInfo, orderShards, StreamFollower } from '../../local/stream-follower';
-import {
-  type ApplyResult,
-  type ApplyStreamDeps,
-  applyStreamRecords,
-} from '../../pipeline/apply/apply-stream';
+import { type ApplyResult, applyStreamRecords } from '../../pipeline/apply/apply-stream';
 import type { StreamChange } from '../../pipeline/apply/stream-records';
 import { SinkUnavailableError } from '../../pipeline/errors';
 import { toDocumentBody } from '../../pipeline/mapping/mapping';
 import { DynamoDBStreamPositionStore } from '../../pipeline/progress/stream-positions';
 import type { Item, KeySchema } from '../../pipeline/table/types';
-import {
-  expectIndexEqualsTable,
-  readStream,
-  temporaryDeadLetters,
-} from '../pipeline/apply/apply-stream-fixtures';
+import { applyStreamDeps, expectIndexEqualsTable, readStream } from '../pipeline/apply/apply-stream-fixtures';
 import { createTable, uniqueName, useEngines } from '../support/engines';
 
 const keySchema: KeySchema = { partitionKey: 'pk' };
@@ -43,14 +35,7 @@ async function setup(name: string) {
   const index = uniqueName(name);
   engines.deleteTableAfter(table);
   engines.deleteIndexAfter(index);
-  const deps: ApplyStreamDeps = {
-    opensearch: search,
-    dynamodb,
-    table,
-    keySchema,
-    mapping: { index },
-    deadLetters: temporaryDeadLetters(),
-  };
+  const deps = applyStreamDeps(engines, table, keySchema, { index });
   /** Every sequence number handed to apply and reported applied, in order. */
   const applied: string[] = [];
   const batches: FollowerBatchInfo[] = [];

@@ -165,6 +165,19 @@ export function useEngines(): TestEngines {
   return engines;
 }
 
+/**
+ * The engine flags of a run on the test engines, as a user points ddb2os at
+ * local ones; `at` points one of them elsewhere (e.g. a closed port).
+ */
+export function engineFlags(at: { dynamodb?: string; opensearch?: string } = {}): string[] {
+  return [
+    '--dynamodb-endpoint',
+    at.dynamodb ?? dynamodbEndpoint(),
+    '--opensearch-url',
+    at.opensearch ?? opensearchUrl(),
+  ];
+}
+
 /** The arguments of `ddb2os run` that point it at the shared engines, a progress table and a dead-letter folder. */
 export function localRunArgs(run: {
   table: string;
@@ -178,10 +191,7 @@ export function localRunArgs(run: {
     run.table,
     '--index',
     run.index,
-    '--dynamodb-endpoint',
-    dynamodbEndpoint(),
-    '--opensearch-url',
-    opensearchUrl(),
+    ...engineFlags(),
     '--progress-table',
     run.progressTable,
     '--dead-letter-dir',

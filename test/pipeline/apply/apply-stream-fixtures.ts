@@ -18,7 +18,8 @@ import {
 import type { Client } from '@opensearch-project/opensearch';
 import type { DynamoDBRecord, AttributeValue as LambdaAttributeValue } from 'aws-lambda';
 import { expect } from 'vitest';
-import { DirectoryDeadLetterSink } from '../../../pipeline/dead-letter/dead-letter';
+import type { ApplyStreamDeps } from '../../../pipeline/apply/apply-stream';
+import { type DeadLetterSink, DirectoryDeadLetterSink } from '../../../pipeline/dead-letter/dead-letter';
 import { aggregateCollection, type MappingConfig, mapItem } from '../../../pipeline/mapping/mapping';
 import type { Item, KeySchema } from '../../../pipeline/table/types';
 
@@ -29,10 +30,30 @@ export async function readStream(
   table: string,
   after?: string,
 ): Promise<_Record[]> {
+  const { records } = await readShards(streams, dynamodb, table, async (iterator) => {
+    const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
+    return { records: page.Records ?? [], next: page.NextShardIterator };
+  });
+  return after === undefined
+    ? records
+    : records.filter((record) => BigInt(record.dynamodb!.SequenceNumber!) > BigInt(after));
+}
+
+/**
+ * Every record of the table's current stream, shard by shard from its start
+ * (TRIM_HORIZON), each page read by `readPage`; a shard ends at its first
+ * empty page, since DynamoDB Local keeps an open shard's iterator going.
+ */
+export async function readShards<R>(
+  streams: DynamoDBStreamsClient,
+  dynamodb: DynamoDBClient,
+  table: string,
+  readPage: (iterator: string) => Promise<{ records: R[]; next?: string }>,
+): Promise<{ streamArn: string; records: R[] }> {
   const described = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
   const streamArn = described.Table!.LatestStreamArn!;
   const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
-  const records: _Record[] = [];
+  const records: R[] = [];
   for (const shard of StreamDescription?.Shards ?? []) {
     let iterator = (
       await streams.send(
@@ -44,15 +65,13 @@ export async function readStream(
       )
     ).ShardIterator;
     while (iterator) {
-      const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
-      records.push(...(page.Records ?? []));
-      if ((page.Records ?? []).length === 0) break;
-      iterator = page.NextShardIterator;
+      const page = await readPage(iterator);
+      records.push(...page.records);
+      if (page.records.length === 0) break;
+      iterator = page.next;
     }
   }
-  return after === undefined
-    ? records
-    : records.filter((record) => BigInt(record.dynamodb!.SequenceNumber!) > BigInt(after));
+  return { streamArn, records };
 }
 
 /** A Streams API record as the Lambda event carries it: binary as base64, time in epoch seconds. */
@@ -156,6 +175,30 @@ function sortSets(document: Record<string, unknown>, sets: string[]): Record<str
 /** A dead-letter folder of its own under the system's temporary directory. */
 export function temporaryDeadLetters(): DirectoryDeadLetterSink {
   return new DirectoryDeadLetterSink(mkdtempSync(join(tmpdir(), 'ddb2os-stream-dead-letters-')));
+}
+
+/**
+ * The deps applyStreamRecords needs to apply `table`'s changes to
+ * `mapping.index` on the engines, with a dead-letter folder of their own
+ * unless `options` brings one; `options` adds or overrides any other dep.
+ */
+export function applyStreamDeps<Sink extends DeadLetterSink = DirectoryDeadLetterSink>(
+  engines: { opensearch: Client; dynamodb: DynamoDBClient },
+  table: string,
+  keySchema: KeySchema,
+  mapping: MappingConfig,
+  options: Partial<Omit<ApplyStreamDeps, 'deadLetters'>> & { deadLetters?: Sink } = {},
+): ApplyStreamDeps & { deadLetters: Sink } {
+  return {
+    opensearch: engines.opensearch,
+    dynamodb: engines.dynamodb,
+    table,
+    keySchema,
+    mapping,
+    ...options,
+    // Without a sink of the caller's, Sink is its default, the directory sink made here.
+    deadLetters: options.deadLetters ?? (temporaryDeadLetters() as DeadLetterSink as Sink),
+  };
 }
 
 /** An OpenSearch URL where nothing listens (port 9 is discard; closed on loopback). */

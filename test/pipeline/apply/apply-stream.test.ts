@@ -5,7 +5,7 @@
  */
 import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { type ApplyStreamDeps, applyStreamRecords } from '../../../pipeline/apply/apply-stream';
+import { applyStreamRecords } from '../../../pipeline/apply/apply-stream';
 import { fromStreamsRecord, type StreamChange } from '../../../pipeline/apply/stream-records';
 import { createOpenSearchClient } from '../../../pipeline/index/opensearch';
 import type { MappingConfig } from '../../../pipeline/mapping/mapping';
@@ -13,11 +13,11 @@ import type { Item, KeySchema } from '../../../pipeline/table/types';
 import { createTable, opensearchUrl, uniqueName, useEngines } from '../../support/engines';
 import { startFaultyProxy } from '../../support/opensearch-proxy';
 import {
+  applyStreamDeps,
   expectIndexEqualsTable,
   FAST_BULK,
   indexDocuments,
   readStream,
-  temporaryDeadLetters,
   UNREACHABLE_OPENSEARCH,
 } from './apply-stream-fixtures';
 
@@ -39,16 +39,8 @@ async function setup(
   engines.deleteTableAfter(table);
   engines.deleteIndexAfter(index);
   const mapping: MappingConfig = { index, ...options.mapping };
-  const deadLetters = temporaryDeadLetters();
-  const deps: ApplyStreamDeps = {
-    opensearch: search,
-    dynamodb,
-    table,
-    keySchema,
-    mapping,
-    deadLetters,
-    runId: 'apply-test',
-  };
+  const deps = applyStreamDeps(engines, table, keySchema, mapping, { runId: 'apply-test' });
+  const { deadLetters } = deps;
   let seen: string | undefined;
   /** The stream's records since the last call, as changes. */
   const newChanges = async (): Promise<StreamChange[]> => {

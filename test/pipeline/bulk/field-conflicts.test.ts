@@ -25,6 +25,7 @@ import type { Item, KeySchema } from '../../../pipeline/table/types';
 import { progressStore, seedItems } from '../../support/backfill-fixtures';
 import { createTable, uniqueName, useEngines } from '../../support/engines';
 import {
+  applyStreamDeps,
   expectIndexEqualsTable,
   indexDocuments,
   readStream,
@@ -183,7 +184,7 @@ describe('heterogeneous items in an index ddb2os creates', () => {
     const table = await newTable('het-updater');
     const index = await newIndex('het-updater');
     const mapping: MappingConfig = { index };
-    const deadLetters = temporaryDeadLetters();
+    const deps = applyStreamDeps(engines, table, keySchema, mapping, { runId: 'het-updater' });
     for (const item of driftItems())
       await dynamodb.send(new PutItemCommand({ TableName: table, Item: item }));
     const changes = (await readStream(streams, dynamodb, table)).map(fromStreamsRecord);
@@ -191,17 +192,7 @@ describe('heterogeneous items in an index ddb2os creates', () => {
     // Act: one batch per change, so the items arrive in the order they were written
     const results = [];
     for (const change of changes) {
-      results.push(
-        await applyStreamRecords([change], {
-          opensearch: search,
-          dynamodb,
-          table,
-          keySchema,
-          mapping,
-          deadLetters,
-          runId: 'het-updater',
-        }),
-      );
+      results.push(await applyStreamRecords([change], deps));
     }
 
     // Assess
@@ -228,15 +219,10 @@ describe('heterogeneous items in an index ddb2os creates', () => {
     const changes = (await readStream(streams, dynamodb, table)).map(fromStreamsRecord);
 
     // Act
-    const result = await applyStreamRecords(changes, {
-      opensearch: search,
-      dynamodb,
-      table,
-      keySchema,
-      mapping,
-      deadLetters: temporaryDeadLetters(),
-      bulk: { maxDocs: 7 },
-    });
+    const result = await applyStreamRecords(
+      changes,
+      applyStreamDeps(engines, table, keySchema, mapping, { bulk: { maxDocs: 7 } }),
+    );
 
     // Assess
     expect(result).toMatchObject({ applied: 40, indexed: 40, deadLettered: 0 });
@@ -309,28 +295,20 @@ describe('an object in the index against a scalar in an item', () => {
     // Prepare
     const table = await newTable('obj-updater');
     const index = await newIndex('obj-updater');
-    const deadLetters = temporaryDeadLetters();
+    const deps = applyStreamDeps(engines, table, keySchema, { index }, { runId: 'obj-updater' });
     for (const item of items) await dynamodb.send(new PutItemCommand({ TableName: table, Item: item }));
     const changes = (await readStream(streams, dynamodb, table)).map(fromStreamsRecord);
 
     // Act
     let deadLettered = 0;
     for (const change of changes) {
-      const result = await applyStreamRecords([change], {
-        opensearch: search,
-        dynamodb,
-        table,
-        keySchema,
-        mapping: { index },
-        deadLetters,
-        runId: 'obj-updater',
-      });
+      const result = await applyStreamRecords([change], deps);
       deadLettered += result.deadLettered;
     }
 
     // Assess
     expect(deadLettered).toBe(2);
-    const letters = await deadLetters.read('obj-updater');
+    const letters = await deps.deadLetters.read('obj-updater');
     expect(letters.map((letter) => [letter.id, letter.errorType, letter.reason]).sort()).toEqual([
       [
         'o|1',

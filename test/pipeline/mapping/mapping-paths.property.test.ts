@@ -21,8 +21,6 @@
  * `FC_SEED=<seed> FC_PATH=<path> npx vitest run test/pipeline/mapping/mapping-paths.property.test.ts`.
  */
 
-import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import { DescribeStreamCommand, GetShardIteratorCommand } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBRecord } from 'aws-lambda';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +39,7 @@ import { verifyIndex } from '../../../pipeline/verify/verify';
 import { seedItems } from '../../support/backfill-fixtures';
 import { item as itemOf, type KeyType, nestedValue, record } from '../../support/dynamodb-arbitraries';
 import { createTable, uniqueName, useEngines } from '../../support/engines';
+import { applyStreamDeps, readShards } from '../apply/apply-stream-fixtures';
 
 const progressTable = uniqueName('paths-progress');
 
@@ -186,7 +185,10 @@ async function checkAllPaths(keys: TableKeys, items: Item[]): Promise<Map<string
     positions: await DynamoDBStreamPositionStore.open({ dynamodb, progressTable, table }),
     apply: (changes) => {
       followed.push(...changes);
-      return applyStreamRecords(changes, streamDeps(table, keySchema, index.streams, sink));
+      return applyStreamRecords(
+        changes,
+        applyStreamDeps(engines, table, keySchema, { index: index.streams }, { deadLetters: sink }),
+      );
     },
     retry: { attempts: 1 },
   });
@@ -194,7 +196,10 @@ async function checkAllPaths(keys: TableKeys, items: Item[]): Promise<Map<string
 
   const lambdaRecords = await lambdaEventRecords(table);
   const lambdaChanges = lambdaRecords.map(fromLambdaRecord);
-  const applied = await applyStreamRecords(lambdaChanges, streamDeps(table, keySchema, index.lambda, sink));
+  const applied = await applyStreamRecords(
+    lambdaChanges,
+    applyStreamDeps(engines, table, keySchema, { index: index.lambda }, { deadLetters: sink }),
+  );
 
   // Assess, item by item: the same id and the same body on every path, and the item as it was written
   const mapped = (paths: Record<string, Item[]>) =>
@@ -289,36 +294,14 @@ async function scanAsWorkerReads(table: string): Promise<Item[]> {
  * that engine's stream.
  */
 async function lambdaEventRecords(table: string): Promise<DynamoDBRecord[]> {
-  const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: table }));
-  const streamArn = Table!.LatestStreamArn!;
-  const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
-  const records: DynamoDBRecord[] = [];
-  for (const shard of StreamDescription?.Shards ?? []) {
-    let iterator = (
-      await streams.send(
-        new GetShardIteratorCommand({
-          StreamArn: streamArn,
-          ShardId: shard.ShardId,
-          ShardIteratorType: 'TRIM_HORIZON',
-        }),
-      )
-    ).ShardIterator;
-    while (iterator) {
-      const answer = await getRecordsPage(streams, { ShardIterator: iterator });
-      const page = answer.records;
-      for (const raw of page) {
-        restoreEmptyMaps(raw);
-        records.push({ ...raw, eventSourceARN: streamArn });
-      }
-      if (page.length === 0) break;
-      iterator = answer.nextShardIterator;
-    }
-  }
-  return records;
-}
-
-function streamDeps(table: string, keySchema: KeySchema, index: string, deadLetters: DeadLetterSink) {
-  return { opensearch: search, dynamodb, table, keySchema, mapping: { index }, deadLetters };
+  const { streamArn, records } = await readShards(streams, dynamodb, table, async (iterator) => {
+    const answer = await getRecordsPage(streams, { ShardIterator: iterator });
+    return { records: answer.records, next: answer.nextShardIterator };
+  });
+  return records.map((raw) => {
+    restoreEmptyMaps(raw);
+    return { ...raw, eventSourceARN: streamArn };
+  });
 }
 
 function keyTypesOf(keys: TableKeys): Record<string, 'S' | 'N' | 'B'> {
