@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { runLocalBackfill } from '../../local/backfill';
+import { seededRandom } from '../../local/demo-data';
 import type { Item } from '../../pipeline/table/types';
 import { localBackfillOptions } from '../support/backfill-fixtures';
 import { useEngines } from '../support/engines';
@@ -35,18 +36,6 @@ import {
 
 const ITEMS = 4_000;
 const SEGMENTS = 2;
-
-/** A small seeded generator, so that a failure can be replayed with the same writes. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Where each item sits in the backfill's scan: its segment and its 1 MB page (1-based). */
 async function scanLayout(
@@ -96,7 +85,8 @@ describe('reliability: concurrent writes during the whole backfill', () => {
       recreate: 0,
       putNew: 0,
     };
-    const next = random(20240501);
+    // Seeded, so that a failure can be replayed with the same writes.
+    const next = seededRandom(20240501);
     let nextNew = ITEMS;
     let stop = false;
 
