@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine, EngineOptions } from './engine';
 import { fetchEngines, javaHome } from './fetch';
-import { freePort, onCpus, spawnEngine, waitUntil } from './process-group';
+import { answersAwsJson, freePort, onCpus, spawnEngine, waitUntil } from './process-group';
 
 const DYNAMODB_MAIN_CLASS = 'software.amazon.dynamodb.services.local.main.ServerRunner';
 
@@ -46,20 +46,7 @@ export async function startDynamoDbLocal(options: EngineOptions = {}): Promise<E
   const url = `http://127.0.0.1:${port}`;
   await waitUntil(
     `DynamoDB Local ${artifacts.dynamoDbLocalVersion}`,
-    async () => {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/x-amz-json-1.0',
-          'x-amz-target': 'DynamoDB_20120810.ListTables',
-          authorization:
-            'AWS4-HMAC-SHA256 Credential=local/20200101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0',
-        },
-        body: '{}',
-        signal: AbortSignal.timeout(5_000),
-      });
-      return response.ok;
-    },
+    () => answersAwsJson(url, 'DynamoDB_20120810.ListTables', 'application/x-amz-json-1.0'),
     engine.child,
     engine.output,
     120_000,

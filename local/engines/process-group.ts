@@ -124,3 +124,36 @@ export async function waitUntil(
     `${what} did not become healthy within ${timeoutMs / 1000} s:\n${output().slice(-3000)}`,
   );
 }
+
+/**
+ * One call to a local engine that speaks an AWS JSON protocol (`target`,
+ * e.g. `DynamoDB_20120810.ListTables`). The local engines check no
+ * signature, but kinesalite refuses a request without an Authorization
+ * header and a date.
+ */
+export async function awsJsonRequest(
+  url: string,
+  target: string,
+  contentType: string,
+  input: unknown = {},
+): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': contentType,
+      'x-amz-target': target,
+      'x-amz-date': '20200101T000000Z',
+      authorization:
+        'AWS4-HMAC-SHA256 Credential=local/20200101/us-east-1/local/aws4_request, SignedHeaders=host, Signature=0',
+    },
+    body: JSON.stringify(input),
+    signal: AbortSignal.timeout(5_000),
+  });
+}
+
+/** Readiness probe: true once a harmless call (`target`) answers 200. */
+export async function answersAwsJson(url: string, target: string, contentType: string): Promise<boolean> {
+  const response = await awsJsonRequest(url, target, contentType);
+  await response.body?.cancel();
+  return response.ok;
+}

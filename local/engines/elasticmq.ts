@@ -1,0 +1,101 @@
+/**
+ * ElasticMQ, the SQS engine: fetched from Maven Central, started in memory on
+ * a free loopback port, or an existing SQS endpoint (SQS_ENDPOINT).
+ *
+ * Its quirks are settled here, in the configuration it starts with:
+ * - Queue URLs are built from `node-address`, not from the request, and the
+ *   AWS SDK sends each call to its queue's URL: the default
+ *   (`http://localhost:9324`) would send every call to another port. So the
+ *   node address is the port it is bound to.
+ * - ARNs carry `aws.region`, by default `elasticmq`, which no ARN parser
+ *   accepts as a region: it is the region the clients use.
+ * - `sqs-limits = strict` keeps AWS's limits (256 KiB messages, 10 per
+ *   batch), so what passes here passes on SQS.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Engine, type EngineOptions, LOCAL_ACCOUNT_ID, localRegion } from './engine';
+import { fetchElasticMq, javaHome } from './fetch';
+import { answersAwsJson, freePort, spawnEngine, waitUntil } from './process-group';
+
+const ELASTICMQ_MAIN_CLASS = 'org.elasticmq.server.Main';
+
+/**
+ * A test's queues hold a few thousand small messages at most. A small serial
+ * collector and the first JIT tier only start the JVM in about half the CPU
+ * time of the defaults on two shared cores, which every test file that asks
+ * for an SQS engine pays.
+ */
+export const ELASTICMQ_JVM_OPTIONS = ['-Xms64m', '-Xmx512m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1'];
+
+/** ElasticMQ's configuration (HOCON) for a server on loopback `port` whose ARNs name `region`. */
+export function elasticMqConfig(port: number, region: string): string {
+  return [
+    // Keeps the pekko settings the server ships with (request timeout above SQS's 20 s long poll).
+    'include classpath("application.conf")',
+    `node-address { protocol = "http", host = "127.0.0.1", port = ${port}, context-path = "" }`,
+    `rest-sqs { enabled = true, bind-port = ${port}, bind-hostname = "127.0.0.1", sqs-limits = strict }`,
+    'generate-node-address = false',
+    `aws { region = ${JSON.stringify(region)}, accountId = "${LOCAL_ACCOUNT_ID}" }`,
+    '',
+  ].join('\n');
+}
+
+/** Starts ElasticMQ (in memory) on a free loopback port. */
+export async function startElasticMq(options: EngineOptions = {}): Promise<Engine> {
+  const log = options.log ?? (() => {});
+  const artifacts = fetchElasticMq(log);
+  const port = await freePort();
+  const workDir = mkdtempSync(join(tmpdir(), 'ddb2os-elasticmq-'));
+  const configFile = join(workDir, 'elasticmq.conf');
+  writeFileSync(configFile, elasticMqConfig(port, localRegion()));
+  const engine = spawnEngine(
+    join(javaHome(), 'bin', 'java'),
+    [
+      ...ELASTICMQ_JVM_OPTIONS,
+      `-Dconfig.file=${configFile}`,
+      '-cp',
+      `${artifacts.elasticMqDir}/*`,
+      ELASTICMQ_MAIN_CLASS,
+    ],
+    { cwd: workDir, env: process.env, logFile: join(workDir, 'elasticmq.log') },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitUntil(
+      `ElasticMQ ${artifacts.elasticMqVersion}`,
+      () => answersAwsJson(url, 'AmazonSQS.ListQueues', 'application/x-amz-json-1.0'),
+      engine.child,
+      engine.output,
+      120_000,
+    );
+  } catch (error) {
+    await engine.stop('SIGKILL');
+    rmSync(workDir, { recursive: true, force: true });
+    throw error;
+  }
+  log(`ElasticMQ ${artifacts.elasticMqVersion} on ${url}`);
+  return {
+    name: 'ElasticMQ',
+    url,
+    version: artifacts.elasticMqVersion,
+    external: false,
+    pid: engine.child.pid,
+    stop: async () => {
+      await engine.stop();
+      rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An existing SQS endpoint (SQS_ENDPOINT), used as it is. */
+export function existingSqs(url: string): Engine {
+  return {
+    name: 'SQS (external)',
+    url: url.replace(/\/+$/, ''),
+    version: 'external',
+    external: true,
+    stop: async () => {},
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * kinesalite, the Kinesis engine: an npm package (a devDependency) started in
+ * its own Node process on a free loopback port, or an existing Kinesis
+ * endpoint (KINESIS_ENDPOINT).
+ *
+ * Its quirks are settled here, in the options it starts with:
+ * - Storage is in memory (memdown). Its LevelDB store (`--path`) would load
+ *   the native `leveldown`, an optional dependency whose build script npm may
+ *   skip; nothing here uses it.
+ * - Its command line listens on every interface: kinesalite-server.mjs
+ *   listens on loopback instead.
+ * - It refuses to create a stream once the shards of all its streams pass
+ *   `shardLimit`, 10 by default: the test files that share one engine pass
+ *   that. 500 is the shard quota of a new AWS account in us-east-1.
+ * - A stream stays CREATING (DELETING, UPDATING) for `createStreamMs`, 500
+ *   by default. It stays a short while, not none, so that code which forgets
+ *   to wait for ACTIVE fails here as it would on AWS.
+ * - ARNs carry AWS_REGION and AWS_ACCOUNT_ID of its process: the clients'
+ *   region and ElasticMQ's account.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Engine, EngineError, type EngineOptions, LOCAL_ACCOUNT_ID, localRegion } from './engine';
+import { answersAwsJson, freePort, spawnEngine, waitUntil } from './process-group';
+
+/** The options kinesalite starts with (see the header for each one's reason). */
+export const KINESALITE_OPTIONS = {
+  shardLimit: 500,
+  createStreamMs: 100,
+  deleteStreamMs: 100,
+  updateStreamMs: 100,
+};
+
+const SERVER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'kinesalite-server.mjs');
+
+function resolveKinesalite(): { modulePath: string; version: string } {
+  const require = createRequire(import.meta.url);
+  try {
+    const modulePath = require.resolve('kinesalite');
+    const { version } = JSON.parse(readFileSync(require.resolve('kinesalite/package.json'), 'utf8')) as {
+      version: string;
+    };
+    return { modulePath, version };
+  } catch (error) {
+    throw new EngineError(
+      'kinesalite (the local Kinesis engine, a devDependency) is not installed: run `npm install`',
+      { cause: error },
+    );
+  }
+}
+
+/** Starts kinesalite (in memory) on a free loopback port. */
+export async function startKinesalite(options: EngineOptions = {}): Promise<Engine> {
+  const log = options.log ?? (() => {});
+  const { modulePath, version } = resolveKinesalite();
+  const port = await freePort();
+  const workDir = mkdtempSync(join(tmpdir(), 'ddb2os-kinesalite-'));
+  const engine = spawnEngine(
+    process.execPath,
+    [SERVER_SCRIPT, modulePath, String(port), JSON.stringify(KINESALITE_OPTIONS)],
+    {
+      cwd: workDir,
+      env: {
+        ...process.env,
+        AWS_REGION: localRegion(),
+        AWS_ACCOUNT_ID: LOCAL_ACCOUNT_ID,
+      },
+      logFile: join(workDir, 'kinesalite.log'),
+    },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitUntil(
+      `kinesalite ${version}`,
+      () => answersAwsJson(url, 'Kinesis_20131202.ListStreams', 'application/x-amz-json-1.1'),
+      engine.child,
+      engine.output,
+      60_000,
+    );
+  } catch (error) {
+    await engine.stop('SIGKILL');
+    rmSync(workDir, { recursive: true, force: true });
+    throw error;
+  }
+  log(`kinesalite ${version} on ${url}`);
+  return {
+    name: 'kinesalite',
+    url,
+    version,
+    external: false,
+    pid: engine.child.pid,
+    stop: async () => {
+      await engine.stop();
+      rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An existing Kinesis endpoint (KINESIS_ENDPOINT), used as it is. */
+export function existingKinesis(url: string): Engine {
+  return {
+    name: 'Kinesis (external)',
+    url: url.replace(/\/+$/, ''),
+    version: 'external',
+    external: true,
+    stop: async () => {},
+  };
+}
