@@ -12,12 +12,12 @@
  * - `sqs-limits = strict` keeps SQS's limits (10 messages a batch, the
  *   message size), so what passes here passes on SQS.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Engine, type EngineOptions, LOCAL_ACCOUNT_ID, localRegion } from './engine';
+import { type Engine, type EngineOptions, existingEndpoint, LOCAL_ACCOUNT_ID, localRegion } from './engine';
 import { fetchElasticMq, javaHome } from './fetch';
-import { answersAwsJson, freePort, spawnEngine, waitUntil } from './process-group';
+import { answersAwsJson, freePort, startEngineProcess } from './process-group';
 
 const ELASTICMQ_MAIN_CLASS = 'org.elasticmq.server.Main';
 
@@ -50,52 +50,29 @@ export async function startElasticMq(options: EngineOptions = {}): Promise<Engin
   const workDir = mkdtempSync(join(tmpdir(), 'ddb2os-elasticmq-'));
   const configFile = join(workDir, 'elasticmq.conf');
   writeFileSync(configFile, elasticMqConfig(port, localRegion()));
-  const engine = spawnEngine(
-    join(javaHome(), 'bin', 'java'),
-    [
+  const url = `http://127.0.0.1:${port}`;
+  const engine = await startEngineProcess({
+    name: 'ElasticMQ',
+    version: artifacts.elasticMqVersion,
+    url,
+    command: join(javaHome(), 'bin', 'java'),
+    args: [
       ...ELASTICMQ_JVM_OPTIONS,
       `-Dconfig.file=${configFile}`,
       '-cp',
       `${artifacts.elasticMqDir}/*`,
       ELASTICMQ_MAIN_CLASS,
     ],
-    { cwd: workDir, env: process.env, logFile: join(workDir, 'elasticmq.log') },
-  );
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitUntil(
-      `ElasticMQ ${artifacts.elasticMqVersion}`,
-      () => answersAwsJson(url, 'AmazonSQS.ListQueues', 'application/x-amz-json-1.0'),
-      engine.child,
-      engine.output,
-      120_000,
-    );
-  } catch (error) {
-    await engine.stop('SIGKILL');
-    rmSync(workDir, { recursive: true, force: true });
-    throw error;
-  }
+    env: process.env,
+    workDir,
+    ready: () => answersAwsJson(url, 'AmazonSQS.ListQueues', 'application/x-amz-json-1.0'),
+    timeoutMs: 120_000,
+  });
   log(`ElasticMQ ${artifacts.elasticMqVersion} on ${url}`);
-  return {
-    name: 'ElasticMQ',
-    url,
-    version: artifacts.elasticMqVersion,
-    external: false,
-    pid: engine.child.pid,
-    stop: async () => {
-      await engine.stop();
-      rmSync(workDir, { recursive: true, force: true });
-    },
-  };
+  return engine;
 }
 
 /** An existing SQS endpoint (SQS_ENDPOINT), used as it is. */
 export function existingSqs(url: string): Engine {
-  return {
-    name: 'SQS (external)',
-    url: url.replace(/\/+$/, ''),
-    version: 'external',
-    external: true,
-    stop: async () => {},
-  };
+  return existingEndpoint('SQS (external)', url);
 }

@@ -41,6 +41,11 @@ export interface Engine {
   restart?(options?: { signal?: 'SIGTERM' | 'SIGKILL'; downForMs?: number }): Promise<void>;
 }
 
+/** An existing endpoint, named by an environment variable, used as it is (nothing to start or stop). */
+export function existingEndpoint(name: Engine['name'], url: string): Engine {
+  return { name, url: url.replace(/\/+$/, ''), version: 'external', external: true, stop: async () => {} };
+}
+
 /** The account id in the local queues' and streams' URLs and ARNs (ElasticMQ's default). */
 export const LOCAL_ACCOUNT_ID = '000000000000';
 

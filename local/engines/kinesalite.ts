@@ -18,13 +18,20 @@
  * - ARNs carry AWS_REGION and AWS_ACCOUNT_ID of its process: the clients'
  *   region and ElasticMQ's account.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Engine, EngineError, type EngineOptions, LOCAL_ACCOUNT_ID, localRegion } from './engine';
-import { answersAwsJson, freePort, spawnEngine, waitUntil } from './process-group';
+import {
+  type Engine,
+  EngineError,
+  type EngineOptions,
+  existingEndpoint,
+  LOCAL_ACCOUNT_ID,
+  localRegion,
+} from './engine';
+import { answersAwsJson, freePort, startEngineProcess } from './process-group';
 
 /** The options kinesalite starts with (see the header for each one's reason). */
 export const KINESALITE_OPTIONS = {
@@ -58,54 +65,23 @@ export async function startKinesalite(options: EngineOptions = {}): Promise<Engi
   const { modulePath, version } = resolveKinesalite();
   const port = await freePort();
   const workDir = mkdtempSync(join(tmpdir(), 'ddb2os-kinesalite-'));
-  const engine = spawnEngine(
-    process.execPath,
-    [SERVER_SCRIPT, modulePath, String(port), JSON.stringify(KINESALITE_OPTIONS)],
-    {
-      cwd: workDir,
-      env: {
-        ...process.env,
-        AWS_REGION: localRegion(),
-        AWS_ACCOUNT_ID: LOCAL_ACCOUNT_ID,
-      },
-      logFile: join(workDir, 'kinesalite.log'),
-    },
-  );
   const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitUntil(
-      `kinesalite ${version}`,
-      () => answersAwsJson(url, 'Kinesis_20131202.ListStreams', 'application/x-amz-json-1.1'),
-      engine.child,
-      engine.output,
-      60_000,
-    );
-  } catch (error) {
-    await engine.stop('SIGKILL');
-    rmSync(workDir, { recursive: true, force: true });
-    throw error;
-  }
-  log(`kinesalite ${version} on ${url}`);
-  return {
+  const engine = await startEngineProcess({
     name: 'kinesalite',
-    url,
     version,
-    external: false,
-    pid: engine.child.pid,
-    stop: async () => {
-      await engine.stop();
-      rmSync(workDir, { recursive: true, force: true });
-    },
-  };
+    url,
+    command: process.execPath,
+    args: [SERVER_SCRIPT, modulePath, String(port), JSON.stringify(KINESALITE_OPTIONS)],
+    env: { ...process.env, AWS_REGION: localRegion(), AWS_ACCOUNT_ID: LOCAL_ACCOUNT_ID },
+    workDir,
+    ready: () => answersAwsJson(url, 'Kinesis_20131202.ListStreams', 'application/x-amz-json-1.1'),
+    timeoutMs: 60_000,
+  });
+  log(`kinesalite ${version} on ${url}`);
+  return engine;
 }
 
 /** An existing Kinesis endpoint (KINESIS_ENDPOINT), used as it is. */
 export function existingKinesis(url: string): Engine {
-  return {
-    name: 'Kinesis (external)',
-    url: url.replace(/\/+$/, ''),
-    version: 'external',
-    external: true,
-    stop: async () => {},
-  };
+  return existingEndpoint('Kinesis (external)', url);
 }

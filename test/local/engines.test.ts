@@ -1,11 +1,14 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEngines, startKinesisEngine, startSqsEngine } from '../../local/engines';
 import { startDynamoDbLocal } from '../../local/engines/dynamodb-local';
+import { startEngineProcess } from '../../local/engines/process-group';
 import { dynamoClient, dynamodbEndpoint, openSearchClient, opensearchUrl } from '../support/engines';
 
 function alive(pid: number): boolean {
@@ -106,6 +109,27 @@ describe('the local engines', () => {
     await Promise.all(engines.map((engine) => engine.stop()));
 
     expect(await waitUntilGone(pids, 5_000)).toEqual([]);
+  });
+
+  it('reports an engine that exits while starting, with its output, and removes its folder', async () => {
+    const workDir = mkdtempSync(join(tmpdir(), 'ddb2os-failing-engine-'));
+
+    const start = startEngineProcess({
+      name: 'ElasticMQ',
+      version: '0',
+      url: 'http://127.0.0.1:1',
+      command: 'sh',
+      args: ['-c', 'echo "Address already in use"; exit 3'],
+      env: process.env,
+      workDir,
+      ready: async () => false,
+      timeoutMs: 10_000,
+    });
+
+    await expect(start).rejects.toThrow(
+      /ElasticMQ 0 exited during start-up \(code 3\):\nAddress already in use/,
+    );
+    expect(existsSync(workDir)).toBe(false);
   });
 
   it.runIf(process.platform === 'linux')(
