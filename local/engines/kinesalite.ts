@@ -7,16 +7,17 @@
  * - Storage is in memory (memdown). Its LevelDB store (`--path`) would load
  *   the native `leveldown`, an optional dependency whose build script npm may
  *   skip; nothing here uses it.
- * - Its command line listens on every interface: kinesalite-server.mjs
- *   listens on loopback instead.
+ * - Its command line listens on every interface, and it speaks only
+ *   HTTP/1.1 while @aws-sdk/client-kinesis speaks HTTP/2:
+ *   kinesalite-server.mjs listens on loopback and serves both.
  * - It refuses to create a stream once the shards of all its streams pass
  *   `shardLimit`, 10 by default: the test files that share one engine pass
  *   that. 500 is the shard quota of a new AWS account in us-east-1.
  * - A stream stays CREATING (DELETING, UPDATING) for `createStreamMs`, 500
- *   by default. It stays a short while, not none, so that code which forgets
- *   to wait for ACTIVE fails here as it would on AWS.
- * - ARNs carry AWS_REGION and AWS_ACCOUNT_ID of its process: the clients'
- *   region and ElasticMQ's account.
+ *   by default, here 100: a short while but not none, so that code which
+ *   forgets to wait for ACTIVE fails here as it would on AWS.
+ * - ARNs carry AWS_REGION and AWS_ACCOUNT_ID of its process: here the
+ *   clients' region and the account ElasticMQ uses.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
