@@ -1,10 +1,10 @@
 /** DynamoDB Local, started in memory on a free loopback port, or an existing DynamoDB endpoint. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Engine, EngineOptions } from './engine';
+import { type Engine, type EngineOptions, existingEndpoint } from './engine';
 import { fetchEngines, javaHome } from './fetch';
-import { freePort, onCpus, spawnEngine, waitUntil } from './process-group';
+import { answersAwsJson, freePort, onCpus, startEngineProcess } from './process-group';
 
 const DYNAMODB_MAIN_CLASS = 'software.amazon.dynamodb.services.local.main.ServerRunner';
 
@@ -38,53 +38,23 @@ export async function startDynamoDbLocal(options: EngineOptions = {}): Promise<E
     String(port),
     '-disableTelemetry',
   ]);
-  const engine = spawnEngine(command, args, {
-    cwd: workDir,
-    env: process.env,
-    logFile: join(workDir, 'dynamodb-local.log'),
-  });
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil(
-    `DynamoDB Local ${artifacts.dynamoDbLocalVersion}`,
-    async () => {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/x-amz-json-1.0',
-          'x-amz-target': 'DynamoDB_20120810.ListTables',
-          authorization:
-            'AWS4-HMAC-SHA256 Credential=local/20200101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0',
-        },
-        body: '{}',
-        signal: AbortSignal.timeout(5_000),
-      });
-      return response.ok;
-    },
-    engine.child,
-    engine.output,
-    120_000,
-  );
-  log(`DynamoDB Local ${artifacts.dynamoDbLocalVersion} on ${url}`);
-  return {
+  const engine = await startEngineProcess({
     name: 'DynamoDB Local',
-    url,
     version: artifacts.dynamoDbLocalVersion,
-    external: false,
-    pid: engine.child.pid,
-    stop: async () => {
-      await engine.stop();
-      rmSync(workDir, { recursive: true, force: true });
-    },
-  };
+    url,
+    command,
+    args,
+    env: process.env,
+    workDir,
+    ready: () => answersAwsJson(url, 'DynamoDB_20120810.ListTables', 'application/x-amz-json-1.0'),
+    timeoutMs: 120_000,
+  });
+  log(`DynamoDB Local ${artifacts.dynamoDbLocalVersion} on ${url}`);
+  return engine;
 }
 
 /** An existing DynamoDB endpoint (DYNAMODB_ENDPOINT), used as it is. */
 export function existingDynamoDb(url: string): Engine {
-  return {
-    name: 'DynamoDB',
-    url: url.replace(/\/+$/, ''),
-    version: 'external',
-    external: true,
-    stop: async () => {},
-  };
+  return existingEndpoint('DynamoDB', url);
 }

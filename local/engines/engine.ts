@@ -11,13 +11,21 @@ export class EngineError extends BackfillError {
 
 /** A running engine, or an existing endpoint named by an environment variable. */
 export interface Engine {
-  name: 'DynamoDB Local' | 'OpenSearch' | 'DynamoDB' | 'OpenSearch (external)';
+  name:
+    | 'DynamoDB Local'
+    | 'OpenSearch'
+    | 'DynamoDB'
+    | 'OpenSearch (external)'
+    | 'ElasticMQ'
+    | 'SQS (external)'
+    | 'kinesalite'
+    | 'Kinesis (external)';
   url: string;
   /** Version as the engine reports it, or `external` when it is not known. */
   version: string;
-  /** True when the endpoint came from DYNAMODB_ENDPOINT / OPENSEARCH_URL and was not started here. */
+  /** True when the endpoint came from an environment variable (DYNAMODB_ENDPOINT, …) and was not started here. */
   external: boolean;
-  /** Process id of the engine's JVM (and process group), when started here (it changes on a restart). */
+  /** Process id of the engine's process (and process group), when started here (it changes on a restart). */
   pid?: number;
   stop(): Promise<void>;
   /**
@@ -33,13 +41,33 @@ export interface Engine {
   restart?(options?: { signal?: 'SIGTERM' | 'SIGKILL'; downForMs?: number }): Promise<void>;
 }
 
+/** An existing endpoint, named by an environment variable, used as it is (nothing to start or stop). */
+export function existingEndpoint(name: Engine['name'], url: string): Engine {
+  return { name, url: url.replace(/\/+$/, ''), version: 'external', external: true, stop: async () => {} };
+}
+
+/** The account id in the local queues' and streams' URLs and ARNs (ElasticMQ's default). */
+export const LOCAL_ACCOUNT_ID = '000000000000';
+
+/** The region the local engines put in their ARNs: the clients' (AWS_REGION), as the tests set it. */
+export function localRegion(): string {
+  return process.env.AWS_REGION ?? 'us-east-1';
+}
+
 export interface EngineOptions {
   /** Where progress lines go (default: nowhere). */
   log?: (line: string) => void;
   /** OpenSearch JVM heap, e.g. `1g` (default: DDB2OS_OPENSEARCH_HEAP or 1g). */
   openSearchHeap?: string;
-  /** Ignore DYNAMODB_ENDPOINT / OPENSEARCH_URL and start both engines. */
+  /** Ignore DYNAMODB_ENDPOINT, OPENSEARCH_URL, SQS_ENDPOINT and KINESIS_ENDPOINT and start the engines. */
   ignoreEnvironment?: boolean;
+  /**
+   * Also an SQS engine (ElasticMQ, or SQS_ENDPOINT) and a Kinesis engine
+   * (kinesalite, or KINESIS_ENDPOINT), for the change sources that are not
+   * the table's stream. Off by default: most runs and tests need neither.
+   */
+  sqs?: boolean;
+  kinesis?: boolean;
   /**
    * CPUs each engine is started on (taskset syntax, `0` or `2-3`). An engine
    * started on its CPUs sizes its garbage collector and thread pools to them;

@@ -1,7 +1,7 @@
 /**
- * The engines' files: DynamoDB Local and OpenSearch fetched with Maven
- * (engines/pom.xml) into a cache outside the work tree, and the Java that
- * runs them.
+ * The engines' files: DynamoDB Local, OpenSearch and ElasticMQ fetched with
+ * Maven (engines/pom.xml, one profile per classpath) into a cache outside the
+ * work tree, and the Java that runs them.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -12,6 +12,7 @@ import {
   readdirSync,
   readFileSync,
   realpathSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -47,8 +48,8 @@ export interface EngineArtifacts {
 }
 
 /**
- * Fetches both engines with Maven (once) and unpacks OpenSearch (once).
- * A second call finds the marker files and does nothing.
+ * Fetches DynamoDB Local and OpenSearch with Maven (once) and unpacks
+ * OpenSearch (once). A second call finds the marker files and does nothing.
  */
 export function fetchEngines(log: (line: string) => void = () => {}): EngineArtifacts {
   const dynamoDbLocalVersion = pomVersion('dynamodb-local.version');
@@ -60,33 +61,12 @@ export function fetchEngines(log: (line: string) => void = () => {}): EngineArti
 
   if (existsSync(join(stage, '.complete')) && existsSync(join(openSearchHome, '.complete'))) return artifacts;
 
-  mkdirSync(root, { recursive: true, mode: 0o755 });
-  if (!existsSync(join(stage, '.complete'))) {
-    log(`fetching DynamoDB Local ${dynamoDbLocalVersion} and OpenSearch ${openSearchVersion} with Maven…`);
-    rmSync(stage, { recursive: true, force: true });
-    try {
-      execFileSync(
-        'mvn',
-        [
-          '-q',
-          '-B',
-          '-f',
-          POM,
-          'dependency:copy-dependencies',
-          `-DoutputDirectory=${stage}`,
-          '-Dmdep.includeScope=runtime',
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 },
-      );
-    } catch (error) {
-      const output = (error as { stdout?: Buffer; stderr?: Buffer }).stdout?.toString() ?? '';
-      throw new EngineError(
-        `Maven could not fetch the engines (is mvn installed and Maven Central reachable?): ${output.slice(-2000)}`,
-        { cause: error },
-      );
-    }
-    writeFileSync(join(stage, '.complete'), new Date().toISOString());
-  }
+  mavenCopyDependencies(
+    'core',
+    stage,
+    `DynamoDB Local ${dynamoDbLocalVersion} and OpenSearch ${openSearchVersion}`,
+    log,
+  );
   if (!existsSync(join(openSearchHome, '.complete'))) {
     log(`unpacking OpenSearch ${openSearchVersion} into ${openSearchHome}…`);
     const zip = join(stage, `opensearch-${openSearchVersion}.zip`);
@@ -107,6 +87,76 @@ export function fetchEngines(log: (line: string) => void = () => {}): EngineArti
     writeFileSync(join(openSearchHome, '.complete'), new Date().toISOString());
   }
   return artifacts;
+}
+
+export interface ElasticMqArtifacts {
+  elasticMqVersion: string;
+  /** Folder with ElasticMQ's jars (its classpath). */
+  elasticMqDir: string;
+}
+
+/** Fetches ElasticMQ (the SQS engine) with Maven, once; only what asks for an SQS engine calls it. */
+export function fetchElasticMq(log: (line: string) => void = () => {}): ElasticMqArtifacts {
+  const elasticMqVersion = pomVersion('elasticmq.version');
+  const elasticMqDir = join(cacheDir(), `elasticmq-${elasticMqVersion}`);
+  mavenCopyDependencies('elasticmq', elasticMqDir, `ElasticMQ ${elasticMqVersion}`, log);
+  return { elasticMqVersion, elasticMqDir };
+}
+
+/**
+ * Copies the runtime dependencies of one engines/pom.xml profile into
+ * `folder`, unless it is already complete. Test files start the SQS engine
+ * side by side, so the copy goes to a folder of its own and is renamed into
+ * place: a second fetcher that loses the race discards its copy.
+ */
+function mavenCopyDependencies(
+  profile: string,
+  folder: string,
+  what: string,
+  log: (line: string) => void,
+): void {
+  if (existsSync(join(folder, '.complete'))) return;
+  const root = dirname(folder);
+  mkdirSync(root, { recursive: true, mode: 0o755 });
+  log(`fetching ${what} with Maven…`);
+  const copy = mkdtempSync(join(root, '.fetch-'));
+  try {
+    try {
+      execFileSync(
+        'mvn',
+        [
+          '-q',
+          '-B',
+          '-f',
+          POM,
+          '-P',
+          profile,
+          'dependency:copy-dependencies',
+          `-DoutputDirectory=${copy}`,
+          '-Dmdep.includeScope=runtime',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 },
+      );
+    } catch (error) {
+      const output = (error as { stdout?: Buffer; stderr?: Buffer }).stdout?.toString() ?? '';
+      throw new EngineError(
+        `Maven could not fetch ${what} (is mvn installed and Maven Central reachable?): ${output.slice(-2000)}`,
+        { cause: error },
+      );
+    }
+    writeFileSync(join(copy, '.complete'), new Date().toISOString());
+    execFileSync('chmod', ['-R', 'a+rX', copy]);
+    // A folder left by an interrupted fetch of the old kind (no marker) is replaced.
+    if (existsSync(folder) && !existsSync(join(folder, '.complete')))
+      rmSync(folder, { recursive: true, force: true });
+    try {
+      renameSync(copy, folder);
+    } catch (error) {
+      if (!existsSync(join(folder, '.complete'))) throw error;
+    }
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
 }
 
 function hasCommand(command: string): boolean {

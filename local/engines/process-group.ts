@@ -7,9 +7,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { EngineError } from './engine';
+import { join } from 'node:path';
+import { type Engine, EngineError } from './engine';
 
 /** `command args` as is, or started on `cpuList` through taskset. */
 export function onCpus(cpuList: string | undefined, command: string, args: string[]): [string, string[]] {
@@ -123,4 +124,84 @@ export async function waitUntil(
   throw new EngineError(
     `${what} did not become healthy within ${timeoutMs / 1000} s:\n${output().slice(-3000)}`,
   );
+}
+
+/**
+ * Starts an engine's process in `workDir` (a folder made for it) and
+ * resolves once `ready` answers true. The engine's `stop()` ends the process
+ * group and removes the folder; a start that fails leaves neither behind.
+ */
+export async function startEngineProcess(engine: {
+  name: Engine['name'];
+  version: string;
+  url: string;
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  workDir: string;
+  ready: () => Promise<boolean>;
+  timeoutMs: number;
+}): Promise<Engine> {
+  const started = spawnEngine(engine.command, engine.args, {
+    cwd: engine.workDir,
+    env: engine.env,
+    logFile: join(engine.workDir, 'engine.log'),
+  });
+  const stop = async (signal?: NodeJS.Signals) => {
+    await started.stop(signal);
+    rmSync(engine.workDir, { recursive: true, force: true });
+  };
+  try {
+    await waitUntil(
+      `${engine.name} ${engine.version}`,
+      engine.ready,
+      started.child,
+      started.output,
+      engine.timeoutMs,
+    );
+  } catch (error) {
+    await stop('SIGKILL');
+    throw error;
+  }
+  return {
+    name: engine.name,
+    url: engine.url,
+    version: engine.version,
+    external: false,
+    pid: started.child.pid,
+    stop: () => stop(),
+  };
+}
+
+/**
+ * One call to a local engine that speaks an AWS JSON protocol (`target`,
+ * e.g. `DynamoDB_20120810.ListTables`). The local engines check no
+ * signature, but kinesalite refuses a request without an Authorization
+ * header and a date.
+ */
+export async function awsJsonRequest(
+  url: string,
+  target: string,
+  contentType: string,
+  input: unknown = {},
+): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': contentType,
+      'x-amz-target': target,
+      'x-amz-date': '20200101T000000Z',
+      authorization:
+        'AWS4-HMAC-SHA256 Credential=local/20200101/us-east-1/local/aws4_request, SignedHeaders=host, Signature=0',
+    },
+    body: JSON.stringify(input),
+    signal: AbortSignal.timeout(5_000),
+  });
+}
+
+/** Readiness probe: true once a harmless call (`target`) answers 200. */
+export async function answersAwsJson(url: string, target: string, contentType: string): Promise<boolean> {
+  const response = await awsJsonRequest(url, target, contentType);
+  await response.body?.cancel();
+  return response.ok;
 }

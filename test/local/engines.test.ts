@@ -1,11 +1,14 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startEngines } from '../../local/engines';
+import { startEngines, startKinesisEngine, startSqsEngine } from '../../local/engines';
 import { startDynamoDbLocal } from '../../local/engines/dynamodb-local';
+import { startEngineProcess } from '../../local/engines/process-group';
 import { dynamoClient, dynamodbEndpoint, openSearchClient, opensearchUrl } from '../support/engines';
 
 function alive(pid: number): boolean {
@@ -56,6 +59,28 @@ describe('the local engines', () => {
     await engines.stop();
   });
 
+  it('starts no SQS or Kinesis engine unless asked, and uses SQS_ENDPOINT and KINESIS_ENDPOINT when asked', async () => {
+    process.env.DYNAMODB_ENDPOINT = dynamodbEndpoint();
+    process.env.OPENSEARCH_URL = opensearchUrl();
+    process.env.SQS_ENDPOINT = 'http://127.0.0.1:9324/';
+    process.env.KINESIS_ENDPOINT = 'http://127.0.0.1:4567';
+
+    const plain = await startEngines();
+    const withSources = await startEngines({ sqs: true, kinesis: true });
+
+    expect([plain.sqs, plain.kinesis]).toEqual([undefined, undefined]);
+    expect(withSources.sqs).toMatchObject({ url: 'http://127.0.0.1:9324', external: true });
+    expect(withSources.kinesis).toMatchObject({
+      url: 'http://127.0.0.1:4567',
+      external: true,
+    });
+    expect([withSources.sqs?.pid, withSources.kinesis?.pid]).toEqual([undefined, undefined]);
+    expect(withSources.describe()).toMatch(
+      /SQS \(external\) external at http:\/\/127\.0\.0\.1:9324; Kinesis \(external\) external at http:\/\/127\.0\.0\.1:4567$/,
+    );
+    await Promise.all([plain.stop(), withSources.stop()]);
+  });
+
   it('names the variable when OPENSEARCH_URL does not answer', async () => {
     process.env.DYNAMODB_ENDPOINT = dynamodbEndpoint();
     process.env.OPENSEARCH_URL = 'http://127.0.0.1:1';
@@ -71,6 +96,40 @@ describe('the local engines', () => {
     await engine.stop();
 
     expect(await waitUntilGone([pid], 5_000)).toEqual([]);
+  });
+
+  it('leaves no ElasticMQ or kinesalite process behind after stop()', async () => {
+    const engines = await Promise.all([
+      startSqsEngine({ ignoreEnvironment: true }),
+      startKinesisEngine({ ignoreEnvironment: true }),
+    ]);
+    const pids = engines.map((engine) => engine.pid as number);
+    expect(pids.every(alive)).toBe(true);
+
+    await Promise.all(engines.map((engine) => engine.stop()));
+
+    expect(await waitUntilGone(pids, 5_000)).toEqual([]);
+  });
+
+  it('reports an engine that exits while starting, with its output, and removes its folder', async () => {
+    const workDir = mkdtempSync(join(tmpdir(), 'ddb2os-failing-engine-'));
+
+    const start = startEngineProcess({
+      name: 'ElasticMQ',
+      version: '0',
+      url: 'http://127.0.0.1:1',
+      command: 'sh',
+      args: ['-c', 'echo "Address already in use"; exit 3'],
+      env: process.env,
+      workDir,
+      ready: async () => false,
+      timeoutMs: 10_000,
+    });
+
+    await expect(start).rejects.toThrow(
+      /ElasticMQ 0 exited during start-up \(code 3\):\nAddress already in use/,
+    );
+    expect(existsSync(workDir)).toBe(false);
   });
 
   it.runIf(process.platform === 'linux')(
@@ -97,18 +156,25 @@ describe('the local engines', () => {
     },
   );
 
-  it('leaves no Java process behind when the parent process is killed outright', async () => {
+  it('leaves no engine process behind when the parent process is killed outright', async () => {
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', 'test/local/fixtures/start-engines-and-wait.ts'],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
-        env: { ...process.env, DYNAMODB_ENDPOINT: '', OPENSEARCH_URL: '' },
+        env: {
+          ...process.env,
+          DYNAMODB_ENDPOINT: '',
+          OPENSEARCH_URL: '',
+          SQS_ENDPOINT: '',
+          KINESIS_ENDPOINT: '',
+        },
       },
     );
     const lines = createInterface({ input: child.stdout! });
     const [line] = (await once(lines, 'line')) as [string];
     const { pids } = JSON.parse(line) as { pids: number[] };
+    expect(pids).toHaveLength(4);
     expect(pids.every(alive)).toBe(true);
 
     child.kill('SIGKILL');
