@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { fromIni } from '@aws-sdk/credential-providers';
 import type { Client } from '@opensearch-project/opensearch';
 import { ConfigurationError, SourceTableError } from '../pipeline/errors';
@@ -160,6 +161,15 @@ export async function dynamoDbFromArgs(args: ParsedArgs, io: CliIo): Promise<Dyn
       : undefined;
   const client = new DynamoDBClient({ endpoint: url, region, ...(credentials ? { credentials } : {}) });
   return { client, url, region, local, ...(profile ? { profile } : {}) };
+}
+
+/** The Streams API of the same DynamoDB (endpoint, region, credentials) as `target`. */
+export function streamsClientFor(target: DynamoDbTarget): DynamoDBStreamsClient {
+  return new DynamoDBStreamsClient({
+    region: target.region,
+    ...(target.local ? { endpoint: target.url } : {}),
+    credentials: target.client.config.credentials,
+  });
 }
 
 /** The OpenSearch client of `--opensearch-url` (default OPENSEARCH_URL), signed as createOpenSearchClient decides. */
