@@ -972,7 +972,7 @@ export function keyFromSource(
  * JSON.parse would round big numbers). A non-2xx answer is a
  * SinkUnavailableError with OpenSearch's reason.
  */
-async function exactRequest(
+export async function exactRequest(
   opensearch: Client,
   method: string,
   path: string,
@@ -1007,14 +1007,16 @@ async function readText(stream: Readable, headers: Record<string, unknown>): Pro
   return raw.toString('utf8');
 }
 
-function errorReason(error: unknown): string {
+/** OpenSearch's `error` member (an object or a string) as `type: reason`. */
+export function errorReason(error: unknown): string {
   if (typeof error === 'string') return error;
   const type = field(error as ExactJson, 'type');
   const reason = field(error as ExactJson, 'reason');
   return [type, reason].filter((part) => typeof part === 'string').join(': ') || JSON.stringify(error);
 }
 
-function field(value: ExactJson | undefined, name: string): ExactJson | undefined {
+/** A member of a JSON object, or undefined for anything else. */
+export function field(value: ExactJson | undefined, name: string): ExactJson | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof JsonNumber) {
     return undefined;
   }
