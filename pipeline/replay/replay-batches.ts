@@ -20,27 +20,17 @@ import type { FailedStreamBatch, StreamBatchInfo } from '../apply/failed-batches
 import { compareSequenceNumbers } from '../apply/stream-records';
 import { describeError } from '../errors';
 import { keyToString } from '../mapping/mapping';
+import type { RepairResult, RepairTarget } from '../repair/repair-keys';
 import type { Item, KeySchema } from '../table/types';
 import type { FailedBatchMessage, FailedBatchSource } from './failed-batch-sources';
 import { readStreamRange, type StreamRangeOptions } from './stream-range';
-
-/** What writing the keys' current state did (the repair primitive's result). */
-export interface KeysApplied {
-  indexed: number;
-  deleted: number;
-  unchanged: number;
-  /** A newer write (the updater's) landed first: the document already holds a newer state. */
-  superseded: number;
-  deadLettered: number;
-  failed: { key: Item; reason: string }[];
-}
 
 export interface ReplayDeps {
   source: FailedBatchSource;
   streams: DynamoDBStreamsClient;
   keySchema: KeySchema;
   /** Writes each key's current state, e.g. `(targets) => repairKeys(targets, deps)`. */
-  applyKeys: (targets: { key: Item }[]) => Promise<KeysApplied>;
+  applyKeys: (targets: RepairTarget[]) => Promise<RepairResult>;
   /** Delete the records the stream no longer holds instead of keeping them. @default false */
   discardTrimmed?: boolean;
   /** Records taken from the source at most. @default 1000 */
@@ -64,11 +54,18 @@ export type BatchPlace = Pick<
 
 export type RecordOutcome =
   /** Every key applied; the record is removed. */
-  | { kind: 'replayed'; name: string; place: BatchPlace; records: number; keys: Item[]; applied: KeysApplied }
+  | {
+      kind: 'replayed';
+      name: string;
+      place: BatchPlace;
+      records: number;
+      keys: Item[];
+      applied: RepairResult;
+    }
   /** The stream no longer holds the batch in full; kept unless `discarded`. */
   | { kind: 'trimmed'; name: string; place: BatchPlace; reason: string; discarded: boolean }
   /** Reading or applying failed (or some keys could not be applied); kept for the next replay. */
-  | { kind: 'failed'; name: string; place: BatchPlace; reason: string; keys?: Item[]; applied?: KeysApplied }
+  | { kind: 'failed'; name: string; place: BatchPlace; reason: string; keys?: Item[]; applied?: RepairResult }
   /** Not an on-failure record; kept. */
   | { kind: 'malformed'; name: string; reason: string }
   /** Not tried: the replay was interrupted; kept. */
