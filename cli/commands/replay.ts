@@ -145,6 +145,7 @@ export function createReplayCommand(deps: CloudDeps = {}): Command {
         const summary = await replayFailedBatches({
           source,
           streams,
+          table,
           keySchema,
           applyKeys: (targets) =>
             repairKeys(targets, {

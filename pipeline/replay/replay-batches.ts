@@ -28,6 +28,8 @@ import { readStreamRange, type StreamRangeOptions } from './stream-range';
 export interface ReplayDeps {
   source: FailedBatchSource;
   streams: DynamoDBStreamsClient;
+  /** The table whose stream the records must be of: another table's keys would write the wrong documents. */
+  table: string;
   keySchema: KeySchema;
   /** Writes each key's current state, e.g. `(targets) => repairKeys(targets, deps)`. */
   applyKeys: (targets: RepairTarget[]) => Promise<RepairResult>;
@@ -144,6 +146,15 @@ export async function replayFailedBatches(deps: ReplayDeps): Promise<ReplaySumma
 async function replayOne(name: string, batch: FailedStreamBatch, deps: ReplayDeps): Promise<RecordOutcome> {
   const place = placeOf(batch);
   let keys: Item[] | undefined;
+  const owner = tableOfStream(place.streamArn);
+  if (owner !== deps.table) {
+    return {
+      kind: 'failed',
+      name,
+      place,
+      reason: `the record is of ${owner === undefined ? `stream ${place.streamArn}` : `table ${owner}'s stream`}, not of table ${deps.table}'s`,
+    };
+  }
   try {
     const range = await readStreamRange(deps.streams, batch.DDBStreamBatchInfo, deps.streamRange);
     if (!range.held) return { kind: 'trimmed', name, place, reason: range.reason, discarded: false };
@@ -175,15 +186,16 @@ export function distinctKeys(keys: Item[], keySchema: KeySchema): Item[] {
   for (const key of keys) {
     const partition = key[keySchema.partitionKey];
     const sort = keySchema.sortKey === undefined ? undefined : key[keySchema.sortKey];
-    const text = JSON.stringify([
-      partition && keyToString(partition),
-      sort && keyToString(sort),
-      // S "1" and N "1" are different keys (a table's key has one type, but records may come from another table).
-      partition && Object.keys(partition)[0],
-    ]);
+    // One table's key attributes have one type each: the values alone tell keys apart.
+    const text = JSON.stringify([partition && keyToString(partition), sort && keyToString(sort)]);
     if (!seen.has(text)) seen.set(text, key);
   }
   return [...seen.values()];
+}
+
+/** The table name in a stream ARN (`arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>`). */
+function tableOfStream(streamArn: string): string | undefined {
+  return /:table\/([^/]+)\/stream\//.exec(streamArn)?.[1];
 }
 
 /**

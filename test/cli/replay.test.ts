@@ -10,7 +10,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { applyStreamRecords } from '../../pipeline/apply/apply-stream';
 import { fromStreamsRecord } from '../../pipeline/apply/stream-records';
 import type { Item } from '../../pipeline/table/types';
-import { applyStreamDeps, readStream } from '../pipeline/apply/apply-stream-fixtures';
+import { applyStreamDeps, readStream, UNREACHABLE_OPENSEARCH } from '../pipeline/apply/apply-stream-fixtures';
 import { batchInfo, failureRecord, sequenceOf, writeFailedBatch } from '../pipeline/replay/replay-fixtures';
 import { engineFlags, useEngines } from '../support/engines';
 import { newWorld, REGION, type StubWorld, stubClient } from './cloud-stub';
@@ -166,6 +166,53 @@ describe('ddb2os replay (local folder)', () => {
     expect(result.stdout).toContain(
       '3 records: 1 replayed, 0 no longer in the stream, 0 failed, 2 malformed; 2 remain',
     );
+  });
+
+  it('keeps a record whose keys cannot be written (OpenSearch unreachable) for the next replay (exit 1)', async () => {
+    // Prepare
+    const run = await afterAFailedBatch();
+    const file = await writeFailedBatch(run.deadLetterDir, 'batch.json', failureRecord(run.info));
+
+    // Act
+    const result = await runCli([
+      'replay',
+      '--table',
+      run.table,
+      '--index',
+      run.index,
+      ...engineFlags({ opensearch: UNREACHABLE_OPENSEARCH }),
+      '--dead-letter-dir',
+      run.deadLetterDir,
+    ]);
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(existsSync(file)).toBe(true);
+    expect(result.stdout).toMatch(
+      /^failed {5}shardId-\S+ \d+\.\.\d+, 3 keys \(a, b, c\): .+ \(.+batch\.json kept\)$/m,
+    );
+    expect(result.stdout).toContain('Run the same replay again for the records that failed.');
+  });
+
+  it("keeps a record of another table's stream instead of writing this table's items for its keys (exit 1)", async () => {
+    // Prepare
+    const run = await afterAFailedBatch();
+    const other = {
+      ...run.info,
+      streamArn: run.info.streamArn.replace(`table/${run.table}/`, 'table/invoices/'),
+    };
+    const file = await writeFailedBatch(run.deadLetterDir, 'other.json', failureRecord(other));
+
+    // Act
+    const result = await replay(run);
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(existsSync(file)).toBe(true);
+    expect(result.stdout).toContain(
+      `: the record is of table invoices's stream, not of table ${run.table}'s (${file} kept)`,
+    );
+    expect(await documents(run.index)).toEqual({ c: { pk: 'c', v: 'c2' } });
   });
 
   it('says so and exits 0 when there is nothing to replay', async () => {
