@@ -13,8 +13,9 @@ import type { Client } from '@opensearch-project/opensearch';
 import { ConfigurationError, SourceTableError } from '../pipeline/errors';
 import { type IndexDefinition, parseIndexDefinitionText } from '../pipeline/index/index-definition';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
-import { loadMappingConfig, type MappingConfig } from '../pipeline/mapping/mapping';
+import { checkMappingForTable, loadMappingConfig, type MappingConfig } from '../pipeline/mapping/mapping';
 import { describeSourceTable, type SourceTable } from '../pipeline/table/describe';
+import type { KeySchema } from '../pipeline/table/types';
 import { type FlagSpec, optionalString, type ParsedArgs } from './args';
 import { UsageError } from './cli-error';
 import { resolveTarget, withDefaults } from './cloud/aws';
@@ -217,6 +218,22 @@ export async function readMappingFile(
     }
   }
   return loadMapping(raw, defaults, `mapping file ${path}`);
+}
+
+/** The mapping checked against the table's key schema: a misfit is a UsageError naming `--mapping FILE` when there is one. */
+export function checkMappingFile(
+  mapping: MappingConfig,
+  keySchema: KeySchema,
+  path: string | undefined,
+): void {
+  try {
+    checkMappingForTable(mapping, keySchema);
+  } catch (error) {
+    if (error instanceof ConfigurationError) {
+      throw new UsageError(`${path ? `mapping file ${path}: ` : ''}${error.message}`);
+    }
+    throw error;
+  }
 }
 
 async function loadMapping(

@@ -6,8 +6,7 @@
  */
 
 import { DirectoryDeadLetterSink } from '../../pipeline/dead-letter/dead-letter';
-import { ConfigurationError } from '../../pipeline/errors';
-import { checkMappingForTable, keyToString } from '../../pipeline/mapping/mapping';
+import { keyToString } from '../../pipeline/mapping/mapping';
 import { repairKeys } from '../../pipeline/repair/repair-keys';
 import {
   type FailedBatchSource,
@@ -28,6 +27,7 @@ import { type CloudDeps, resolveTarget, withDefaults } from '../cloud/aws';
 import { CloudError, explainAwsError } from '../cloud/errors';
 import type { Command } from '../command';
 import {
+  checkMappingFile,
   DYNAMODB_FLAGS,
   describeTableAt,
   dynamoDbFromArgs,
@@ -131,14 +131,7 @@ export function createReplayCommand(deps: CloudDeps = {}): Command {
       const streams = streamsClientFor(dynamodb);
       try {
         const description = await describeTableAt(dynamodb, table, io.signal);
-        try {
-          checkMappingForTable(mapping, description.keySchema);
-        } catch (error) {
-          if (error instanceof ConfigurationError) {
-            throw new UsageError(`${mappingFile ? `mapping file ${mappingFile}: ` : ''}${error.message}`);
-          }
-          throw error;
-        }
+        checkMappingFile(mapping, description.keySchema, mappingFile);
         const keySchema = description.keySchema;
         const deadLetters = new DirectoryDeadLetterSink(deadLetterDir);
         io.stdout.write(`replaying the failed stream batches in ${source.location}\n`);

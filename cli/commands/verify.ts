@@ -3,8 +3,6 @@
  * and report missing, extra and differing documents. Exit 0 only when the
  * index equals the table.
  */
-import { ConfigurationError } from '../../pipeline/errors';
-import { checkMappingForTable } from '../../pipeline/mapping/mapping';
 import {
   indexMatchesTable,
   type VerifyProgress,
@@ -15,6 +13,7 @@ import { optionalInteger, optionalString, requiredString } from '../args';
 import { EXIT, UsageError } from '../cli-error';
 import type { Command } from '../command';
 import {
+  checkMappingFile,
   DYNAMODB_FLAGS,
   describeTableAt,
   dynamoDbFromArgs,
@@ -92,14 +91,7 @@ export const verifyCommand: Command = {
     const progress = new ProgressLine(io);
     try {
       const description = await describeTableAt(dynamodb, table, io.signal);
-      try {
-        checkMappingForTable(mapping, description.keySchema);
-      } catch (error) {
-        if (error instanceof ConfigurationError) {
-          throw new UsageError(`${mappingFile ? `mapping file ${mappingFile}: ` : ''}${error.message}`);
-        }
-        throw error;
-      }
+      checkMappingFile(mapping, description.keySchema, mappingFile);
       const report = await verifyIndex({
         dynamodb: dynamodb.client,
         opensearch: opensearch.client,

@@ -51,18 +51,23 @@ async function afterAFailedBatch() {
   return { table, index, deadLetterDir, info, records };
 }
 
-function replay(run: { table: string; index: string; deadLetterDir: string }, ...flags: string[]) {
+/** `ddb2os replay` of a run's table, index and folder on the test engines (`at` points OpenSearch elsewhere). */
+function replay(
+  run: { table: string; index: string; deadLetterDir: string },
+  flags: string[] = [],
+  at: { opensearch?: string } = {},
+) {
   return runCli([
-    'replay',
-    '--table',
-    run.table,
-    '--index',
-    run.index,
-    ...engineFlags(),
+    ...replayOf(run.table, run.index),
+    ...engineFlags(at),
     '--dead-letter-dir',
     run.deadLetterDir,
     ...flags,
   ]);
+}
+
+function replayOf(table: string, index: string): string[] {
+  return ['replay', '--table', table, '--index', index];
 }
 
 async function documents(index: string): Promise<Record<string, Item>> {
@@ -135,7 +140,7 @@ describe('ddb2os replay (local folder)', () => {
     );
 
     // Act
-    const result = await replay(run, '--discard-trimmed');
+    const result = await replay(run, ['--discard-trimmed']);
 
     // Assess
     expect(result.code).toBe(1);
@@ -174,16 +179,7 @@ describe('ddb2os replay (local folder)', () => {
     const file = await writeFailedBatch(run.deadLetterDir, 'batch.json', failureRecord(run.info));
 
     // Act
-    const result = await runCli([
-      'replay',
-      '--table',
-      run.table,
-      '--index',
-      run.index,
-      ...engineFlags({ opensearch: UNREACHABLE_OPENSEARCH }),
-      '--dead-letter-dir',
-      run.deadLetterDir,
-    ]);
+    const result = await replay(run, [], { opensearch: UNREACHABLE_OPENSEARCH });
 
     // Assess
     expect(result.code).toBe(1);
@@ -237,11 +233,7 @@ describe('ddb2os replay: usage and cloud flags', () => {
     expect(noTable.stderr).toContain('--table is required');
 
     const both = await runCli([
-      'replay',
-      '--table',
-      't',
-      '--index',
-      'i',
+      ...replayOf('t', 'i'),
       '--stack',
       'S',
       '--queue-url',
@@ -252,7 +244,7 @@ describe('ddb2os replay: usage and cloud flags', () => {
   });
 
   it('exits 2 for a --queue-url that is not a queue URL', async () => {
-    const result = await runCli(['replay', '--table', 't', '--index', 'i', '--queue-url', 'my-queue']);
+    const result = await runCli([...replayOf('t', 'i'), '--queue-url', 'my-queue']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--queue-url "my-queue" is not an SQS queue URL');
   });
@@ -267,17 +259,7 @@ describe('ddb2os replay: usage and cloud flags', () => {
     });
 
     // Act
-    const result = await runCli([
-      'replay',
-      '--table',
-      't',
-      '--index',
-      'i',
-      '--stack',
-      'Old',
-      '--region',
-      REGION,
-    ]);
+    const result = await runCli([...replayOf('t', 'i'), '--stack', 'Old', '--region', REGION]);
 
     // Assess
     expect(result.code).toBe(1);
