@@ -94,7 +94,9 @@ export interface RepairResult {
   /** Keys not repaired, with the reason (DynamoDB or OpenSearch unavailable, a missing index…). */
   failed: { key: Item; reason: string }[];
   /** Every document this repair wrote or deleted, with its item's key: what a second verify checks. */
-  repairedIds: { index: string; id: string; key: Item }[];
+  repairedIds: { index: string; id: string; key: Item; outcome: 'indexed' | 'deleted' }[];
+  /** The documents counted `superseded`. */
+  supersededIds: { index: string; id: string; key: Item }[];
 }
 
 /** A document's place. */
@@ -135,6 +137,7 @@ export async function repairKeys(targets: RepairTarget[], deps: RepairDeps): Pro
     deadLettered: 0,
     failed: [],
     repairedIds: [],
+    supersededIds: [],
   };
   const works = new Map<string, KeyWork>();
   for (const target of targets) {
@@ -268,7 +271,7 @@ async function repairRound(
   const retry = new Map<KeyWork, Set<string>>();
   const conflict = (action: WriteAction) => {
     if (last) {
-      result.superseded += 1;
+      superseded(action, result);
       return;
     }
     let places = retry.get(action.work);
@@ -296,7 +299,7 @@ async function repairRound(
       const cleaned = await writeActions([cleanup as WriteAction], deps);
       for (const outcome of cleaned.outcomes) {
         if (outcome.status === 'written') record(outcome.action, result);
-        else if (outcome.status === 'conflict') result.superseded += 1;
+        else if (outcome.status === 'conflict') superseded(outcome.action, result);
       }
       if (cleaned.failure) fail(action.work, cleaned.failure);
     }
@@ -336,7 +339,13 @@ async function repairRound(
 function record(action: WriteAction, result: RepairResult): void {
   if (action.kind === 'delete') result.deleted += 1;
   else result.indexed += 1;
-  result.repairedIds.push({ ...action.place, key: action.work.key });
+  const outcome = action.kind === 'delete' ? 'deleted' : 'indexed';
+  result.repairedIds.push({ ...action.place, key: action.work.key, outcome });
+}
+
+function superseded(action: WriteAction, result: RepairResult): void {
+  result.superseded += 1;
+  result.supersededIds.push({ ...action.place, key: action.work.key });
 }
 
 /** After the creates: an item that is gone now was deleted, perhaps before the create; undo the create. */
@@ -359,7 +368,6 @@ async function checkCreated(
         action.work,
         `created ${action.place.index}/${action.place.id} but could not read the item again: ${outcome.failure}`,
       );
-      result.repairedIds.push({ ...action.place, key: action.work.key });
       return;
     }
     const stillProduced =
@@ -371,10 +379,7 @@ async function checkCreated(
   const undone = await writeActions(undo, deps);
   for (const { action, status } of undone.outcomes) {
     // Either way the newer state stands: our delete of the stale create, or the updater's write after it.
-    if (status === 'written' || status === 'conflict') {
-      result.superseded += 1;
-      result.repairedIds.push({ ...action.place, key: action.work.key });
-    }
+    if (status === 'written' || status === 'conflict') superseded(action, result);
   }
   for (const { action, reason } of undone.rejected) fail(action.work, reason);
   if (undone.failure) {
