@@ -126,8 +126,12 @@ describe('ddb2os replay (local folder)', () => {
     expect(result.stderr).toContain(
       `1 of 1 failed stream batches remain in ${run.deadLetterDir}/failed-batches`,
     );
-    // Nothing was written for it.
+    // Nothing was written for it; the printed command repairs what the batch missed.
     expect(await documents(run.index)).toEqual({ c: { pk: 'c', v: 'c2' } });
+    const command = /^ {2}ddb2os (verify --repair .*)$/m.exec(result.stdout)![1]!;
+    const repaired = await runCli(command.split(' '));
+    expect(repaired.code).toBe(0);
+    expect(await documents(run.index)).toEqual({ a: { pk: 'a', v: 'a1' }, c: { pk: 'c', v: 'c2' } });
   });
 
   it('with --discard-trimmed deletes such a record once reported, and still exits 1', async () => {
