@@ -7,13 +7,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { fromIni } from '@aws-sdk/credential-providers';
 import type { Client } from '@opensearch-project/opensearch';
 import { ConfigurationError, SourceTableError } from '../pipeline/errors';
 import { type IndexDefinition, parseIndexDefinitionText } from '../pipeline/index/index-definition';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
-import { loadMappingConfig, type MappingConfig } from '../pipeline/mapping/mapping';
+import { checkMappingForTable, loadMappingConfig, type MappingConfig } from '../pipeline/mapping/mapping';
 import { describeSourceTable, type SourceTable } from '../pipeline/table/describe';
+import type { KeySchema } from '../pipeline/table/types';
 import { type FlagSpec, optionalString, type ParsedArgs } from './args';
 import { UsageError } from './cli-error';
 import { resolveTarget, withDefaults } from './cloud/aws';
@@ -162,6 +164,15 @@ export async function dynamoDbFromArgs(args: ParsedArgs, io: CliIo): Promise<Dyn
   return { client, url, region, local, ...(profile ? { profile } : {}) };
 }
 
+/** The Streams API of the same DynamoDB (endpoint, region, credentials) as `target`. */
+export function streamsClientFor(target: DynamoDbTarget): DynamoDBStreamsClient {
+  return new DynamoDBStreamsClient({
+    region: target.region,
+    ...(target.local ? { endpoint: target.url } : {}),
+    credentials: target.client.config.credentials,
+  });
+}
+
 /** The OpenSearch client of `--opensearch-url` (default OPENSEARCH_URL), signed as createOpenSearchClient decides. */
 export function openSearchFromArgs(args: ParsedArgs, io: CliIo, command: string): OpenSearchTarget {
   const url = optionalString(args, 'opensearch-url') ?? io.env.OPENSEARCH_URL;
@@ -207,6 +218,22 @@ export async function readMappingFile(
     }
   }
   return loadMapping(raw, defaults, `mapping file ${path}`);
+}
+
+/** The mapping checked against the table's key schema: a misfit is a UsageError naming `--mapping FILE` when there is one. */
+export function checkMappingFile(
+  mapping: MappingConfig,
+  keySchema: KeySchema,
+  path: string | undefined,
+): void {
+  try {
+    checkMappingForTable(mapping, keySchema);
+  } catch (error) {
+    if (error instanceof ConfigurationError) {
+      throw new UsageError(`${path ? `mapping file ${path}: ` : ''}${error.message}`);
+    }
+    throw error;
+  }
 }
 
 async function loadMapping(

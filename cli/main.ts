@@ -1,6 +1,7 @@
 /**
  * `ddb2os`: run the backfill workflow on one machine (`demo`, `run`, `verify`)
- * or drive the deployed one (`start`, `status`, `redrive`, `plan`).
+ * or drive the deployed one (`start`, `status`, `redrive`, `plan`); `replay`
+ * does either.
  */
 import { describeError } from '../pipeline/errors';
 import { helpText, parseCommandArgs } from './args';
@@ -39,6 +40,10 @@ const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   redrive: {
     summary: 'rerun only the failed segments of a failed execution',
     load: async () => (await import('./commands/redrive')).redriveCommand,
+  },
+  replay: {
+    summary: 'apply the stream batches the updater gave up on (failure queue or local folder)',
+    load: async () => (await import('./commands/replay')).replayCommand,
   },
 };
 

@@ -27,7 +27,11 @@ import {
   TrimmedDataAccessException,
 } from '@aws-sdk/client-dynamodb-streams';
 import type { ApplyResult } from '../pipeline/apply/apply-stream';
-import { fromLambdaRecord, type StreamChange } from '../pipeline/apply/stream-records';
+import {
+  compareSequenceNumbers,
+  fromLambdaRecord,
+  type StreamChange,
+} from '../pipeline/apply/stream-records';
 import { BackfillError, describeError, SinkUnavailableError, SourceTableError } from '../pipeline/errors';
 import type { StreamPositionStore } from '../pipeline/progress/stream-positions';
 import { describeSourceTable, noStreamError } from '../pipeline/table/describe';
@@ -453,12 +457,7 @@ export function orderShards(shards: Shard[]): Shard[] {
   return ordered;
 }
 
-/** Sequence numbers are decimal strings of varying length: compare them as numbers. */
-export function compareSequenceNumbers(a: string, b: string): number {
-  const x = BigInt(a);
-  const y = BigInt(b);
-  return x < y ? -1 : x > y ? 1 : 0;
-}
+export { compareSequenceNumbers } from '../pipeline/apply/stream-records';
 
 function lagOf(change: StreamChange): number | undefined {
   const created = change.approximateCreationDateTime;

@@ -68,6 +68,16 @@ export async function stateMachineArnFromStack(
   stackName: string,
   target: AwsTarget,
 ): Promise<string> {
+  return stackOutput(cloudFormation, stackName, 'StateMachineArn', target);
+}
+
+/** One output of a ddb2os stack; a missing stack or output is a CloudError naming both. */
+export async function stackOutput(
+  cloudFormation: CloudFormationClient,
+  stackName: string,
+  outputKey: string,
+  target: AwsTarget,
+): Promise<string> {
   let outputs: { OutputKey?: string; OutputValue?: string }[];
   try {
     const answer = await cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }));
@@ -78,11 +88,11 @@ export async function stateMachineArnFromStack(
     }
     throw explainAwsError(error, target);
   }
-  const value = outputs.find((output) => output.OutputKey === 'StateMachineArn')?.OutputValue;
+  const value = outputs.find((output) => output.OutputKey === outputKey)?.OutputValue;
   if (!value) {
     const keys = outputs.map((output) => output.OutputKey).filter(Boolean);
     throw new CloudError(
-      `stack ${stackName} in ${target.region} has no StateMachineArn output ` +
+      `stack ${stackName} in ${target.region} has no ${outputKey} output ` +
         `(${keys.length > 0 ? `its outputs: ${keys.join(', ')}` : 'it has no outputs'}); is it a ddb2os stack?`,
     );
   }

@@ -6,6 +6,7 @@
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { fromIni } from '@aws-sdk/credential-providers';
 import type { FlagSpec, ParsedArgs } from '../args';
 import { optionalString } from '../args';
@@ -24,6 +25,7 @@ export interface CloudDeps {
   sfn?: (target: AwsTarget) => SFNClient;
   cloudFormation?: (target: AwsTarget) => CloudFormationClient;
   dynamodb?: (target: AwsTarget & { endpoint?: string }) => DynamoDBClient;
+  sqs?: (target: AwsTarget) => SQSClient;
   /** Waits between polls; resolves early when the signal aborts. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   now?: () => Date;
@@ -51,6 +53,7 @@ export function withDefaults(deps: CloudDeps = {}): ResolvedCloudDeps {
           ...clientConfig(target),
           ...(target.endpoint ? { endpoint: target.endpoint } : {}),
         })),
+    sqs: deps.sqs ?? ((target) => new SQSClient(clientConfig(target))),
     sleep: deps.sleep ?? abortableSleep,
     now: deps.now ?? (() => new Date()),
     configuredRegion: deps.configuredRegion ?? regionFromConfigFile,

@@ -4,7 +4,6 @@
  * updater for a while or until Ctrl-C.
  */
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import {
   type BackfillEvent,
   createLocalUpdater,
@@ -40,6 +39,7 @@ import {
   openSearchFromArgs,
   readIndexConfigFile,
   readMappingFile,
+  streamsClientFor,
 } from '../endpoints';
 import type { CliIo } from '../io';
 import { duration, fmt, ProgressDisplay } from '../progress';
@@ -203,14 +203,6 @@ export function progressReporter(io: CliIo): {
     }
   };
   return { onEvent, display: () => display, failedSegments: () => [...failed].sort((a, b) => a - b) };
-}
-
-export function streamsClientFor(target: DynamoDbTarget): DynamoDBStreamsClient {
-  return new DynamoDBStreamsClient({
-    region: target.region,
-    ...(target.local ? { endpoint: target.url } : {}),
-    credentials: target.client.config.credentials,
-  });
 }
 
 /** The run's counts, per item: scanned = created + already present + skipped + failed. */

@@ -9,6 +9,7 @@
  * The record names a shard and a range of sequence numbers, not the changes
  * themselves: replay re-reads them from the stream while it still holds them.
  */
+import { join } from 'node:path';
 import { InvalidMessageError } from '../errors';
 
 /** `DDBStreamBatchInfo`: where the batch is in the stream. */
@@ -62,4 +63,12 @@ export function parseFailedBatch(text: string, source: string): FailedStreamBatc
     }
   }
   return value as FailedStreamBatch;
+}
+
+/**
+ * Where the local stream follower writes its on-failure records (one `<name>.json` file each) and
+ * where `ddb2os replay` reads them: `<dead-letter-dir>/failed-batches`.
+ */
+export function failedBatchesDir(deadLetterDir: string): string {
+  return join(deadLetterDir, 'failed-batches');
 }

@@ -60,6 +60,13 @@ export function fromStreamsRecord(record: StreamsApiRecord): StreamChange {
   );
 }
 
+/** Sequence numbers are decimal strings of varying length: compare them as numbers. */
+export function compareSequenceNumbers(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
 type Images = { keys: Item | undefined; newImage: Item | undefined; oldImage: Item | undefined };
 
 function buildChange(

@@ -9,7 +9,9 @@
  *   concatenation of those bytes, and retries resend the same bytes.
  * - Per action: created, indexed or deleted; for a create, 409 already
  *   present (the backfill never overwrites: the stream updater owns updates);
- *   for a delete, 404 not found (what a delete wants). 429, 5xx,
+ *   for a delete, 404 not found (what a delete wants); for an index or a
+ *   delete made conditional on what was read (`if_seq_no`, repair's), 409
+ *   conflict: the document changed since. 429, 5xx,
  *   es_rejected_execution_exception or a cluster block (a write-blocked index,
  *   a full disk's read-only block) retried with exponential backoff and full
  *   jitter (only those actions); a field whose type does not fit is
@@ -74,6 +76,8 @@ export type BulkOutcome =
   | { status: 'deleted' }
   /** delete: there was no such document (404), which is what a delete wants. */
   | { status: 'not_found' }
+  /** index or delete with a condition: the document is no longer the one read (409); nothing was written. */
+  | { status: 'conflict' }
   | {
       status: 'failed';
       reason: string;
@@ -83,14 +87,28 @@ export type BulkOutcome =
       conflict?: FieldConflict;
     };
 
+/**
+ * The document as it was read (its `_seq_no` and `_primary_term`): an index or
+ * delete action that carries it applies only if the document is still that
+ * one (OpenSearch's optimistic concurrency control), else answers 409.
+ */
+export interface ReadVersion {
+  seqNo: number;
+  primaryTerm: number;
+}
+
 /** Builds the NDJSON lines of an action: the action line, and the document's JSON unless it is a delete. */
 export function bulkLine(
   operation: BulkOperation,
   index: string,
   id: string,
   documentJson?: string,
+  ifVersion?: ReadVersion,
 ): BulkLine {
-  const action = `{"${operation}":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(id)}}}\n`;
+  const condition = ifVersion
+    ? `,"if_seq_no":${ifVersion.seqNo},"if_primary_term":${ifVersion.primaryTerm}`
+    : '';
+  const action = `{"${operation}":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(id)}${condition}}}\n`;
   const payload = Buffer.from(operation === 'delete' ? action : `${action}${documentJson}\n`);
   return { operation, index, id, payload, bytes: payload.length };
 }
@@ -123,8 +141,22 @@ export interface BulkPolicy {
 export interface BulkWriterOptions<T> extends BulkPolicy {
   /** Where OpenSearch is, for messages. @default the client's first node */
   endpoint?: string;
-  /** Receives each document's final outcome and how often it was resent. */
-  onOutcome: (document: BulkDocument<T>, outcome: BulkOutcome, retries: number) => void;
+  /**
+   * Receives each document's final outcome and how often it was resent; with
+   * `reportVersions`, also the version a create, index or delete left.
+   */
+  onOutcome: (
+    document: BulkDocument<T>,
+    outcome: BulkOutcome,
+    retries: number,
+    written?: ReadVersion,
+  ) => void;
+  /**
+   * Ask OpenSearch for each written document's `_seq_no` and `_primary_term`
+   * (repair deletes a document it created under exactly that version). Off by
+   * default: the backfill's answers stay small. @default false
+   */
+  reportVersions?: boolean;
   telemetry?: Telemetry;
   /** Replaces the backoff wait (tests). */
   sleep?: (ms: number) => Promise<void>;
@@ -140,12 +172,15 @@ interface Pending<T> {
 /** One item of a `_bulk` answer, as far as the writer reads it. */
 export interface BulkResponseItem {
   status?: number;
+  _seq_no?: number;
+  _primary_term?: number;
   error?: { type?: string; reason?: string; caused_by?: { type?: string; reason?: string } };
 }
 
 /** Only what the writer reads: a status and an error per item. */
 const FILTER_PATH =
   'errors,items.*.status,items.*.error.type,items.*.error.reason,items.*.error.caused_by.type,items.*.error.caused_by.reason';
+const FILTER_PATH_WITH_VERSIONS = `${FILTER_PATH},items.*._seq_no,items.*._primary_term`;
 
 export class BulkWriter<T> {
   readonly maxBytes: number;
@@ -314,7 +349,7 @@ export class BulkWriter<T> {
           sinkRetries += 1;
           lastRetryReason = `${item.status ?? 0} ${item.error?.type ?? ''}`.trim();
         } else if (verdict === 'refused') refused.push({ entry, item });
-        else this.report(entry, { status: verdict });
+        else this.report(entry, { status: verdict }, writtenVersion(item));
       });
       await Promise.all(
         refused.map(async ({ entry, item }) => {
@@ -394,7 +429,10 @@ export class BulkWriter<T> {
       offset = end;
     }
     const response = await this.telemetry.tracer.trace('OpenSearch.bulk', () =>
-      this.client.bulk({ body, filter_path: FILTER_PATH } as never),
+      this.client.bulk({
+        body,
+        filter_path: this.options.reportVersions ? FILTER_PATH_WITH_VERSIONS : FILTER_PATH,
+      } as never),
     );
     // Each item is keyed by its action's operation (`create`, `index`, `delete`), the one key it has.
     const items = ((response.body as { items?: Record<string, BulkResponseItem>[] }).items ?? []).map(
@@ -414,9 +452,15 @@ export class BulkWriter<T> {
     await this.wait(backoffDelay(attempt, this.baseDelayMs, this.maxDelayMs));
   }
 
-  private report(entry: Pending<T>, outcome: BulkOutcome): void {
-    this.options.onOutcome(entry.document, outcome, entry.retries);
+  private report(entry: Pending<T>, outcome: BulkOutcome, written?: ReadVersion): void {
+    this.options.onOutcome(entry.document, outcome, entry.retries, written);
   }
+}
+
+function writtenVersion(item: BulkResponseItem): ReadVersion | undefined {
+  return item._seq_no === undefined || item._primary_term === undefined
+    ? undefined
+    : { seqNo: item._seq_no, primaryTerm: item._primary_term };
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {
@@ -457,12 +501,14 @@ function isRetryableRequestError(error: unknown): boolean {
 export function classifyItem(
   operation: BulkOperation,
   item: BulkResponseItem,
-): 'created' | 'present' | 'indexed' | 'deleted' | 'not_found' | 'retry' | 'refused' {
+): 'created' | 'present' | 'indexed' | 'deleted' | 'not_found' | 'conflict' | 'retry' | 'refused' {
   const status = item.status ?? 0;
   if (status >= 200 && status < 300) {
     return operation === 'create' ? 'created' : operation === 'index' ? 'indexed' : 'deleted';
   }
   if (operation === 'create' && status === 409) return 'present';
+  // Only a conditional index or delete (bulkLine's ifVersion) can meet a version conflict.
+  if (status === 409 && item.error?.type === 'version_conflict_engine_exception') return 'conflict';
   // Also a missing index: either way the document is not there.
   if (operation === 'delete' && status === 404) return 'not_found';
   const type = item.error?.type;

@@ -40,6 +40,7 @@ import {
   type MappingConfig,
   mapItem,
 } from '../mapping/mapping';
+import type { SeenDocument } from '../repair/repair-keys';
 import { getItem, queryPartition, scanPage } from '../table/reads';
 import type { Item, KeySchema } from '../table/types';
 import {
@@ -97,6 +98,12 @@ export interface VerifyOptions {
   onProgress?: (progress: VerifyProgress) => void;
   /** Source of randomness for the sample (tests pass a seeded one). */
   random?: () => number;
+  /**
+   * Keep every missing, extra and differing document (not only examples),
+   * with its item's key and the version read, up to this many: what
+   * `verify --repair` repairs. Beyond it the report says `driftOverflow`.
+   */
+  collect?: number;
 }
 
 export interface VerifyProgress {
@@ -134,6 +141,21 @@ export interface DifferingExample {
   path: string;
   expected?: string;
   actual?: string;
+}
+
+/**
+ * One difference, with what repair needs: the item's key and the version of
+ * the document as verify read it (null: absent).
+ */
+export interface Drift {
+  kind: 'missing' | 'extra' | 'differing';
+  index: string;
+  id: string;
+  /** The item's key (the partition key alone when aggregating); absent when an extra's `_source` does not hold it. */
+  key?: Item;
+  seen: SeenDocument | null;
+  /** Why `key` is absent. */
+  reason?: string;
 }
 
 /** An item the mapping cannot turn into a document (the backfill dead-letters it too). */
@@ -201,6 +223,10 @@ export interface VerifyReport {
   /** Things a reader should know: missing indices, ids two items share, how the sample was taken. */
   notes: string[];
   durationMs: number;
+  /** With `collect`: every difference found (up to `collect` of them). */
+  drift?: Drift[];
+  /** With `collect`: more differences were found than `collect` keeps. */
+  driftOverflow?: boolean;
 }
 
 /** The scan met the items of one partition in two places, so aggregation cannot be checked segment by segment. */
@@ -236,7 +262,7 @@ export async function verifyIndex(options: VerifyOptions): Promise<VerifyReport>
     concurrency: options.concurrency ?? DEFAULTS.concurrency,
     walkPageSize: options.walkPageSize ?? DEFAULTS.walkPageSize,
   };
-  const tally = new Tally(settings.examples);
+  const tally = new Tally(settings.examples, options.collect);
   const targets = new TargetIndices(options.opensearch, mapping, tally);
   const progress = (phase: VerifyProgress['phase']) => options.onProgress?.({ phase, ...tally.progress() });
   const checker = new DocumentChecker(options.opensearch, targets, tally, settings, () =>
@@ -250,6 +276,7 @@ export async function verifyIndex(options: VerifyOptions): Promise<VerifyReport>
     targets,
     expectedIds: options.sample === undefined ? new Map() : undefined,
   };
+  const walk = { ...settings, keyNames: keyNames(table, mapping), keyTypes: table.keyTypes };
 
   let sample: SampleInfo | undefined;
   if (options.sample === undefined) {
@@ -257,7 +284,7 @@ export async function verifyIndex(options: VerifyOptions): Promise<VerifyReport>
     await checker.finish();
     for (const index of targets.all()) {
       if (!(await targets.exists(index))) continue;
-      await walkForExtras(options, index, context.expectedIds?.get(index) ?? new Set(), settings, tally, () =>
+      await walkForExtras(options, index, context.expectedIds?.get(index) ?? new Set(), walk, tally, () =>
         progress('extras'),
       );
     }
@@ -292,8 +319,22 @@ class Tally {
   collisions = 0;
   readonly notes: string[] = [];
   readonly examples: VerifyReport['examples'] = { missing: [], extra: [], differing: [], unmappable: [] };
+  readonly drift: Drift[] | undefined;
+  driftOverflow = false;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly collectLimit?: number,
+  ) {
+    this.drift = collectLimit === undefined ? undefined : [];
+  }
+
+  /** Keeps a difference for repair, when collecting. */
+  collect(drift: Drift): void {
+    if (!this.drift || this.collectLimit === undefined) return;
+    if (this.drift.length < this.collectLimit) this.drift.push(drift);
+    else this.driftOverflow = true;
+  }
 
   addMissing(example: MissingExample): void {
     this.missing += 1;
@@ -347,6 +388,7 @@ class Tally {
       sampled: head.sampled,
       notes: this.notes,
       durationMs: head.durationMs,
+      ...(this.drift ? { drift: this.drift, driftOverflow: this.driftOverflow } : {}),
     };
   }
 
@@ -424,6 +466,8 @@ interface ExpectedDocument {
   /** The body as encodeDocument writes it. */
   body: string;
   key: Record<string, unknown>;
+  /** The item's key attributes (wire form), for repair. */
+  itemKey: Item;
 }
 
 interface MappingContext {
@@ -484,11 +528,18 @@ class SegmentMapper {
     const { table, tally, targets, expectedIds, checker, mapping } = this.context;
     const first = items[0] as Item;
     const key = keyJson(first, table.keySchema, mapping.aggregate !== undefined);
+    const itemKey = keyAttributes(first, keyNames(table, mapping));
     let documents: ExpectedDocument[];
     try {
       documents = map().map((document) => {
         targets.add(document.index);
-        return { index: document.index, id: document.id, body: encodeDocument(document.document), key };
+        return {
+          index: document.index,
+          id: document.id,
+          body: encodeDocument(document.document),
+          key,
+          itemKey,
+        };
       });
     } catch (error) {
       if (!(error instanceof MappingError)) throw error;
@@ -523,6 +574,18 @@ class SegmentMapper {
       await checker.add(document);
     }
   }
+}
+
+/** The key attributes that name an item (a partition, when aggregating). */
+function keyNames(table: VerifyTable, mapping: MappingConfig): string[] {
+  const { partitionKey, sortKey } = table.keySchema;
+  return mapping.aggregate || sortKey === undefined ? [partitionKey] : [partitionKey, sortKey];
+}
+
+function keyAttributes(item: Item, names: string[]): Item {
+  const key: Item = {};
+  for (const name of names) if (item[name] !== undefined) key[name] = item[name];
+  return key;
 }
 
 function partitionOf(item: Item, keySchema: KeySchema): string {
@@ -610,9 +673,20 @@ class DocumentChecker {
     this.inFlight.add(task);
   }
 
+  private missing(document: ExpectedDocument): void {
+    this.tally.addMissing(missingExample(document));
+    this.tally.collect({
+      kind: 'missing',
+      index: document.index,
+      id: document.id,
+      key: document.itemKey,
+      seen: null,
+    });
+  }
+
   private async check(index: string, batch: ExpectedDocument[]): Promise<void> {
     if (!(await this.targets.exists(index))) {
-      for (const document of batch) this.tally.addMissing(missingExample(document));
+      for (const document of batch) this.missing(document);
       return;
     }
     const response = await exactRequest(this.opensearch, 'POST', `/${encodeURIComponent(index)}/_mget`, {
@@ -631,7 +705,7 @@ class DocumentChecker {
         );
       }
       if (field(found, 'found') !== true) {
-        this.tally.addMissing(missingExample(document));
+        this.missing(document);
         return;
       }
       const source = field(found, '_source');
@@ -644,6 +718,13 @@ class DocumentChecker {
         this.tally.matched += 1;
         return;
       }
+      this.tally.collect({
+        kind: 'differing',
+        index,
+        id: document.id,
+        key: document.itemKey,
+        seen: seenOf(found, index, document.id),
+      });
       this.tally.addDiffering({
         index,
         id: document.id,
@@ -656,6 +737,14 @@ class DocumentChecker {
       });
     });
   }
+}
+
+/** The version of a document in an `_mget` or search answer. */
+function seenOf(found: ExactJson | undefined, index: string, id: string): SeenDocument | null {
+  const seqNo = field(found, '_seq_no');
+  const primaryTerm = field(found, '_primary_term');
+  if (!(seqNo instanceof JsonNumber) || !(primaryTerm instanceof JsonNumber)) return null;
+  return { index, id, seqNo: Number(seqNo.text), primaryTerm: Number(primaryTerm.text) };
 }
 
 function missingExample(document: ExpectedDocument): MissingExample {
@@ -705,39 +794,153 @@ async function* scanPages(
   } while (start);
 }
 
-/** Pages through every id of the index (`search_after` on `_id`) and counts those no item produces. */
+/**
+ * Pages through every id of the index (`search_after` on `_id`) and counts
+ * those no item produces. When collecting for repair, each page also brings
+ * the documents' versions and the key attributes in `_source`, read exactly.
+ */
 async function walkForExtras(
   options: VerifyOptions,
   index: string,
   expected: Set<string>,
-  settings: { walkPageSize: number },
+  settings: { walkPageSize: number; keyNames: string[]; keyTypes: VerifyTable['keyTypes'] },
   tally: Tally,
   onPage: () => void,
 ): Promise<void> {
+  const collecting = options.collect !== undefined;
   let after: string | undefined;
   for (;;) {
     throwIfAborted(options.signal);
-    const { body } = await options.opensearch.search({
-      index,
-      body: {
-        size: settings.walkPageSize,
-        _source: false,
-        track_total_hits: false,
-        sort: [{ _id: 'asc' }],
-        query: { match_all: {} },
-        ...(after === undefined ? {} : { search_after: [after] }),
-      },
+    const response = await exactRequest(options.opensearch, 'POST', `/${encodeURIComponent(index)}/_search`, {
+      size: settings.walkPageSize,
+      _source: collecting ? { includes: settings.keyNames } : false,
+      ...(collecting ? { seq_no_primary_term: true } : {}),
+      track_total_hits: false,
+      sort: [{ _id: 'asc' }],
+      query: { match_all: {} },
+      ...(after === undefined ? {} : { search_after: [after] }),
     });
-    const hits = body.hits.hits;
+    const found = field(field(response, 'hits'), 'hits');
+    const hits = Array.isArray(found) ? found : [];
     for (const hit of hits) {
       tally.documents += 1;
-      const id = hit._id ?? '';
-      if (!expected.has(id)) tally.addExtra({ index, id });
+      const id = field(hit, '_id');
+      if (typeof id !== 'string' || expected.has(id)) continue;
+      tally.addExtra({ index, id });
+      if (!collecting) continue;
+      const key = keyFromSource(field(hit, '_source'), settings.keyNames, settings.keyTypes);
+      tally.collect({
+        kind: 'extra',
+        index,
+        id,
+        seen: seenOf(hit, index, id),
+        ...(typeof key === 'string' ? { reason: `its item's key is not in _source (${key})` } : { key }),
+      });
     }
     onPage();
     if (hits.length < settings.walkPageSize) return;
-    after = hits[hits.length - 1]?._id;
+    const last = field(hits[hits.length - 1], '_id');
+    after = typeof last === 'string' ? last : undefined;
   }
+}
+
+/** What a check of some keys found (`verifyKeys`). */
+export interface KeysCheck {
+  /** Keys read again. */
+  keys: number;
+  /** Expected documents looked up. */
+  checked: number;
+  matched: number;
+  missing: number;
+  differing: number;
+  /** Documents named in `places` that no item of `keys` produces, but that exist. */
+  extra: number;
+  examples: VerifyReport['examples'];
+}
+
+/**
+ * Verify for exactly some keys, after a repair: each key's item (its
+ * partition, when aggregating) is read again (consistent) and its documents
+ * compared with the index; each of `places` that none of them produces must
+ * be absent. Reads are realtime (`_mget`), no refresh needed.
+ */
+export async function verifyKeys(
+  options: Pick<VerifyOptions, 'dynamodb' | 'opensearch' | 'table' | 'mapping' | 'examples' | 'signal'> & {
+    keys: Item[];
+    places: { index: string; id: string }[];
+  },
+): Promise<KeysCheck> {
+  const { table, mapping } = options;
+  const tally = new Tally(options.examples ?? DEFAULTS.examples);
+  const targets = new TargetIndices(options.opensearch, mapping, tally);
+  const checker = new DocumentChecker(
+    options.opensearch,
+    targets,
+    tally,
+    { batchSize: DEFAULTS.batchSize, concurrency: DEFAULTS.concurrency },
+    () => undefined,
+  );
+  const expectedIds = new Map<string, Set<string>>();
+  const context: MappingContext = { table, mapping, tally, checker, targets, expectedIds };
+  const names = keyNames(table, mapping);
+  const seen = new Set<string>();
+  const keys = options.keys.filter((key) => {
+    const name = JSON.stringify(keyJson(key, table.keySchema, mapping.aggregate !== undefined));
+    if (seen.has(name)) return false;
+    seen.add(name);
+    return true;
+  });
+  await eachWithConcurrency(keys, 16, async (key) => {
+    throwIfAborted(options.signal);
+    const mapper = new SegmentMapper(context);
+    const own = keyAttributes(key, names);
+    const items = mapping.aggregate
+      ? await queryPartition(options.dynamodb, {
+          table: table.name,
+          partitionKey: table.keySchema.partitionKey,
+          value: own[table.keySchema.partitionKey]!,
+        })
+      : [await getItem(options.dynamodb, table.name, own, { signal: options.signal })].filter(
+          (item): item is Item => item !== undefined,
+        );
+    for (const item of items) await mapper.add(item);
+    await mapper.closeGroup();
+  });
+  await checker.finish();
+
+  // Places the items no longer produce must be gone.
+  const stray = new Map<string, string[]>();
+  for (const place of options.places) {
+    if (expectedIds.get(place.index)?.has(place.id)) continue;
+    const ids = stray.get(place.index) ?? [];
+    if (!ids.includes(place.id)) ids.push(place.id);
+    stray.set(place.index, ids);
+  }
+  for (const [index, ids] of stray) {
+    if (!(await targets.exists(index))) continue;
+    for (let start = 0; start < ids.length; start += DEFAULTS.batchSize) {
+      const batch = ids.slice(start, start + DEFAULTS.batchSize);
+      const response = await exactRequest(
+        options.opensearch,
+        'POST',
+        `/${encodeURIComponent(index)}/_mget?_source=false`,
+        { ids: batch },
+      );
+      const docs = field(response, 'docs');
+      batch.forEach((id, i) => {
+        if (Array.isArray(docs) && field(docs[i], 'found') === true) tally.addExtra({ index, id });
+      });
+    }
+  }
+  return {
+    keys: keys.length,
+    checked: tally.matched + tally.missing + tally.differing,
+    matched: tally.matched,
+    missing: tally.missing,
+    differing: tally.differing,
+    extra: tally.extra,
+    examples: tally.examples,
+  };
 }
 
 // --- sample mode ---------------------------------------------------------------
@@ -972,7 +1175,7 @@ export function keyFromSource(
  * JSON.parse would round big numbers). A non-2xx answer is a
  * SinkUnavailableError with OpenSearch's reason.
  */
-async function exactRequest(
+export async function exactRequest(
   opensearch: Client,
   method: string,
   path: string,
@@ -1007,14 +1210,16 @@ async function readText(stream: Readable, headers: Record<string, unknown>): Pro
   return raw.toString('utf8');
 }
 
-function errorReason(error: unknown): string {
+/** OpenSearch's `error` member (an object or a string) as `type: reason`. */
+export function errorReason(error: unknown): string {
   if (typeof error === 'string') return error;
   const type = field(error as ExactJson, 'type');
   const reason = field(error as ExactJson, 'reason');
   return [type, reason].filter((part) => typeof part === 'string').join(': ') || JSON.stringify(error);
 }
 
-function field(value: ExactJson | undefined, name: string): ExactJson | undefined {
+/** A member of a JSON object, or undefined for anything else. */
+export function field(value: ExactJson | undefined, name: string): ExactJson | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof JsonNumber) {
     return undefined;
   }

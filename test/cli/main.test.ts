@@ -6,7 +6,7 @@ describe('ddb2os (the command line)', () => {
     const result = await runCli([]);
 
     expect(result.code).toBe(2);
-    for (const command of ['demo', 'run', 'verify', 'plan', 'start', 'status', 'redrive']) {
+    for (const command of ['demo', 'run', 'verify', 'plan', 'start', 'status', 'redrive', 'replay']) {
       expect(result.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
     }
   });
@@ -23,7 +23,7 @@ describe('ddb2os (the command line)', () => {
 
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
-      'ddb2os: unknown command "backfil" (commands: demo, run, verify, plan, start, status, redrive)\n',
+      'ddb2os: unknown command "backfil" (commands: demo, run, verify, plan, start, status, redrive, replay)\n',
     );
   });
 
@@ -36,7 +36,7 @@ describe('ddb2os (the command line)', () => {
   });
 
   it('gives every command a --help with usage and examples', async () => {
-    for (const command of ['demo', 'run', 'verify', 'plan', 'start', 'status', 'redrive']) {
+    for (const command of ['demo', 'run', 'verify', 'plan', 'start', 'status', 'redrive', 'replay']) {
       const result = await runCli([command, '--help']);
 
       expect(result.code, command).toBe(0);

@@ -90,6 +90,11 @@ describe('BackfillStack with an existing table and domain', () => {
     template.hasOutput('DeadLetterBucketName', { Value: Match.anyValue() });
   });
 
+  it('outputs the stream failure queue that `ddb2os replay --stack` reads', () => {
+    const queue = stack.getLogicalId(stack.workflow.streamFailureQueue.node.defaultChild as never);
+    template.hasOutput('StreamFailureQueueUrl', { Value: { Ref: queue } });
+  });
+
   it('outputs the roles that need access to the domain', () => {
     const roleArn = (fn: { role?: unknown }) => ({
       'Fn::GetAtt': [

@@ -8,7 +8,10 @@
  *   the request (OpenSearch never sees it) and answers it with a 429
  *   es_rejected_execution_exception item, each document at most once;
  * - `maxBodyBytes`: answers a larger `_bulk` body with 413, like
- *   http.max_content_length.
+ *   http.max_content_length;
+ * - `beforeBulk`: awaited before a `_bulk` request goes on to OpenSearch,
+ *   with its actions: a test makes another writer's change land there, so a
+ *   race between reading a document and writing it happens every time.
  *
  * Everything else goes to OpenSearch untouched, so the documents a test
  * finds in the index are the ones OpenSearch really stored.
@@ -21,6 +24,7 @@ export interface ProxyFaults {
   unavailableFirst?: number;
   rejectEvery?: number;
   maxBodyBytes?: number;
+  beforeBulk?: (actions: { operation: string; index: string; id: string }[]) => Promise<void>;
 }
 
 export interface ProxyStats {
@@ -145,6 +149,7 @@ export async function startFaultyProxy(target: string, faults: ProxyFaults): Pro
           });
           return;
         }
+        if (faults.beforeBulk) await faults.beforeBulk(bulkActions(body));
         const kept: string[] = [];
         const slots: ({ rejected: string } | { rejected: false })[] = [];
         for (const { operation, id, lines } of bulkActions(body)) {
@@ -198,21 +203,22 @@ export async function startFaultyProxy(target: string, faults: ProxyFaults): Pro
 }
 
 /** The actions of a `_bulk` body: a delete is one line, every other operation two. */
-function bulkActions(body: Buffer): { operation: string; id: string; lines: string[] }[] {
+function bulkActions(body: Buffer): { operation: string; index: string; id: string; lines: string[] }[] {
   const lines = body
     .toString('utf8')
     .split('\n')
     .filter((line) => line !== '');
-  const actions: { operation: string; id: string; lines: string[] }[] = [];
+  const actions: { operation: string; index: string; id: string; lines: string[] }[] = [];
   for (let i = 0; i < lines.length; i += 1) {
-    const action = JSON.parse(lines[i] as string) as Record<string, { _id: string }>;
+    const action = JSON.parse(lines[i] as string) as Record<string, { _index: string; _id: string }>;
     const operation = Object.keys(action)[0] as string;
     const own = [lines[i] as string];
     if (operation !== 'delete') {
       i += 1;
       own.push(lines[i] as string);
     }
-    actions.push({ operation, id: (action[operation] as { _id: string })._id, lines: own });
+    const { _index, _id } = action[operation] as { _index: string; _id: string };
+    actions.push({ operation, index: _index, id: _id, lines: own });
   }
   return actions;
 }

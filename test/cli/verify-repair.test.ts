@@ -1,0 +1,140 @@
+/**
+ * `ddb2os verify --repair` as a user runs it, on the real engines: what it
+ * fixed, the second verify's line, exit codes, and the flags it refuses.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Item } from '../../pipeline/table/types';
+import { buildTableAndIndex, catalogItems, indexRaw } from '../pipeline/verify/verify-fixtures';
+import { useEngines } from '../support/engines';
+import { lastJsonLine, runVerify } from './support';
+
+const shared = useEngines();
+const { dynamodb, opensearch: search } = shared;
+
+async function fixture(items: Item[]): Promise<{ table: string; index: string }> {
+  const keySchema = { partitionKey: 'pk' };
+  const table = await shared.createTable('verify-repair', { keySchema });
+  const index = shared.indexName('verify-repair');
+  await buildTableAndIndex(dynamodb, search, table, keySchema, { index }, items);
+  return { table, index };
+}
+
+/** Two documents deleted, one altered, one that no item produces. */
+async function drift(index: string): Promise<void> {
+  await search.delete({ index, id: 'product#1' });
+  await search.delete({ index, id: 'product#2' });
+  await indexRaw(search, [
+    { index, id: 'stray', json: '{"pk":"stray"}' },
+    {
+      index,
+      id: 'product#3',
+      json: '{"pk":"product#3","name":"Product 3","price":3.5,"stock":3,"tags":["a","t3"],"active":true}',
+    },
+  ]);
+}
+
+describe('ddb2os verify --repair', () => {
+  it('repairs missing, differing and extra documents, prints what it fixed and a clean second verify, exit 0', async () => {
+    // Prepare
+    const { table, index } = await fixture(catalogItems(20));
+    await drift(index);
+
+    // Act
+    const result = await runVerify(table, [
+      '--index',
+      index,
+      '--repair',
+      '--dead-letter-dir',
+      shared.tempDir('dl'),
+      '--json',
+    ]);
+
+    // Assess
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(
+      `Result: index "${index}" differs from table "${table}": 2 missing, 1 extra, 1 differing`,
+    );
+    expect(result.stdout).toContain(
+      'Repair: 3 indexed, 1 deleted, 0 already right, 0 superseded, 0 dead-lettered, 0 failed',
+    );
+    expect(result.stdout).toContain(`    ${index}/stray`);
+    expect(result.stdout).toContain(
+      'Second verify of 4 repaired keys (3 documents checked): 0 missing, 0 extra, 0 differing',
+    );
+    expect(result.stdout).toContain('Result: every difference found is repaired');
+    const json = lastJsonLine(result.stdout);
+    expect(json).toMatchObject({
+      missing: 2,
+      extra: 1,
+      differing: 1,
+      repair: { indexed: 3, deleted: 1, superseded: 0, failed: [] },
+      recheck: { keys: 4, missing: 0, extra: 0, differing: 0 },
+    });
+    const again = await runVerify(table, ['--index', index]);
+    expect(again.code).toBe(0);
+  });
+
+  it('a document whose key is not in _source cannot be repaired: listed as failed, the second verify says so, exit 1', async () => {
+    // Prepare
+    const { table, index } = await fixture(catalogItems(3));
+    await indexRaw(search, [{ index, id: 'orphan', json: '{"note":"no key here"}' }]);
+
+    // Act
+    const result = await runVerify(table, [
+      '--index',
+      index,
+      '--repair',
+      '--dead-letter-dir',
+      shared.tempDir('dl'),
+    ]);
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(
+      '0 indexed, 0 deleted, 0 already right, 0 superseded, 0 dead-lettered, 1 failed',
+    );
+    expect(result.stdout).toContain(`${index}/orphan: its item's key is not in _source (field pk is absent)`);
+    expect(result.stdout).toContain(
+      'Second verify of 0 repaired keys (0 documents checked): 0 missing, 1 extra, 0 differing',
+    );
+    expect(result.stderr).toBe(
+      `ddb2os: after the repair, index "${index}" still differs from table "${table}" for the repaired keys: 0 missing, 1 extra, 0 differing\n`,
+    );
+  });
+
+  it('more differences than --max-repairs: nothing is repaired and the flag is named, exit 1', async () => {
+    // Prepare
+    const { table, index } = await fixture(catalogItems(5));
+    await search.delete({ index, id: 'product#1' });
+    await search.delete({ index, id: 'product#2', refresh: true });
+
+    // Act
+    const result = await runVerify(table, ['--index', index, '--repair', '--max-repairs', '1']);
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      'ddb2os: verify found 2 differences, more than --max-repairs 1; nothing was repaired: raise --max-repairs ' +
+        '(each difference takes a few hundred bytes of memory) or rebuild the index with a backfill\n',
+    );
+    const again = await runVerify(table, ['--index', index]);
+    expect(again.stderr).toContain('2 missing, 0 extra, 0 differing');
+  });
+
+  it('refuses --repair with --sample, and --max-repairs or --dead-letter-dir without --repair, exit 2', async () => {
+    for (const [flags, message] of [
+      [
+        ['--repair', '--sample', '10'],
+        '--repair needs the full comparison (a sample finds only some of the differences): drop --sample',
+      ],
+      [['--max-repairs', '10'], '--max-repairs goes with --repair'],
+      [['--dead-letter-dir', 'x'], '--dead-letter-dir goes with --repair'],
+    ] as const) {
+      const result = await runVerify('any-table', ['--index', 'any-index', ...flags]);
+
+      expect(result.code, flags.join(' ')).toBe(2);
+      expect(result.stderr, flags.join(' ')).toContain(message);
+    }
+  });
+});
