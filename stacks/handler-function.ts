@@ -36,6 +36,7 @@ export const METRICS_NAMESPACE = 'ddb2os';
 /** The Lambda handlers of ddb2os, one file each under `handlers/`. */
 export type HandlerName = 'plan' | 'worker' | 'updater' | 'summarize';
 
+/** What differs between the ddb2os functions; everything else is HandlerFunction's default. */
 export interface HandlerFunctionProps {
   /** Which file under `handlers/` (exporting `handler`) this function runs. */
   readonly handlerName: HandlerName;
@@ -119,8 +120,9 @@ export class HandlerFunction extends LambdaFunction {
  * prebuilt bundle.
  */
 function handlerCode(handlerName: HandlerName, transformModule: TransformModule | undefined): Code {
-  if (transformModule)
+  if (transformModule) {
     return Code.fromAsset(bundleHandler(handlerName, transformEntry(handlerName, transformModule)));
+  }
   if (existsSync(handlerSourcePath(handlerName))) {
     return Code.fromAsset(bundleHandler(handlerName, handlerEntry(handlerName)));
   }
