@@ -23,7 +23,9 @@ export const WORKER_METRICS = {
   documentsCreated: 'DocumentsCreated',
 } as const;
 
+/** The workflow a BackfillDashboard shows. */
 export interface BackfillDashboardProps {
+  /** The workflow whose functions, queues and state machine the dashboard and alarms watch. */
   readonly workflow: BackfillWorkflow;
   /**
    * The dashboard's name.

@@ -46,9 +46,15 @@ export interface BackfillStackProps extends StackProps {
    * @default - from `tableName`, in this stack's account and region
    */
   readonly tableArn?: string;
-  /** The existing table's stream ARN (`…:table/NAME/stream/LABEL`). Required unless demo. */
+  /**
+   * The existing table's stream ARN (`…:table/NAME/stream/LABEL`). Required unless demo.
+   * @default - none: required unless demo
+   */
   readonly tableStreamArn?: string;
-  /** The existing domain's `https://` endpoint. Required unless demo. */
+  /**
+   * The existing domain's `https://` endpoint. Required unless demo.
+   * @default - none: required unless demo
+   */
   readonly domainEndpoint?: string;
   /**
    * The existing domain's ARN (or give `domainName`).

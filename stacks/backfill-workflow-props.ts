@@ -12,6 +12,7 @@ import { indexNameProblem } from '../pipeline/contract/index-name';
 import { type IndexDefinition, readIndexDefinition } from '../pipeline/index/index-definition';
 import { checkTransformModule, type TransformModule } from './transform-bundle';
 
+/** What BackfillWorkflow syncs (table, domain, index, mapping) and how it runs; checked at synth. */
 export interface BackfillWorkflowProps {
   /**
    * The DynamoDB table to backfill and follow. It must have a stream (NEW_IMAGE

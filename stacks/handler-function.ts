@@ -1,22 +1,31 @@
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
   ApplicationLogLevel,
   Architecture,
+  Code,
+  Function as LambdaFunction,
   LoggingFormat,
   Runtime,
   SystemLogLevel,
   Tracing,
 } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { ENV } from '../pipeline/contract/env';
+import {
+  bundleHandler,
+  handlerEntry,
+  handlerSourcePath,
+  PACKAGE_ROOT,
+  prebuiltHandlerDir,
+} from './handler-bundle';
 import { type TransformModule, transformEntry } from './transform-bundle';
 
-/** The repository root: handler entries, the lock file and tsconfig are resolved from it. */
-export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** The package root (a checkout's root, or the installed package's folder). */
+export const PROJECT_ROOT = PACKAGE_ROOT;
 
 /** Powertools service name of every ddb2os function: the metrics dimension the dashboard reads. */
 export const SERVICE_NAME = 'ddb2os';
@@ -27,6 +36,7 @@ export const METRICS_NAMESPACE = 'ddb2os';
 /** The Lambda handlers of ddb2os, one file each under `handlers/`. */
 export type HandlerName = 'plan' | 'worker' | 'updater' | 'summarize';
 
+/** What differs between the ddb2os functions; everything else is HandlerFunction's default. */
 export interface HandlerFunctionProps {
   /** Which file under `handlers/` (exporting `handler`) this function runs. */
   readonly handlerName: HandlerName;
@@ -63,9 +73,9 @@ export interface HandlerFunctionProps {
 /**
  * The one place where ddb2os Lambda defaults live: Node.js 22 on ARM64, X-Ray
  * tracing, JSON logs at INFO in a log group with a retention, minified ESM bundles
- * with source maps, built by the local esbuild (never Docker).
+ * with source maps (handler-bundle.ts: built by esbuild in process, never Docker).
  */
-export class HandlerFunction extends NodejsFunction {
+export class HandlerFunction extends LambdaFunction {
   constructor(scope: Construct, id: string, props: HandlerFunctionProps) {
     const logGroup = new LogGroup(scope, `${id}Logs`, {
       retention: RetentionDays.ONE_MONTH,
@@ -78,15 +88,10 @@ export class HandlerFunction extends NodejsFunction {
       description: props.description,
     });
     logGroup.grantWrite(role);
-    const handlerPath = fileURLToPath(new URL(`../handlers/${props.handlerName}.ts`, import.meta.url));
     super(scope, id, {
       role,
-      entry: props.transformModule
-        ? transformEntry(props.handlerName, handlerPath, props.transformModule)
-        : handlerPath,
-      handler: 'handler',
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: fileURLToPath(new URL('../package-lock.json', import.meta.url)),
+      code: handlerCode(props.handlerName, props.transformModule),
+      handler: 'index.handler',
       description: props.description,
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,
@@ -105,16 +110,28 @@ export class HandlerFunction extends NodejsFunction {
         NODE_OPTIONS: '--enable-source-maps',
         ...props.environment,
       },
-      bundling: {
-        forceDockerBundling: false,
-        format: OutputFormat.ESM,
-        target: 'node22',
-        minify: true,
-        sourceMap: true,
-        // Some dependencies are CommonJS and call require(); an ESM bundle needs it defined.
-        banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
-        mainFields: ['module', 'main'],
-      },
     });
   }
+}
+
+/**
+ * The function's code: bundled at synth with the transform module when there
+ * is one, else from the handler's source in a checkout, else the package's
+ * prebuilt bundle.
+ */
+function handlerCode(handlerName: HandlerName, transformModule: TransformModule | undefined): Code {
+  if (transformModule) {
+    return Code.fromAsset(bundleHandler(handlerName, transformEntry(handlerName, transformModule)));
+  }
+  if (existsSync(handlerSourcePath(handlerName))) {
+    return Code.fromAsset(bundleHandler(handlerName, handlerEntry(handlerName)));
+  }
+  const prebuilt = prebuiltHandlerDir(handlerName);
+  if (!existsSync(join(prebuilt, 'index.mjs'))) {
+    throw new Error(
+      `BackfillWorkflow: the ${handlerName} function's code is missing (no ${join(prebuilt, 'index.mjs')}): ` +
+        'the ddb2os package is incomplete; install it again (in a checkout, run npm run build).',
+    );
+  }
+  return Code.fromAsset(prebuilt);
 }

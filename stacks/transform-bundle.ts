@@ -2,33 +2,32 @@
  * The transform hook in the cloud. Locally, mapping.transformModule is a path
  * that the mapping imports at run time; a Lambda function holds only its
  * bundle, so the path would point at nothing. Instead, at synth, each function
- * that maps items gets a generated entry file that imports the user's module
- * statically, registers its exports (pipeline/mapping/bundled-transform.ts) and
- * re-exports the handler; esbuild then bundles the module and whatever it
- * imports into that function. The functions' DDB2OS_MAPPING still names the
- * module, and the handler checks at cold start that it is the one bundled.
+ * that maps items is bundled from a generated entry that imports the user's
+ * module statically, registers its exports (pipeline/mapping/bundled-transform.ts)
+ * and re-exports the handler; esbuild then bundles the module and whatever it
+ * imports into that function. In a checkout the entry imports the handler's
+ * source; in the installed package, its prebuilt bundle, which exports
+ * registerBundledTransform for this (handler-bundle.ts). Either way esbuild
+ * runs at synth, so a transform needs esbuild in the user's app. The
+ * functions' DDB2OS_MAPPING still names the module, and the handler checks at
+ * cold start that it is the one bundled.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
-import { buildSync, type Message } from 'esbuild';
-import { type HandlerName, PROJECT_ROOT } from './handler-function';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Message } from 'esbuild';
+import {
+  handlerSourcePath,
+  loadEsbuild,
+  PACKAGE_ROOT,
+  prebuiltHandlerDir,
+  specifier,
+} from './handler-bundle';
 
 /** A transform module checked at synth: the path as the user gave it, and the file it names. */
 export interface TransformModule {
   /** As given (prop or `-c transformModule=`); the functions' DDB2OS_MAPPING names it so. */
   readonly source: string;
   readonly absolutePath: string;
-}
-
-/**
- * Generated entries live under the project root because NodejsFunction bundles
- * only entries below it, and in a fixed place so that the same inputs give the
- * same bundle (and the same asset hash). cdk.out is ignored by git, Biome and tsc.
- * A function, not a constant: handler-function.ts and this module import each other.
- */
-function entryDir(): string {
-  return join(PROJECT_ROOT, 'cdk.out', '.transform-entries');
 }
 
 /**
@@ -44,6 +43,7 @@ export function checkTransformModule(source: string): TransformModule {
       `BackfillWorkflow: transformModule ${source} is not a file (resolved to ${absolutePath}).`,
     );
   }
+  const { buildSync } = loadEsbuild(`transformModule ${source}`);
   let exports: string[];
   try {
     const result = buildSync({
@@ -80,34 +80,22 @@ export function checkTransformModule(source: string): TransformModule {
 }
 
 /**
- * Writes the entry of `handler` with `module` bundled in, and returns its path.
- * The file name is the hash of its content, so parallel synths of the same
- * function write the same file, and different ones never share a file.
+ * The entry of `handlerName`'s bundle with `module` in it: module text that
+ * bundleHandler resolves from the package root.
  */
-export function transformEntry(handler: HandlerName, handlerPath: string, module: TransformModule): string {
-  const content = [
-    `// Generated at synth by ddb2os (stacks/transform-bundle.ts): the ${handler} handler with its transform module.`,
+export function transformEntry(handlerName: string, module: TransformModule): string {
+  const source = handlerSourcePath(handlerName);
+  const [handlerModule, registerModule] = existsSync(source)
+    ? [source, join(PACKAGE_ROOT, 'pipeline', 'mapping', 'bundled-transform.ts')]
+    : Array(2).fill(join(prebuiltHandlerDir(handlerName), 'index.mjs'));
+  return [
+    `// Generated at synth by ddb2os (stacks/transform-bundle.ts): the ${handlerName} handler with its transform module.`,
     `import * as transformModule from ${specifier(module.absolutePath)};`,
-    `import { registerBundledTransform } from ${specifier(join(PROJECT_ROOT, 'pipeline', 'mapping', 'bundled-transform.ts'))};`,
+    `import { registerBundledTransform } from ${specifier(registerModule)};`,
     `registerBundledTransform(${JSON.stringify(module.source)}, transformModule);`,
-    `export { handler } from ${specifier(handlerPath)};`,
+    `export { handler } from ${specifier(handlerModule)};`,
     '',
   ].join('\n');
-  const hash = createHash('sha256').update(content).digest('hex').slice(0, 16);
-  const path = join(entryDir(), `${handler}-${hash}.mjs`);
-  if (!existsSync(path)) {
-    mkdirSync(entryDir(), { recursive: true });
-    const temporary = `${path}.${process.pid}.tmp`;
-    writeFileSync(temporary, content);
-    renameSync(temporary, path);
-  }
-  return path;
-}
-
-/** Relative to the entry, so that the bundle does not depend on where the project is checked out. */
-function specifier(path: string): string {
-  const relativePath = relative(entryDir(), path).split(sep).join('/');
-  return JSON.stringify(relativePath.startsWith('.') ? relativePath : `./${relativePath}`);
 }
 
 function describeMessage(message: Message): string {

@@ -34,6 +34,7 @@ export type TransformHook = (
   context: { keySchema: KeySchema; defaultIndex: string },
 ) => MappedDocument[] | MappedDocument | null | undefined;
 
+/** Which index, id and body an item becomes (docs/mapping.md); the JSON form is the `mapping` prop. */
 export interface MappingConfig {
   /** The default index (or alias) that documents go to. */
   index: string;
