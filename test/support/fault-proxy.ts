@@ -16,11 +16,17 @@
  *   DynamoDB, with HTTP 400 and the body DynamoDB sends when a table is over
  *   its capacity: `ProvisionedThroughputExceededException`.
  *
+ * - `dropConnections`: every connection is closed as soon as it opens, and
+ *   every open one at once, before any answer: the client sees a reset
+ *   connection, as it does when the engine behind is stopped (a stopped
+ *   process refuses the connection; to the client both are a connection
+ *   error with no answer, and the port stays this proxy's for the way back).
+ *
  * Shares are exact and deterministic: of the first n candidates,
  * floor(n × share) are faulted, spread evenly (no randomness to make a test
  * flaky). `setFaults` changes them while the proxy runs.
  */
-import { Agent, createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import { Agent, createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ProxyFaults {
@@ -32,6 +38,8 @@ export interface ProxyFaults {
   throttleShare?: number;
   /** DynamoDB operations (the `X-Amz-Target` suffix) that may be throttled. @default ['Scan'] */
   throttleOperations?: string[];
+  /** Close every connection before any answer: the engine as if stopped. @default false */
+  dropConnections?: boolean;
 }
 
 export interface ProxyStats {
@@ -48,6 +56,8 @@ export interface ProxyStats {
   operations: Record<string, number>;
   /** DynamoDB calls answered ProvisionedThroughputExceededException by the proxy. */
   throttled: number;
+  /** Connections and requests closed unanswered (`dropConnections`). */
+  dropped: number;
 }
 
 export interface FaultProxy {
@@ -113,13 +123,16 @@ export async function startFaultProxy(target: string, initial: ProxyFaults = {})
     rejectedItems: 0,
     operations: {},
     throttled: 0,
+    dropped: 0,
   };
   let faults: Required<ProxyFaults> = {
     bulkItemRejectShare: 0,
     maxRejectionsPerDocument: 1,
     throttleShare: 0,
     throttleOperations: ['Scan'],
+    dropConnections: false,
   };
+  let server: Server | undefined;
   const rejectShare = new Share(0);
   const throttleShare = new Share(0);
   const rejections = new Map<string, number>();
@@ -135,6 +148,8 @@ export async function startFaultProxy(target: string, initial: ProxyFaults = {})
     };
     rejectShare.set(faults.bulkItemRejectShare);
     throttleShare.set(faults.throttleShare);
+    // Kept-alive connections too: a stopped engine answers on none of them.
+    if (faults.dropConnections) server?.closeAllConnections();
   };
   setFaults(initial);
 
@@ -257,7 +272,12 @@ export async function startFaultProxy(target: string, initial: ProxyFaults = {})
     );
   };
 
-  const server = createServer((incoming, outgoing) => {
+  server = createServer((incoming, outgoing) => {
+    if (faults.dropConnections) {
+      stats.dropped += 1;
+      incoming.socket.destroy();
+      return;
+    }
     const chunks: Buffer[] = [];
     incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
     incoming.on('end', async () => {
@@ -293,7 +313,12 @@ export async function startFaultProxy(target: string, initial: ProxyFaults = {})
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.on('connection', (socket) => {
+    if (!faults.dropConnections) return;
+    stats.dropped += 1;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
