@@ -300,6 +300,8 @@ export async function createLocalUpdater(options: LocalUpdaterOptions): Promise<
       );
     },
     ...(options.retry ? { retry: options.retry } : {}),
-    ...(options.maxRecordAgeSeconds === undefined ? {} : { maxRecordAgeSeconds: options.maxRecordAgeSeconds }),
+    ...(options.maxRecordAgeSeconds === undefined
+      ? {}
+      : { maxRecordAgeSeconds: options.maxRecordAgeSeconds }),
   });
 }

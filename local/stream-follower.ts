@@ -22,7 +22,6 @@
  *
  * One follower per table at a time: two would both apply and store positions.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DescribeStreamCommand,

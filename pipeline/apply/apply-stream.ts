@@ -192,7 +192,9 @@ async function isolatePoison(
       first: 0,
     };
     const written = await putDeadLetters([problem], deps);
-    return written ? { ...emptyResult(), applied: 1, deadLettered: 1 } : failedFrom(records, 0, emptyResult());
+    return written
+      ? { ...emptyResult(), applied: 1, deadLettered: 1 }
+      : failedFrom(records, 0, emptyResult());
   }
   const middle = Math.ceil(records.length / 2);
   logger?.warn('a stream batch failed for a reason no single record explains; bisecting it', {

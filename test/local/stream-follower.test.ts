@@ -3,6 +3,10 @@
  * with the updater's code to the real OpenSearch, with positions in a real
  * progress table.
  */
+
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   DeleteItemCommand,
   GetItemCommand,
@@ -11,9 +15,6 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { Shard } from '@aws-sdk/client-dynamodb-streams';
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createLocalUpdater } from '../../local/backfill';
 import { type FollowerBatchInfo, orderShards, StreamFollower } from '../../local/stream-follower';
 import { type ApplyResult, applyStreamRecords } from '../../pipeline/apply/apply-stream';

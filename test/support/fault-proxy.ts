@@ -16,6 +16,10 @@
  *   DynamoDB, with HTTP 400 and the body DynamoDB sends when a table is over
  *   its capacity: `ProvisionedThroughputExceededException`.
  *
+ * - `refuseBulkContaining`: a `_bulk` request whose body holds that text is
+ *   answered, as a whole, HTTP 400 `illegal_argument_exception`, the way
+ *   OpenSearch refuses a request for what it holds; the request never
+ *   reaches the engine.
  * - `dropConnections`: every connection is closed as soon as it opens, and
  *   every open one at once, before any answer: the client sees a reset
  *   connection, as it does when the engine behind is stopped (a stopped
@@ -26,7 +30,14 @@
  * floor(n × share) are faulted, spread evenly (no randomness to make a test
  * flaky). `setFaults` changes them while the proxy runs.
  */
-import { Agent, createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import {
+  Agent,
+  createServer,
+  type IncomingMessage,
+  request,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ProxyFaults {
@@ -40,6 +51,8 @@ export interface ProxyFaults {
   throttleOperations?: string[];
   /** Close every connection before any answer: the engine as if stopped. @default false */
   dropConnections?: boolean;
+  /** Answer HTTP 400 to a `_bulk` request whose body holds this text. @default none */
+  refuseBulkContaining?: string;
 }
 
 export interface ProxyStats {
@@ -58,6 +71,8 @@ export interface ProxyStats {
   throttled: number;
   /** Connections and requests closed unanswered (`dropConnections`). */
   dropped: number;
+  /** `_bulk` requests answered 400 (`refuseBulkContaining`). */
+  refusedBulkRequests: number;
 }
 
 export interface FaultProxy {
@@ -124,8 +139,9 @@ export async function startFaultProxy(target: string, initial: ProxyFaults = {})
     operations: {},
     throttled: 0,
     dropped: 0,
+    refusedBulkRequests: 0,
   };
-  let faults: Required<ProxyFaults> = {
+  let faults: Required<Omit<ProxyFaults, 'refuseBulkContaining'>> & { refuseBulkContaining?: string } = {
     bulkItemRejectShare: 0,
     maxRejectionsPerDocument: 1,
     throttleShare: 0,
@@ -294,6 +310,25 @@ export async function startFaultProxy(target: string, initial: ProxyFaults = {})
             sendJson(outgoing, 400, THROTTLING_BODY, 'application/x-amz-json-1.0');
             return;
           }
+        } else if (
+          path.endsWith('/_bulk') &&
+          faults.refuseBulkContaining !== undefined &&
+          body.includes(faults.refuseBulkContaining)
+        ) {
+          stats.refusedBulkRequests += 1;
+          sendJson(
+            outgoing,
+            400,
+            {
+              error: {
+                type: 'illegal_argument_exception',
+                reason: 'fault proxy: this bulk request is refused for what it holds',
+              },
+              status: 400,
+            },
+            'application/json',
+          );
+          return;
         } else if (path.endsWith('/_bulk') && incoming.method === 'POST' && faults.bulkItemRejectShare > 0) {
           await bulk(incoming, outgoing, body);
           return;
