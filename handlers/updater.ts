@@ -1,9 +1,12 @@
 /**
  * The updater Lambda: a DynamoDB Streams event source (ReportBatchItemFailures)
  * whose batches are applied to OpenSearch by applyStreamRecords. A batch that
- * could not be applied completely answers with the first record to retry;
- * Lambda then retries from that record, so nothing after it is lost or applied
- * out of order. docs/stream-updater.md has the rules.
+ * could not be applied completely (OpenSearch or DynamoDB unavailable)
+ * answers with the first record to retry; Lambda then retries from that
+ * record, until the records are older than the mapping's maximum record age,
+ * so nothing after it is lost or applied out of order. A poison record is
+ * dead-lettered by the apply code and does not hold the shard back.
+ * docs/stream-updater.md has the rules.
  *
  * Powertools' BatchProcessor is not used: it hands records over one by one,
  * and the updater needs the whole batch to send the last state of each item
@@ -14,7 +17,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import { type ApplyStreamDeps, applyStreamRecords } from '../pipeline/apply/apply-stream';
-import { fromLambdaRecord } from '../pipeline/apply/stream-records';
+import { readLambdaRecord } from '../pipeline/apply/stream-records';
 import { S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
 import { bundledMapping, tracedDynamoDb, tracedS3 } from '../pipeline/lambda/clients';
@@ -33,15 +36,14 @@ export interface UpdaterDeps extends ApplyStreamDeps {
 /**
  * Applies one stream batch and answers in the ReportBatchItemFailures form:
  * the first record to retry, or nothing. A record without event name,
- * sequence number or keys fails the whole batch (InvalidStreamRecordError);
- * the event source's retries, bisection and on-failure destination take it
- * from there.
+ * sequence number or keys is dead-lettered in its place
+ * (InvalidStreamRecordError) and the batch goes on.
  */
 export async function handleStreamEvent(
   event: DynamoDBStreamEvent,
   deps: UpdaterDeps,
 ): Promise<DynamoDBBatchResponse> {
-  const changes = (event.Records ?? []).map(fromLambdaRecord);
+  const changes = (event.Records ?? []).map(readLambdaRecord);
   if (changes.length === 0) return { batchItemFailures: [] };
   const result = await applyStreamRecords(changes, deps);
 

@@ -9,6 +9,8 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { applyStreamRecords } from '../pipeline/apply/apply-stream';
+import { writeFailedBatch } from '../pipeline/apply/failed-batches';
+import type { BulkPolicy } from '../pipeline/bulk/bulk-writer';
 import type { WorkflowInput } from '../pipeline/contract/workflow';
 import { DirectoryDeadLetterSink } from '../pipeline/dead-letter/dead-letter';
 import { BackfillError, describeError } from '../pipeline/errors';
@@ -24,7 +26,7 @@ import { prepareSegmentWork } from '../pipeline/scan/segment-message';
 import { summarizeRun } from '../pipeline/summarize/summarize-run';
 import { describeSourceTable, requireStream, type SourceTable } from '../pipeline/table/describe';
 import type { KeySchema, SegmentMessage, SegmentResult } from '../pipeline/table/types';
-import { StreamFollower } from './stream-follower';
+import { type FollowerBatchInfo, StreamFollower, type StreamFollowerOptions } from './stream-follower';
 import { type RunSummary, runWorkflowLocally, WorkflowAbortedError } from './workflow';
 
 export const DEFAULT_PROGRESS_TABLE = 'ddb2os-progress';
@@ -242,13 +244,28 @@ export interface LocalUpdaterOptions {
   keySchema: KeySchema;
   mapping: MappingConfig;
   progressTable?: string;
+  /** Dead letters, and the batches given up on in its `failed-batches` folder. @default .ddb2os */
   deadLetterDir?: string;
   onBatch?: (records: number, lagSeconds: number | undefined) => void;
+  /** Every attempt at a page, with its attempt number and result. */
+  onAttempt?: (info: FollowerBatchInfo) => void;
+  /** The follower's backoff between attempts at a page. @default its defaults */
+  retry?: StreamFollowerOptions['retry'];
+  /** The follower's max record age. @default 22 hours, as the event source mapping */
+  maxRecordAgeSeconds?: number;
+  /** The bulk writer's bounds and retries. @default its defaults */
+  bulk?: BulkPolicy;
 }
 
-/** The stand-in for the updater's event source mapping: a follower of the table's stream. */
+/**
+ * The stand-in for the updater's event source mapping: a follower of the
+ * table's stream that retries a page until its records are older than the
+ * max record age, then writes the on-failure record Lambda would send to the
+ * failure queue into `<deadLetterDir>/failed-batches/` and goes on.
+ */
 export async function createLocalUpdater(options: LocalUpdaterOptions): Promise<StreamFollower> {
-  const deadLetters = new DirectoryDeadLetterSink(options.deadLetterDir ?? '.ddb2os');
+  const deadLetterDir = options.deadLetterDir ?? '.ddb2os';
+  const deadLetters = new DirectoryDeadLetterSink(deadLetterDir);
   const positions = await DynamoDBStreamPositionStore.open({
     dynamodb: options.dynamodb,
     progressTable: options.progressTable ?? DEFAULT_PROGRESS_TABLE,
@@ -268,7 +285,23 @@ export async function createLocalUpdater(options: LocalUpdaterOptions): Promise<
         mapping: options.mapping,
         deadLetters,
         runId: 'updater',
+        ...(options.bulk ? { bulk: options.bulk } : {}),
       }),
-    onBatch: (info) => options.onBatch?.(info.result.applied, info.lagSeconds),
+    onBatch: (info) => {
+      options.onAttempt?.(info);
+      options.onBatch?.(info.result.applied, info.lagSeconds);
+    },
+    onFailedBatch: async (batch) => {
+      const path = await writeFailedBatch(deadLetterDir, batch);
+      const { shardId, startSequenceNumber, endSequenceNumber } = batch.DDBStreamBatchInfo;
+      console.error(
+        `stream follower: gave up on records ${startSequenceNumber} to ${endSequenceNumber} of shard ${shardId} ` +
+          `(older than the max record age); recorded in ${path} for ddb2os replay`,
+      );
+    },
+    ...(options.retry ? { retry: options.retry } : {}),
+    ...(options.maxRecordAgeSeconds === undefined
+      ? {}
+      : { maxRecordAgeSeconds: options.maxRecordAgeSeconds }),
   });
 }

@@ -10,12 +10,18 @@
  * - The last applied sequence number of each shard is stored durably (a
  *   `StreamPositionStore`), after every page; a new follower resumes there,
  *   or starts at TRIM_HORIZON the first time.
- * - A page whose apply reports `firstFailedSequenceNumber` is retried from
- *   that record, with backoff: a record is never skipped.
+ * - A page whose apply reports `firstFailedSequenceNumber` (OpenSearch or
+ *   DynamoDB unavailable; poison records are dead-lettered by the apply code
+ *   and do not fail a page) is retried from that record, with capped
+ *   backoff, until it is applied or its oldest record is older than
+ *   `maxRecordAgeSeconds`, as the Lambda's event source mapping does. Then
+ *   the rest of the page is handed to `onFailedBatch` as the on-failure
+ *   record Lambda writes (createLocalUpdater writes it to the dead-letter
+ *   folder for `ddb2os replay`) and the shard moves on. Without
+ *   `onFailedBatch` it never gives up: a record is never skipped silently.
  *
  * One follower per table at a time: two would both apply and store positions.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DescribeStreamCommand,
@@ -27,10 +33,11 @@ import {
   TrimmedDataAccessException,
 } from '@aws-sdk/client-dynamodb-streams';
 import type { ApplyResult } from '../pipeline/apply/apply-stream';
+import { type FailedStreamBatch, UPDATER_MAX_RECORD_AGE_HOURS } from '../pipeline/apply/failed-batches';
 import {
   compareSequenceNumbers,
-  fromLambdaRecord,
-  type StreamChange,
+  readLambdaRecord,
+  type StreamBatchRecord,
 } from '../pipeline/apply/stream-records';
 import { BackfillError, describeError, SinkUnavailableError, SourceTableError } from '../pipeline/errors';
 import type { StreamPositionStore } from '../pipeline/progress/stream-positions';
@@ -55,22 +62,34 @@ export interface StreamFollowerOptions {
   dynamodb: DynamoDBClient;
   table: string;
   /** The updater's apply code, e.g. `(changes) => applyStreamRecords(changes, deps)`. */
-  apply: (changes: StreamChange[]) => Promise<ApplyResult>;
+  apply: (changes: StreamBatchRecord[]) => Promise<ApplyResult>;
   positions: StreamPositionStore;
   /** Pause between passes of start() that found nothing new. @default 1000 */
   pollIntervalMs?: number;
   onBatch?: (info: FollowerBatchInfo) => void;
   /** An error of a start() pass (the loop goes on, from the stored positions). @default one line on stderr */
   onError?: (error: unknown) => void;
-  /** Attempts at one page before drain() rejects (start() then begins a new pass). @default 8, 500 ms, 15 s */
-  retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
+  /** Backoff between attempts at one page: full jitter, doubling from the base up to the cap. @default 500 ms, 15 s */
+  retry?: { baseDelayMs?: number; maxDelayMs?: number };
+  /**
+   * How old a page's oldest unapplied record may grow while the page is
+   * retried before the follower gives up on it (the event source mapping's
+   * MaximumRecordAge). @default 22 hours (UPDATER_MAX_RECORD_AGE_HOURS)
+   */
+  maxRecordAgeSeconds?: number;
+  /**
+   * Takes a page given up on, as Lambda's on-failure record, and stores it
+   * durably before it resolves; the follower then moves on past it. Without
+   * it the follower retries a page forever.
+   */
+  onFailedBatch?: (batch: FailedStreamBatch) => Promise<void>;
   /** GetRecords page size (at most 1000). @default 1000 */
   recordsPerPage?: number;
 }
 
 /** A GetRecords answer, its records already in the apply code's form. */
 interface RecordsPage {
-  changes: StreamChange[];
+  changes: StreamBatchRecord[];
   NextShardIterator?: string;
 }
 
@@ -99,9 +118,9 @@ export class StreamFollower {
   /**
    * Applies everything the stream holds up to now (all shards, parents before
    * children, in order), then resolves: everything written to the table
-   * before drain() was called is in the index. Rejects when a page still
-   * fails after its retries; what was applied before it stays applied and
-   * stored.
+   * before drain() was called is in the index, or in a failed batch handed
+   * to `onFailedBatch`. While OpenSearch is away it waits (retrying) rather
+   * than rejecting; it rejects when reading the stream fails or on stop().
    */
   drain(): Promise<{ records: number }> {
     return this.serially(async () => ({ records: await this.pass() }));
@@ -306,7 +325,7 @@ export class StreamFollower {
       Limit: this.options.recordsPerPage ?? 1000,
     });
     for (const record of page.records) restoreEmptyMaps(record);
-    return { changes: page.records.map(fromLambdaRecord), NextShardIterator: page.nextShardIterator };
+    return { changes: page.records.map(readLambdaRecord), NextShardIterator: page.nextShardIterator };
   }
 
   private async newIterator(streamArn: string, shardId: string): Promise<string> {
@@ -338,10 +357,15 @@ export class StreamFollower {
     }
   }
 
-  /** Applies one page; retries from the first failed record until it is applied, or gives up and throws. */
-  private async applyPage(streamArn: string, shardId: string, records: StreamChange[]): Promise<void> {
+  /**
+   * Applies one page; retries from the first failed record until it is
+   * applied, or until its oldest unapplied record is older than the max
+   * record age: then the rest of the page goes to `onFailedBatch` and the
+   * position moves past it.
+   */
+  private async applyPage(streamArn: string, shardId: string, records: StreamBatchRecord[]): Promise<void> {
     let changes = records;
-    const attempts = this.options.retry?.attempts ?? 8;
+    const maxAgeSeconds = this.options.maxRecordAgeSeconds ?? UPDATER_MAX_RECORD_AGE_HOURS * 3600;
     for (let attempt = 1; ; attempt++) {
       let failure: unknown;
       try {
@@ -371,14 +395,46 @@ export class StreamFollower {
         failure = error;
       }
       if (this.stopping) throw new FollowerStopped();
-      if (attempt >= attempts) {
-        throw new SinkUnavailableError(
-          `stream record ${changes[0]!.sequenceNumber} of shard ${shardId} could not be applied after ${attempt} attempts: ${describeError(failure)}`,
-          { cause: failure },
-        );
+      const age = lagOf(changes[0]!);
+      if (this.options.onFailedBatch && age !== undefined && age > maxAgeSeconds) {
+        await this.giveUp(streamArn, shardId, changes, attempt, failure);
+        return;
       }
-      await sleep(this.backoff(attempt));
+      await this.pause(this.backoff(attempt));
+      if (this.stopping) throw new FollowerStopped();
     }
+  }
+
+  /** Hands the unapplied rest of a page to onFailedBatch, then stores the position after it. */
+  private async giveUp(
+    streamArn: string,
+    shardId: string,
+    changes: StreamBatchRecord[],
+    attempts: number,
+    failure: unknown,
+  ): Promise<void> {
+    const first = changes[0]!;
+    const last = changes[changes.length - 1]!;
+    const arrival = (record: StreamBatchRecord) =>
+      record.approximateCreationDateTime === undefined
+        ? undefined
+        : new Date(record.approximateCreationDateTime * 1000).toISOString();
+    await this.options.onFailedBatch!({
+      version: '1.0',
+      timestamp: new Date().toISOString(),
+      requestContext: { condition: 'RecordAgeExceeded', approximateInvokeCount: attempts },
+      responseContext: { functionError: describeError(failure) },
+      DDBStreamBatchInfo: {
+        shardId,
+        startSequenceNumber: first.sequenceNumber,
+        endSequenceNumber: last.sequenceNumber,
+        approximateArrivalOfFirstRecord: arrival(first),
+        approximateArrivalOfLastRecord: arrival(last),
+        batchSize: changes.length,
+        streamArn,
+      },
+    });
+    await this.savePosition(shardId, last.sequenceNumber);
   }
 
   private async savePosition(shardId: string, sequenceNumber: string): Promise<void> {
@@ -459,7 +515,7 @@ export function orderShards(shards: Shard[]): Shard[] {
 
 export { compareSequenceNumbers } from '../pipeline/apply/stream-records';
 
-function lagOf(change: StreamChange): number | undefined {
+function lagOf(change: StreamBatchRecord): number | undefined {
   const created = change.approximateCreationDateTime;
   return created === undefined ? undefined : Math.max(0, Date.now() / 1000 - created);
 }

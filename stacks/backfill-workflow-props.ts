@@ -8,6 +8,7 @@ import { Duration, Names, RemovalPolicy, Token } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { IDomain } from 'aws-cdk-lib/aws-opensearchservice';
 import type { Construct } from 'constructs';
+import { UPDATER_MAX_RECORD_AGE_HOURS } from '../pipeline/apply/failed-batches';
 import { indexNameProblem } from '../pipeline/contract/index-name';
 import { type IndexDefinition, readIndexDefinition } from '../pipeline/index/index-definition';
 import { checkTransformModule, type TransformModule } from './transform-bundle';
@@ -100,10 +101,22 @@ export interface BackfillWorkflowProps {
   readonly segmentTimeout?: Duration;
   /**
    * The longest a backfill may run and still enable the updater afterwards.
-   * Must be less than the stream's 24-hour retention, with room to spare.
-   * @default Duration.hours(23)
+   * Must be less than the stream's 24-hour retention, with room to spare,
+   * and less than `updaterMaxRecordAge`.
+   * @default Duration.hours(20)
    */
   readonly retentionBudget?: Duration;
+  /**
+   * How old a stream record may grow while the updater retries its batch
+   * (OpenSearch or DynamoDB unavailable) before the event source mapping
+   * gives up on the batch and sends its on-failure record to the stream
+   * failure queue. From 1 to 24 hours, and more than `retentionBudget` (after
+   * a backfill the updater resumes with changes as old as the backfill).
+   * Keep it below 24 hours so that `ddb2os replay` can still re-read the
+   * records from the stream.
+   * @default Duration.hours(22)
+   */
+  readonly updaterMaxRecordAge?: Duration;
   /**
    * Table bytes per segment that the planner aims for (DDB2OS_TARGET_SEGMENT_BYTES).
    * @default - the planner's default (256 MiB)
@@ -141,6 +154,7 @@ export interface WorkflowSettings {
   heartbeat: Duration;
   segmentTimeout: Duration;
   retentionBudget: Duration;
+  updaterMaxRecordAge: Duration;
   transformModule?: TransformModule;
   indexConfig?: IndexDefinition;
 }
@@ -184,12 +198,21 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
         `(${segmentTimeout.toHumanString()}).`,
     );
   }
-  const retentionBudget = props.retentionBudget ?? Duration.hours(23);
+  const retentionBudget = props.retentionBudget ?? Duration.hours(20);
   if (retentionBudget.toSeconds() <= 0 || retentionBudget.toSeconds() >= Duration.hours(24).toSeconds()) {
     throw new Error(
       `BackfillWorkflow: retentionBudget (${retentionBudget.toHumanString()}) must be more than 0 and ` +
         'less than 24 hours, the DynamoDB stream retention: the updater can only catch up on changes ' +
         'that are still in the stream.',
+    );
+  }
+  const updaterMaxRecordAge = props.updaterMaxRecordAge ?? Duration.hours(UPDATER_MAX_RECORD_AGE_HOURS);
+  requireDuration('updaterMaxRecordAge', updaterMaxRecordAge, Duration.hours(1), Duration.hours(24));
+  if (retentionBudget.toSeconds() >= updaterMaxRecordAge.toSeconds()) {
+    throw new Error(
+      `BackfillWorkflow: retentionBudget (${retentionBudget.toHumanString()}) must be less than ` +
+        `updaterMaxRecordAge (${updaterMaxRecordAge.toHumanString()}): after a backfill the updater resumes ` +
+        'with changes as old as the backfill, and would give up on those older than updaterMaxRecordAge.',
     );
   }
   if (props.targetSegmentBytes !== undefined) {
@@ -224,6 +247,7 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
     heartbeat,
     segmentTimeout,
     retentionBudget,
+    updaterMaxRecordAge,
   };
 }
 

@@ -192,11 +192,15 @@ export class BackfillWorkflow extends Construct {
       enabled: false,
       startingPosition: StartingPosition.TRIM_HORIZON,
       batchSize: 100,
+      // A poison record is isolated and dead-lettered by the updater's own code; bisection is
+      // Lambda's second line, for a batch that fails as a whole (the function crashes).
       bisectBatchOnError: true,
-      retryAttempts: 10,
-      // A record can wait up to the retention budget while a backfill runs; the stream
-      // trims at 24 h anyway, so a shorter age would only discard changes the updater needs.
-      maxRecordAge: Duration.hours(24),
+      // Retry until OpenSearch answers or the records are too old: a few failed retries must never
+      // skip changes (-1 is CloudFormation's "infinite"; maxRecordAge ends it).
+      retryAttempts: -1,
+      // Short of the stream's 24 h, so the on-failure record reaches the queue while the stream
+      // still holds the records and `ddb2os replay` can re-read them.
+      maxRecordAge: settings.updaterMaxRecordAge,
       reportBatchItemFailures: true,
       onFailure: new SqsDlq(this.streamFailureQueue),
     });

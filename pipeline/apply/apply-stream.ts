@@ -15,11 +15,19 @@
  * - An item that cannot be mapped, or that OpenSearch rejects for good, goes
  *   to the dead-letter place and its previous document is removed: the batch
  *   goes on and the index never shows a version the table no longer holds.
- * - A change that could not be applied after the retries is reported as
+ * - A change that could not be applied because OpenSearch or DynamoDB is
+ *   unavailable (unavailable.ts decides) is reported as
  *   `firstFailedSequenceNumber` (the earliest such record in stream order).
  *   Every record before it has been applied; the caller retries from it, and
  *   applying the later records again is harmless because every write states
  *   the item's whole current document.
+ * - A poison change, one that fails for any other reason, never holds its
+ *   shard back: a record that cannot be read, or an item whose read or
+ *   mapping fails for a reason retrying does not fix, is dead-lettered
+ *   directly with its reason. A failure no single record explains (OpenSearch
+ *   refusing a whole bulk request, an exception of this code) bisects the
+ *   batch in stream order until the one record that causes it is alone; that
+ *   record is dead-lettered and the rest applied.
  */
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -42,9 +50,10 @@ import {
 import { type TelemetryLogger, withDefaults } from '../observability';
 import { getItem, queryPartition } from '../table/reads';
 import type { DeadLetterRecord, Item, KeySchema } from '../table/types';
-import type { StreamChange } from './stream-records';
+import { isUnreadable, type StreamBatchRecord, type StreamChange } from './stream-records';
+import { isRequestRefusedForContent, isSourceUnavailable } from './unavailable';
 
-export type { StreamChange } from './stream-records';
+export type { StreamBatchRecord, StreamChange } from './stream-records';
 
 /** What the apply code logs through: a Powertools Logger fits, and so does `console`. */
 export interface ApplyLogger {
@@ -84,7 +93,7 @@ export interface ApplyResult {
   deleted: number;
   /** Records whose item the mapping routes nowhere: nothing to write or delete for them. */
   skipped: number;
-  /** Dead-letter records written (items that cannot be mapped, documents OpenSearch rejects). */
+  /** Dead-letter records written (items that cannot be mapped, documents OpenSearch rejects, poison records). */
   deadLettered: number;
   /** Sequence number of the first record that must be retried, if any. */
   firstFailedSequenceNumber?: string;
@@ -132,18 +141,88 @@ interface Group {
 }
 
 /**
- * Applies one batch of changes of one shard, given in stream order. Never
- * throws for a document or a sink problem: see `ApplyResult`.
+ * Applies one batch of records of one shard, given in stream order. Never
+ * throws for a document, a poison record or a sink problem: see `ApplyResult`.
  */
 export async function applyStreamRecords(
-  changes: StreamChange[],
+  records: StreamBatchRecord[],
   deps: ApplyStreamDeps,
 ): Promise<ApplyResult> {
-  const logger = deps.telemetry?.logger;
-  const result: ApplyResult = { applied: 0, indexed: 0, deleted: 0, skipped: 0, deadLettered: 0 };
-  if (changes.length === 0) return result;
+  if (records.length === 0) return emptyResult();
+  let attempt: ApplyAttempt;
+  try {
+    attempt = await applyOnce(records, deps);
+  } catch (error) {
+    if (isSourceUnavailable(error)) return failedFrom(records, 0, emptyResult());
+    attempt = { unexplained: error };
+  }
+  if ('result' in attempt) return attempt.result;
+  return isolatePoison(records, deps, attempt.unexplained);
+}
 
-  const { groups, problems } = groupChanges(changes, deps);
+type ApplyAttempt = { result: ApplyResult } | { unexplained: unknown };
+
+function emptyResult(): ApplyResult {
+  return { applied: 0, indexed: 0, deleted: 0, skipped: 0, deadLettered: 0 };
+}
+
+function failedFrom(records: StreamBatchRecord[], position: number, counts: ApplyResult): ApplyResult {
+  return { ...counts, applied: position, firstFailedSequenceNumber: records[position]!.sequenceNumber };
+}
+
+/**
+ * A failure that no record explains: apply the first half, then, if all of
+ * it is applied, the second; each half bisects again if it fails the same
+ * way. A record alone with the failure is the poison one. Applying a record
+ * twice (the whole batch's attempt, then its half) is harmless, since every
+ * write states the item's whole current document.
+ */
+async function isolatePoison(
+  records: StreamBatchRecord[],
+  deps: ApplyStreamDeps,
+  error: unknown,
+): Promise<ApplyResult> {
+  const logger = deps.telemetry?.logger;
+  if (records.length === 1) {
+    const record = records[0]!;
+    const problem: Problem = {
+      key: record.keys,
+      reason: `stream record ${record.sequenceNumber} was set aside: ${describeError(error)}`,
+      errorType: error instanceof Error ? error.name : 'Error',
+      first: 0,
+    };
+    const written = await putDeadLetters([problem], deps);
+    return written
+      ? { ...emptyResult(), applied: 1, deadLettered: 1 }
+      : failedFrom(records, 0, emptyResult());
+  }
+  const middle = Math.ceil(records.length / 2);
+  logger?.warn('a stream batch failed for a reason no single record explains; bisecting it', {
+    records: records.length,
+    firstSequenceNumber: records[0]!.sequenceNumber,
+    error: describeError(error),
+  });
+  const head = await applyStreamRecords(records.slice(0, middle), deps);
+  if (head.firstFailedSequenceNumber !== undefined) return head;
+  const tail = await applyStreamRecords(records.slice(middle), deps);
+  return {
+    applied: middle + tail.applied,
+    indexed: head.indexed + tail.indexed,
+    deleted: head.deleted + tail.deleted,
+    skipped: head.skipped + tail.skipped,
+    deadLettered: head.deadLettered + tail.deadLettered,
+    ...(tail.firstFailedSequenceNumber === undefined
+      ? {}
+      : { firstFailedSequenceNumber: tail.firstFailedSequenceNumber }),
+  };
+}
+
+/** One attempt at the whole batch; `unexplained` when a failure must be bisected (nothing is dead-lettered then). */
+async function applyOnce(records: StreamBatchRecord[], deps: ApplyStreamDeps): Promise<ApplyAttempt> {
+  const logger = deps.telemetry?.logger;
+  const result = emptyResult();
+
+  const { groups, problems } = groupChanges(records, deps);
   const plans = await mapWithConcurrency(groups, deps.readConcurrency ?? 16, (group) =>
     planGroup(group, deps),
   );
@@ -159,7 +238,7 @@ export async function applyStreamRecords(
     problems.push(...plan.problems);
     if (plan.failed !== undefined) {
       logger?.warn('could not read the current item from DynamoDB; its changes will be retried', {
-        sequenceNumber: changes[plan.first]!.sequenceNumber,
+        sequenceNumber: records[plan.first]!.sequenceNumber,
         error: describeError(plan.failed),
       });
       fail(plan.first);
@@ -174,11 +253,13 @@ export async function applyStreamRecords(
 
   const bulk = deps.bulk ?? {};
   const written = await writeActions([...actions.values()], deps.opensearch, bulk, logger);
+  if (isRequestRefusedForContent(written.error)) return { unexplained: written.error };
   // A rejected document must not leave its previous version behind.
   const cleanup = written.rejected
     .filter(({ action }) => action.kind === 'index')
     .map(({ action }): DocumentAction => ({ ...action, kind: 'delete', body: undefined }));
   const cleaned = await writeActions(cleanup, deps.opensearch, bulk, logger);
+  if (isRequestRefusedForContent(cleaned.error)) return { unexplained: cleaned.error };
   result.indexed = written.indexed;
   result.deleted = written.deleted + cleaned.deleted;
   for (const action of [...written.unresolved, ...cleaned.unresolved]) fail(action.first);
@@ -194,57 +275,65 @@ export async function applyStreamRecords(
   }
 
   if (problems.length > 0) {
-    const at = new Date().toISOString();
-    const records = problems.map(
-      (problem): DeadLetterRecord => ({
-        runId: deps.runId ?? 'updater',
-        table: deps.table,
-        ...(problem.index === undefined ? {} : { index: problem.index }),
-        key: problem.key,
-        ...(problem.id === undefined ? {} : { id: problem.id }),
-        reason: problem.reason,
-        errorType: problem.errorType,
-        at,
-      }),
-    );
-    try {
-      await deps.deadLetters.put(records);
-      result.deadLettered = records.length;
-      logger?.warn('documents went to the dead-letter place', {
-        count: records.length,
-        location: deps.deadLetters.location,
-        errorTypes: [...new Set(records.map((record) => record.errorType))],
-      });
-      for (const record of records) logger?.debug('dead letter', { id: record.id, reason: record.reason });
-    } catch (error) {
-      // Not recorded anywhere, so not processed: the records come again.
-      logger?.warn('could not write to the dead-letter place; those changes will be retried', {
-        location: deps.deadLetters.location,
-        error: describeError(error),
-      });
-      for (const problem of problems) fail(problem.first);
-    }
+    // Not recorded anywhere, so not processed: the records come again.
+    if (await putDeadLetters(problems, deps)) result.deadLettered = problems.length;
+    else for (const problem of problems) fail(problem.first);
   }
 
-  if (Number.isFinite(firstFailed)) {
-    result.applied = firstFailed;
-    result.firstFailedSequenceNumber = changes[firstFailed]!.sequenceNumber;
-  } else {
-    result.applied = changes.length;
+  const done = Number.isFinite(firstFailed)
+    ? failedFrom(records, firstFailed, result)
+    : { ...result, applied: records.length };
+  logger?.debug('applied stream records', { ...done, records: records.length });
+  return { result: done };
+}
+
+/** Writes the problems to the dead-letter place; false (logged) when that place cannot take them. */
+async function putDeadLetters(problems: Problem[], deps: ApplyStreamDeps): Promise<boolean> {
+  const logger = deps.telemetry?.logger;
+  const at = new Date().toISOString();
+  const records = problems.map(
+    (problem): DeadLetterRecord => ({
+      runId: deps.runId ?? 'updater',
+      table: deps.table,
+      ...(problem.index === undefined ? {} : { index: problem.index }),
+      key: problem.key,
+      ...(problem.id === undefined ? {} : { id: problem.id }),
+      reason: problem.reason,
+      errorType: problem.errorType,
+      at,
+    }),
+  );
+  try {
+    await deps.deadLetters.put(records);
+  } catch (error) {
+    logger?.warn('could not write to the dead-letter place; those changes will be retried', {
+      location: deps.deadLetters.location,
+      error: describeError(error),
+    });
+    return false;
   }
-  logger?.debug('applied stream records', { ...result, records: changes.length });
-  return result;
+  logger?.warn('documents went to the dead-letter place', {
+    count: records.length,
+    location: deps.deadLetters.location,
+    errorTypes: [...new Set(records.map((record) => record.errorType))],
+  });
+  for (const record of records) logger?.debug('dead letter', { id: record.id, reason: record.reason });
+  return true;
 }
 
 /** Changes per item (per partition when aggregating), in order of first appearance. */
 function groupChanges(
-  changes: StreamChange[],
+  records: StreamBatchRecord[],
   deps: ApplyStreamDeps,
 ): { groups: Group[]; problems: Problem[] } {
   const { partitionKey, sortKey } = deps.keySchema;
   const byKey = new Map<string, Group>();
   const problems: Problem[] = [];
-  changes.forEach((change, position) => {
+  records.forEach((change, position) => {
+    if (isUnreadable(change)) {
+      problems.push({ key: change.keys, ...problemOf(change.unreadable), first: position });
+      return;
+    }
     let name: string;
     let keys: Item;
     try {
@@ -285,8 +374,18 @@ async function planGroup(group: Group, deps: ApplyStreamDeps): Promise<GroupPlan
   } catch (error) {
     if (error instanceof MappingError) {
       plan.problems.push({ key: group.keys, ...problemOf(error), first: group.first });
-    } else {
+    } else if (isSourceUnavailable(error)) {
       plan.failed = error;
+    } else {
+      // Poison: this item's changes fail for a reason that retrying does not fix. Nothing half-planned is written.
+      plan.actions = [];
+      const { sequenceNumber } = group.changes[0]!;
+      plan.problems.push({
+        key: group.keys,
+        reason: `the change at stream record ${sequenceNumber} could not be applied: ${describeError(error)}`,
+        errorType: error instanceof Error ? error.name : 'Error',
+        first: group.first,
+      });
     }
   }
   if (plan.actions.length === 0 && plan.problems.length === 0 && plan.failed === undefined) {
@@ -441,6 +540,8 @@ interface WriteOutcome {
   rejected: { action: DocumentAction; reason: string; errorType: string; conflict?: FieldConflict }[];
   /** Not applied: the writer gave up on the sink (429, 5xx, cluster blocks, OpenSearch unreachable or refusing the request). */
   unresolved: DocumentAction[];
+  /** Why the writer gave up, when it did. */
+  error?: unknown;
 }
 
 /**
@@ -492,6 +593,7 @@ async function writeActions(
   } catch (error) {
     // The writer gave up on the sink. Nothing of this batch may still be in flight when the caller retries it.
     await writer.settle();
+    outcome.error = error;
     outcome.unresolved = actions.filter((action) => !done.has(action));
     logger?.warn('bulk actions could not be applied', {
       actions: outcome.unresolved.length,

@@ -9,8 +9,20 @@
  * The record names a shard and a range of sequence numbers, not the changes
  * themselves: replay re-reads them from the stream while it still holds them.
  */
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidMessageError } from '../errors';
+
+/**
+ * How old a stream record may grow while its batch is retried before the
+ * updater gives up on the batch and records it here (the event source
+ * mapping's MaximumRecordAge, the local follower's maxRecordAgeSeconds).
+ * 22 hours: the record reaches the failure queue (or folder) while the
+ * stream still holds the records for about 2 more hours, so `ddb2os replay`
+ * can re-read them; after 24 hours the stream has trimmed them and only
+ * `ddb2os verify --repair` helps.
+ */
+export const UPDATER_MAX_RECORD_AGE_HOURS = 22;
 
 /** `DDBStreamBatchInfo`: where the batch is in the stream. */
 export interface StreamBatchInfo {
@@ -71,4 +83,19 @@ export function parseFailedBatch(text: string, source: string): FailedStreamBatc
  */
 export function failedBatchesDir(deadLetterDir: string): string {
   return join(deadLetterDir, 'failed-batches');
+}
+
+/**
+ * Writes one on-failure record to `<dead-letter-dir>/failed-batches/<shardId>-<startSequenceNumber>.json`
+ * (whole or not at all: a reader never sees half a file) and returns its path.
+ */
+export async function writeFailedBatch(deadLetterDir: string, batch: FailedStreamBatch): Promise<string> {
+  const folder = failedBatchesDir(deadLetterDir);
+  await mkdir(folder, { recursive: true });
+  const { shardId, startSequenceNumber } = batch.DDBStreamBatchInfo;
+  const path = join(folder, `${shardId}-${startSequenceNumber}.json`);
+  const partial = `${path}.${process.pid}.partial`;
+  await writeFile(partial, `${JSON.stringify(batch, null, 2)}\n`);
+  await rename(partial, path);
+  return path;
 }

@@ -44,6 +44,57 @@ export function fromLambdaRecord(record: DynamoDBRecord): StreamChange {
   });
 }
 
+/**
+ * A record of a batch that is not a change the updater can read (no event
+ * name, sequence number or keys; an image that cannot be decoded). It keeps
+ * its place in the batch, so the apply code dead-letters it there, with its
+ * reason, and goes on: one such record must not hold back its shard.
+ */
+export interface UnreadableStreamRecord {
+  /** Why the record cannot be read (an InvalidStreamRecordError). */
+  unreadable: Error;
+  /** The record's sequence number, or '' when it has none. */
+  sequenceNumber: string;
+  /** The record's Keys as they came, for the dead letter; empty when it has none. */
+  keys: Item;
+  approximateCreationDateTime?: number;
+}
+
+/** What a stream batch holds, position by position: changes, and the records that could not be read. */
+export type StreamBatchRecord = StreamChange | UnreadableStreamRecord;
+
+export function isUnreadable(record: StreamBatchRecord): record is UnreadableStreamRecord {
+  return 'unreadable' in record;
+}
+
+/**
+ * `fromLambdaRecord` for one record of a batch: a record it cannot read
+ * becomes an UnreadableStreamRecord in its place instead of failing the batch.
+ */
+export function readLambdaRecord(record: DynamoDBRecord): StreamBatchRecord {
+  try {
+    return fromLambdaRecord(record);
+  } catch (error) {
+    const stream = (record as { dynamodb?: Record<string, unknown> } | null)?.dynamodb;
+    const sequenceNumber = stream?.SequenceNumber;
+    const keys = stream?.Keys;
+    const created = stream?.ApproximateCreationDateTime;
+    const unreadable =
+      error instanceof InvalidStreamRecordError
+        ? error
+        : new InvalidStreamRecordError(
+            `stream record ${typeof sequenceNumber === 'string' ? sequenceNumber : '(no sequence number)'} cannot be read: ${(error as Error)?.message ?? String(error)}`,
+            { cause: error },
+          );
+    return {
+      unreadable,
+      sequenceNumber: typeof sequenceNumber === 'string' ? sequenceNumber : '',
+      keys: keys !== null && typeof keys === 'object' ? (keys as Item) : {},
+      ...(typeof created === 'number' ? { approximateCreationDateTime: created } : {}),
+    };
+  }
+}
+
 /** A record of the DynamoDB Streams API's GetRecords (binary values are Uint8Array). */
 export function fromStreamsRecord(record: StreamsApiRecord): StreamChange {
   const stream = record.dynamodb;

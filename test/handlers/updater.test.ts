@@ -17,10 +17,20 @@ import {
   expectIndexEqualsTable,
   FAST_BULK,
   readStream,
+  temporaryDeadLetters,
   toLambdaRecord,
   UNREACHABLE_OPENSEARCH,
 } from '../pipeline/apply/apply-stream-fixtures';
-import { createTable, deleteIndex, deleteTable, uniqueName, useEngines } from '../support/engines';
+import {
+  createTable,
+  deleteIndex,
+  deleteTable,
+  openSearchClient,
+  opensearchUrl,
+  uniqueName,
+  useEngines,
+} from '../support/engines';
+import { startFaultProxy } from '../support/fault-proxy';
 
 const keySchema: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
 
@@ -112,6 +122,117 @@ describe('handleStreamEvent', () => {
 
   it('an empty event is answered with no failures', async () => {
     expect(await handleStreamEvent({ Records: [] }, deps)).toEqual({ batchItemFailures: [] });
+  });
+});
+
+describe('handleStreamEvent: poison records and an unavailable sink', () => {
+  const engines = useEngines();
+  const { dynamodb, streams, opensearch: search } = engines;
+  const single: KeySchema = { partitionKey: 'pk' };
+
+  /** A table with puts p0…p(count-1), its stream's records as a Lambda event, and deps writing to `opensearch`. */
+  async function batchOf(name: string, count: number, item: (i: number) => Item = () => ({})) {
+    const table = await createTable(dynamodb, uniqueName(name), {
+      keySchema: single,
+      stream: 'NEW_AND_OLD_IMAGES',
+    });
+    const index = uniqueName(name);
+    engines.deleteTableAfter(table);
+    engines.deleteIndexAfter(index);
+    for (let i = 0; i < count; i++) {
+      await dynamodb.send(
+        new PutItemCommand({
+          TableName: table,
+          Item: { pk: { S: `p${i}` }, n: { N: String(i) }, ...item(i) },
+        }),
+      );
+    }
+    const records = (await readStream(streams, dynamodb, table)).map(toLambdaRecord);
+    const deadLetters = temporaryDeadLetters();
+    const deps = (opensearch = search) =>
+      applyStreamDeps({ opensearch, dynamodb }, table, single, { index }, { deadLetters, bulk: FAST_BULK });
+    const ids = async () => {
+      await search.indices.refresh({ index });
+      const { body } = await search.search({ index, body: { size: 100, query: { match_all: {} } } });
+      return body.hits.hits.map((hit) => hit._id).sort();
+    };
+    return { table, index, records, deadLetters, deps, ids };
+  }
+
+  it('an unreadable record and an item whose GetItem DynamoDB refuses, in the middle of a batch: the others land, both are dead-lettered with their reasons, nothing is retried', async () => {
+    // Prepare: record 2 has no known event name; record 4 has lost its image and names its key with the wrong type
+    const t = await batchOf('updater-poison', 7);
+    t.records[2]!.eventName = 'UNKNOWN' as never;
+    const bad = t.records[4]!;
+    bad.eventName = 'MODIFY';
+    delete bad.dynamodb!.NewImage;
+    bad.dynamodb!.Keys = { pk: { N: '4' } };
+
+    // Act
+    const response = await handleStreamEvent({ Records: t.records }, t.deps());
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(await t.ids()).toEqual(['p0', 'p1', 'p3', 'p5', 'p6']);
+    const letters = await t.deadLetters.read('updater');
+    expect(letters.map((letter) => [letter.key, letter.errorType])).toEqual([
+      [{ pk: { S: 'p2' } }, 'InvalidStreamRecordError'],
+      [{ pk: { N: '4' } }, 'ValidationException'],
+    ]);
+    expect(letters[0]!.reason).toBe(
+      `stream record ${t.records[2]!.dynamodb!.SequenceNumber} has event name UNKNOWN, not INSERT, MODIFY or REMOVE`,
+    );
+    expect(letters[1]!.reason).toMatch(
+      new RegExp(
+        `^the change at stream record ${bad.dynamodb!.SequenceNumber} could not be applied: .*[Tt]ype mismatch`,
+      ),
+    );
+  });
+
+  it('OpenSearch refuses a whole bulk request because of one document: bisection finds it, it is dead-lettered, the other seven land', async () => {
+    // Prepare: item 5 holds the text the proxy refuses a bulk request for
+    const t = await batchOf('updater-bisect', 8, (i): Item => (i === 5 ? { note: { S: 'refuse-me' } } : {}));
+    const proxy = await startFaultProxy(opensearchUrl(), { refuseBulkContaining: 'refuse-me' });
+    const opensearch = openSearchClient(proxy.url);
+
+    try {
+      // Act
+      const response = await handleStreamEvent({ Records: t.records }, t.deps(opensearch));
+
+      // Assess
+      expect(response).toEqual({ batchItemFailures: [] });
+      expect(await t.ids()).toEqual(['p0', 'p1', 'p2', 'p3', 'p4', 'p6', 'p7']);
+      const letters = await t.deadLetters.read('updater');
+      expect(letters).toHaveLength(1);
+      expect(letters[0]).toMatchObject({ key: { pk: { S: 'p5' } }, errorType: 'SinkUnavailableError' });
+      expect(letters[0]!.reason).toContain(
+        `stream record ${t.records[5]!.dynamodb!.SequenceNumber} was set aside: OpenSearch at ${proxy.url} refused a bulk request with HTTP 400`,
+      );
+      // The whole batch, then halves down to the one record: a few requests, not one per record.
+      expect(proxy.stats.refusedBulkRequests).toBe(4);
+    } finally {
+      await opensearch.close();
+      await proxy.close();
+    }
+  });
+
+  it('OpenSearch unreachable (every connection dropped): nothing is dead-lettered and the first record is named for the retry', async () => {
+    const t = await batchOf('updater-down', 4);
+    const proxy = await startFaultProxy(opensearchUrl(), { dropConnections: true });
+    const opensearch = openSearchClient(proxy.url);
+
+    try {
+      const response = await handleStreamEvent({ Records: t.records }, t.deps(opensearch));
+
+      expect(response).toEqual({
+        batchItemFailures: [{ itemIdentifier: t.records[0]!.dynamodb!.SequenceNumber }],
+      });
+      expect(proxy.stats.dropped).toBeGreaterThan(0);
+      expect(await t.deadLetters.read('updater')).toEqual([]);
+    } finally {
+      await opensearch.close();
+      await proxy.close();
+    }
   });
 });
 

@@ -3,6 +3,10 @@
  * with the updater's code to the real OpenSearch, with positions in a real
  * progress table.
  */
+
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   DeleteItemCommand,
   GetItemCommand,
@@ -11,15 +15,22 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { Shard } from '@aws-sdk/client-dynamodb-streams';
 import { describe, expect, it } from 'vitest';
+import { createLocalUpdater } from '../../local/backfill';
 import { type FollowerBatchInfo, orderShards, StreamFollower } from '../../local/stream-follower';
 import { type ApplyResult, applyStreamRecords } from '../../pipeline/apply/apply-stream';
-import type { StreamChange } from '../../pipeline/apply/stream-records';
-import { SinkUnavailableError } from '../../pipeline/errors';
+import { failedBatchesDir, parseFailedBatch } from '../../pipeline/apply/failed-batches';
+import type { StreamBatchRecord } from '../../pipeline/apply/stream-records';
 import { toDocumentBody } from '../../pipeline/mapping/mapping';
 import { DynamoDBStreamPositionStore } from '../../pipeline/progress/stream-positions';
 import type { Item, KeySchema } from '../../pipeline/table/types';
-import { applyStreamDeps, expectIndexEqualsTable, readStream } from '../pipeline/apply/apply-stream-fixtures';
-import { createTable, uniqueName, useEngines } from '../support/engines';
+import {
+  applyStreamDeps,
+  expectIndexEqualsTable,
+  FAST_BULK,
+  readStream,
+} from '../pipeline/apply/apply-stream-fixtures';
+import { createTable, openSearchClient, opensearchUrl, uniqueName, useEngines } from '../support/engines';
+import { startFaultProxy } from '../support/fault-proxy';
 
 const keySchema: KeySchema = { partitionKey: 'pk' };
 /** One progress table for the file: the store creates it on first use. */
@@ -40,7 +51,7 @@ async function setup(name: string) {
   const applied: string[] = [];
   const batches: FollowerBatchInfo[] = [];
   const follower = async (
-    apply: (changes: StreamChange[]) => Promise<ApplyResult> = (c) => applyStreamRecords(c, deps),
+    apply: (changes: StreamBatchRecord[]) => Promise<ApplyResult> = (c) => applyStreamRecords(c, deps),
   ) =>
     new StreamFollower({
       streams,
@@ -54,7 +65,7 @@ async function setup(name: string) {
       },
       onBatch: (info) => batches.push(info),
       pollIntervalMs: 50,
-      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      retry: { baseDelayMs: 1, maxDelayMs: 5 },
     });
   const put = (pk: string, rest: Item = {}) =>
     dynamodb.send(new PutItemCommand({ TableName: table, Item: { pk: { S: pk }, ...rest } }));
@@ -201,26 +212,63 @@ describe('StreamFollower', () => {
     ]);
   });
 
-  it('drain() rejects when a record keeps failing, keeps what was applied, and a later follower goes on from that record', async () => {
+  it('a page that cannot be applied for longer than the max record age goes to <dead-letter-dir>/failed-batches as the on-failure record, and the follower goes on', async () => {
+    // Prepare: the follower as `ddb2os run` wires it, with OpenSearch behind a proxy that drops every connection
     const t = await setup('follow-give-up');
-    await makeChanges(t, 'a');
-    const failing = await t.follower(async (changes) => {
-      const result = await applyStreamRecords(changes.slice(0, 3), t.deps);
-      return {
-        ...result,
-        firstFailedSequenceNumber: changes[3]?.sequenceNumber ?? changes[0]!.sequenceNumber,
-      };
+    const proxy = await startFaultProxy(opensearchUrl(), { dropConnections: true });
+    const opensearch = openSearchClient(proxy.url);
+    const deadLetterDir = mkdtempSync(join(tmpdir(), 'ddb2os-follower-'));
+    const attempts: FollowerBatchInfo[] = [];
+    const updater = await createLocalUpdater({
+      dynamodb,
+      streams,
+      opensearch,
+      table: t.table,
+      keySchema,
+      mapping: t.deps.mapping,
+      progressTable,
+      deadLetterDir,
+      maxRecordAgeSeconds: 1,
+      retry: { baseDelayMs: 20, maxDelayMs: 100 },
+      bulk: FAST_BULK,
+      onAttempt: (info) => attempts.push(info),
     });
+    await makeChanges(t, 'a');
+    const down = await t.streamSequence();
 
-    await expect(failing.drain()).rejects.toThrow(SinkUnavailableError);
-    const all = await t.streamSequence();
-    expect(t.applied.slice(0, 3)).toEqual(all.slice(0, 3));
+    try {
+      // Act: OpenSearch away for longer than the max record age; then back, and later changes arrive
+      await updater.drain();
+      const failedFolder = failedBatchesDir(deadLetterDir);
+      const files = readdirSync(failedFolder);
+      proxy.setFaults({ dropConnections: false });
+      await makeChanges(t, 'b');
+      const later = await updater.drain();
 
-    const healthy = await t.follower();
-    const resumed = await healthy.drain();
-    await t.equalsTable();
-    // The first follower applied 3 records, then 3 more on each later attempt; the rest came now.
-    expect(resumed.records).toBe(all.length - 9);
+      // Assess: one on-failure record naming the shard and the whole range; the later changes are in the index
+      const shardId = attempts[0]!.shardId;
+      expect(files).toEqual([`${shardId}-${down[0]}.json`]);
+      const batch = parseFailedBatch(readFileSync(join(failedFolder, files[0]!), 'utf8'), files[0]!);
+      expect(batch.DDBStreamBatchInfo).toMatchObject({
+        shardId,
+        startSequenceNumber: down[0],
+        endSequenceNumber: down[down.length - 1],
+        batchSize: down.length,
+        streamArn: attempts[0]!.streamArn,
+      });
+      expect(batch.requestContext?.condition).toBe('RecordAgeExceeded');
+      expect(proxy.stats.dropped).toBeGreaterThan(0);
+      expect(later.records).toBe(19);
+      await search.indices.refresh({ index: t.index });
+      const { body } = await search.search({ index: t.index, body: { size: 100, query: { match_all: {} } } });
+      const ids = body.hits.hits.map((hit) => hit._id).sort();
+      expect(ids).toEqual(['b0', 'b2', 'b3', 'b4', 'b5']);
+      // Nothing was dead-lettered: an unreachable OpenSearch is not a poison record.
+      expect(readdirSync(deadLetterDir)).toEqual(['failed-batches']);
+    } finally {
+      await opensearch.close();
+      await proxy.close();
+    }
   });
 
   it('a disabled stream is read to its end (a closed shard) before the re-enabled one', async () => {

@@ -55,15 +55,16 @@ describe('BackfillWorkflow', () => {
     template = Template.fromStack(stack);
   });
 
-  it('creates the updater event source mapping disabled, at TRIM_HORIZON, with bisection, bounded retries and a failure destination', () => {
+  it('creates the updater event source mapping disabled, at TRIM_HORIZON, with bisection, retries until the records are 22 h old, and a failure destination', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: STREAM_ARN,
       FunctionName: ref((w) => w.updaterFunction),
       Enabled: false,
       StartingPosition: 'TRIM_HORIZON',
       BisectBatchOnFunctionError: true,
-      MaximumRetryAttempts: 10,
-      MaximumRecordAgeInSeconds: 86400,
+      // -1: CloudFormation's "retry until the records expire"; the record age ends the retries.
+      MaximumRetryAttempts: -1,
+      MaximumRecordAgeInSeconds: 22 * 3600,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       DestinationConfig: { OnFailure: { Destination: arnOf((w) => w.streamFailureQueue) } },
     });
@@ -133,7 +134,7 @@ describe('BackfillWorkflow', () => {
       DefinitionSubstitutions: Match.objectLike({
         IndexName: 'orders',
         MaxConcurrency: '10',
-        RetentionBudgetHours: '23',
+        RetentionBudgetHours: '20',
         HeartbeatSeconds: '300',
         SegmentTimeoutSeconds: '21600',
         TableName: 'orders',
@@ -529,6 +530,35 @@ describe('BackfillWorkflow props', () => {
   it('rejects a retention budget of 24 hours or more: the stream keeps changes for 24 hours', () => {
     expect(build({ retentionBudget: Duration.hours(24) })).toThrow(
       'retentionBudget (1 day) must be more than 0 and less than 24 hours, the DynamoDB stream retention',
+    );
+  });
+
+  it('sets the updater max record age from its prop', () => {
+    const workflow = build({ updaterMaxRecordAge: Duration.hours(12), retentionBudget: Duration.hours(6) })();
+    Template.fromStack(Stack.of(workflow)).hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      MaximumRetryAttempts: -1,
+      MaximumRecordAgeInSeconds: 12 * 3600,
+    });
+  });
+
+  it('rejects an updater max record age under 1 hour or over 24 hours', () => {
+    expect(build({ updaterMaxRecordAge: Duration.minutes(30) })).toThrow(
+      'BackfillWorkflow: updaterMaxRecordAge must be from 1 hour to 1 day (got 30 minutes).',
+    );
+    expect(build({ updaterMaxRecordAge: Duration.hours(25) })).toThrow(
+      'BackfillWorkflow: updaterMaxRecordAge must be from 1 hour to 1 day (got 1 day 1 hour).',
+    );
+  });
+
+  it('rejects a retention budget that is not less than the updater max record age', () => {
+    expect(build({ retentionBudget: Duration.hours(12), updaterMaxRecordAge: Duration.hours(12) })).toThrow(
+      'BackfillWorkflow: retentionBudget (12 hours) must be less than updaterMaxRecordAge (12 hours): after a ' +
+        'backfill the updater resumes with changes as old as the backfill, and would give up on those older ' +
+        'than updaterMaxRecordAge.',
+    );
+    expect(build({ retentionBudget: Duration.hours(23) })).toThrow(
+      'retentionBudget (23 hours) must be less than updaterMaxRecordAge (22 hours)',
     );
   });
 

@@ -16,11 +16,28 @@
  *   DynamoDB, with HTTP 400 and the body DynamoDB sends when a table is over
  *   its capacity: `ProvisionedThroughputExceededException`.
  *
+ * - `refuseBulkContaining`: a `_bulk` request whose body holds that text is
+ *   answered, as a whole, HTTP 400 `illegal_argument_exception`, the way
+ *   OpenSearch refuses a request for what it holds; the request never
+ *   reaches the engine.
+ * - `dropConnections`: every connection is closed as soon as it opens, and
+ *   every open one at once, before any answer: the client sees a reset
+ *   connection, as it does when the engine behind is stopped (a stopped
+ *   process refuses the connection; to the client both are a connection
+ *   error with no answer, and the port stays this proxy's for the way back).
+ *
  * Shares are exact and deterministic: of the first n candidates,
  * floor(n × share) are faulted, spread evenly (no randomness to make a test
  * flaky). `setFaults` changes them while the proxy runs.
  */
-import { Agent, createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import {
+  Agent,
+  createServer,
+  type IncomingMessage,
+  request,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ProxyFaults {
@@ -32,6 +49,10 @@ export interface ProxyFaults {
   throttleShare?: number;
   /** DynamoDB operations (the `X-Amz-Target` suffix) that may be throttled. @default ['Scan'] */
   throttleOperations?: string[];
+  /** Close every connection before any answer: the engine as if stopped. @default false */
+  dropConnections?: boolean;
+  /** Answer HTTP 400 to a `_bulk` request whose body holds this text. @default none */
+  refuseBulkContaining?: string;
 }
 
 export interface ProxyStats {
@@ -48,6 +69,10 @@ export interface ProxyStats {
   operations: Record<string, number>;
   /** DynamoDB calls answered ProvisionedThroughputExceededException by the proxy. */
   throttled: number;
+  /** Connections and requests closed unanswered (`dropConnections`). */
+  dropped: number;
+  /** `_bulk` requests answered 400 (`refuseBulkContaining`). */
+  refusedBulkRequests: number;
 }
 
 export interface FaultProxy {
@@ -113,13 +138,17 @@ export async function startFaultProxy(target: string, initial: ProxyFaults = {})
     rejectedItems: 0,
     operations: {},
     throttled: 0,
+    dropped: 0,
+    refusedBulkRequests: 0,
   };
-  let faults: Required<ProxyFaults> = {
+  let faults: Required<Omit<ProxyFaults, 'refuseBulkContaining'>> & { refuseBulkContaining?: string } = {
     bulkItemRejectShare: 0,
     maxRejectionsPerDocument: 1,
     throttleShare: 0,
     throttleOperations: ['Scan'],
+    dropConnections: false,
   };
+  let server: Server | undefined;
   const rejectShare = new Share(0);
   const throttleShare = new Share(0);
   const rejections = new Map<string, number>();
@@ -135,6 +164,8 @@ export async function startFaultProxy(target: string, initial: ProxyFaults = {})
     };
     rejectShare.set(faults.bulkItemRejectShare);
     throttleShare.set(faults.throttleShare);
+    // Kept-alive connections too: a stopped engine answers on none of them.
+    if (faults.dropConnections) server?.closeAllConnections();
   };
   setFaults(initial);
 
@@ -257,7 +288,12 @@ export async function startFaultProxy(target: string, initial: ProxyFaults = {})
     );
   };
 
-  const server = createServer((incoming, outgoing) => {
+  server = createServer((incoming, outgoing) => {
+    if (faults.dropConnections) {
+      stats.dropped += 1;
+      incoming.socket.destroy();
+      return;
+    }
     const chunks: Buffer[] = [];
     incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
     incoming.on('end', async () => {
@@ -274,6 +310,25 @@ export async function startFaultProxy(target: string, initial: ProxyFaults = {})
             sendJson(outgoing, 400, THROTTLING_BODY, 'application/x-amz-json-1.0');
             return;
           }
+        } else if (
+          path.endsWith('/_bulk') &&
+          faults.refuseBulkContaining !== undefined &&
+          body.includes(faults.refuseBulkContaining)
+        ) {
+          stats.refusedBulkRequests += 1;
+          sendJson(
+            outgoing,
+            400,
+            {
+              error: {
+                type: 'illegal_argument_exception',
+                reason: 'fault proxy: this bulk request is refused for what it holds',
+              },
+              status: 400,
+            },
+            'application/json',
+          );
+          return;
         } else if (path.endsWith('/_bulk') && incoming.method === 'POST' && faults.bulkItemRejectShare > 0) {
           await bulk(incoming, outgoing, body);
           return;
@@ -293,7 +348,12 @@ export async function startFaultProxy(target: string, initial: ProxyFaults = {})
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.on('connection', (socket) => {
+    if (!faults.dropConnections) return;
+    stats.dropped += 1;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
