@@ -23,12 +23,10 @@
  * to conflict with), and the created document is deleted under the version
  * the create gave it.
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
-import type { ApplyTelemetry } from '../apply/apply-stream';
-import { type BulkPolicy, BulkWriter, bulkLine, type ReadVersion } from '../bulk/bulk-writer';
+import type { ApplyStreamDeps } from '../apply/apply-stream';
+import { BulkWriter, bulkLine, type ReadVersion } from '../bulk/bulk-writer';
 import { mapWithConcurrency } from '../concurrency';
-import type { DeadLetterSink } from '../dead-letter/dead-letter';
 import { describeError, MappingError } from '../errors';
 import {
   aggregateCollection,
@@ -37,7 +35,6 @@ import {
   indexFor,
   keyToString,
   type MappedDocument,
-  type MappingConfig,
   mapItem,
 } from '../mapping/mapping';
 import { getItem, queryPartition } from '../table/reads';
@@ -64,21 +61,11 @@ export interface RepairTarget {
   seen?: SeenDocument | null;
 }
 
-export interface RepairDeps {
-  opensearch: Client;
-  dynamodb: DynamoDBClient;
-  table: string;
-  keySchema: KeySchema;
-  mapping: MappingConfig;
-  deadLetters: DeadLetterSink;
-  /** Names the dead-letter records' run. @default 'repair' */
-  runId?: string;
-  telemetry?: ApplyTelemetry;
-  /** Request bounds and retry policy of the one BulkWriter. @default its defaults */
-  bulk?: BulkPolicy;
-  /** Concurrent GetItem / Query calls. @default 16 */
-  readConcurrency?: number;
-}
+/**
+ * What repair needs is what the updater needs (it reads and writes alike);
+ * `runId` names the dead-letter records' run, here by default 'repair'.
+ */
+export type RepairDeps = ApplyStreamDeps;
 
 export interface RepairResult {
   /** Documents written (created or overwritten) from the table. */
@@ -533,17 +520,12 @@ async function writeActions(actions: WriteAction[], deps: RepairDeps): Promise<W
       }
     },
   });
-  try {
-    for (const action of actions) {
-      const line = bulkLine(action.kind, action.place.index, action.place.id, action.body, action.ifVersion);
-      const waiting = writer.add({ ...line, ticket: action });
-      if (waiting) await waiting;
-    }
-    await writer.drain();
-  } catch (error) {
-    await writer.settle();
+  const failure = await writer.writeAll(actions, (action) =>
+    bulkLine(action.kind, action.place.index, action.place.id, action.body, action.ifVersion),
+  );
+  if (failure) {
     written.unresolved = actions.filter((action) => !done.has(action));
-    written.failure = describeError(error);
+    written.failure = describeError(failure);
   }
   return written;
 }

@@ -9,7 +9,13 @@ import { applyStreamRecords } from '../../pipeline/apply/apply-stream';
 import { DynamoDBStreamPositionStore } from '../../pipeline/progress/stream-positions';
 import type { Item } from '../../pipeline/table/types';
 import { applyStreamDeps } from '../pipeline/apply/apply-stream-fixtures';
-import { buildTableAndIndex, catalogItems, createIndex, indexRaw } from '../pipeline/verify/verify-fixtures';
+import {
+  buildTableAndIndex,
+  catalogItems,
+  createIndex,
+  driftCatalog,
+  indexRaw,
+} from '../pipeline/verify/verify-fixtures';
 import { useEngines } from '../support/engines';
 import { lastJsonLine, runVerify } from './support';
 
@@ -24,17 +30,15 @@ async function fixture(items: Item[]): Promise<{ table: string; index: string }>
   return { table, index };
 }
 
-/** Two documents deleted, one altered, one that no item produces. */
-async function drift(index: string): Promise<void> {
-  await search.delete({ index, id: 'product#1' });
-  await search.delete({ index, id: 'product#2' });
-  await indexRaw(search, [
-    { index, id: 'stray', json: '{"pk":"stray"}' },
-    {
-      index,
-      id: 'product#3',
-      json: '{"pk":"product#3","name":"Product 3","price":3.5,"stock":3,"tags":["a","t3"],"active":true}',
-    },
+/** `ddb2os verify --repair` on the test engines, with a dead-letter folder of its own, then `flags`. */
+function runRepair(table: string, index: string, flags: string[] = []) {
+  return runVerify(table, [
+    '--index',
+    index,
+    '--repair',
+    '--dead-letter-dir',
+    shared.tempDir('dl'),
+    ...flags,
   ]);
 }
 
@@ -42,17 +46,10 @@ describe('ddb2os verify --repair', () => {
   it('repairs missing, differing and extra documents, prints what it fixed and a clean second verify, exit 0', async () => {
     // Prepare
     const { table, index } = await fixture(catalogItems(20));
-    await drift(index);
+    await driftCatalog(search, index);
 
     // Act
-    const result = await runVerify(table, [
-      '--index',
-      index,
-      '--repair',
-      '--dead-letter-dir',
-      shared.tempDir('dl'),
-      '--json',
-    ]);
+    const result = await runRepair(table, index, ['--json']);
 
     // Assess
     expect(result.stderr).toBe('');
@@ -86,13 +83,7 @@ describe('ddb2os verify --repair', () => {
     await indexRaw(search, [{ index, id: 'orphan', json: '{"note":"no key here"}' }]);
 
     // Act
-    const result = await runVerify(table, [
-      '--index',
-      index,
-      '--repair',
-      '--dead-letter-dir',
-      shared.tempDir('dl'),
-    ]);
+    const result = await runRepair(table, index);
 
     // Assess
     expect(result.code).toBe(1);
@@ -193,13 +184,7 @@ describe('ddb2os verify --repair', () => {
     })();
 
     // Act
-    const result = await runVerify(table, [
-      '--index',
-      index,
-      '--repair',
-      '--dead-letter-dir',
-      shared.tempDir('dl'),
-    ]);
+    const result = await runRepair(table, index);
     const writesDuringRepair = writes;
     await writer;
     await follower.drain();
