@@ -101,6 +101,8 @@ interface KeyWork {
   places: Map<string, { place: Place; version?: ReadVersion }>;
   /** Second round: only the places whose write met a conflict. */
   only?: Set<string>;
+  /** Its item went to the dead-letter place in the first round: once is enough. */
+  lettered?: boolean;
 }
 
 interface WriteAction {
@@ -222,8 +224,12 @@ async function repairRound(
       return;
     }
     let documents: { place: Place; body: string }[] = [];
+    const unmappable = (problem: { reason: string; errorType: string }) => {
+      if (!work.lettered) letters.push({ work, record: { key: work.key, ...problem } });
+      work.lettered = true;
+    };
     if ('unmappable' in outcome) {
-      letters.push({ work, record: { key: work.key, ...outcome.unmappable } });
+      unmappable(outcome.unmappable);
     } else {
       try {
         documents = outcome.documents.map((document) => ({
@@ -232,7 +238,7 @@ async function repairRound(
         }));
       } catch (error) {
         if (!(error instanceof MappingError)) throw error;
-        letters.push({ work, record: { key: work.key, ...problemOf(error) } });
+        unmappable(problemOf(error));
       }
     }
     const bodies = new Map(documents.map((document) => [placeName(document.place), document.body]));
@@ -320,6 +326,7 @@ async function repairRound(
     // Verify's versions are spent: the second round reads every place again.
     places: new Map([...work.places].map(([name, { place }]) => [name, { place }])),
     only,
+    ...(work.lettered ? { lettered: true } : {}),
   }));
 }
 
