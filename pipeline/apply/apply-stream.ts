@@ -583,16 +583,11 @@ async function writeActions(
       }
     },
   });
-  try {
-    for (const action of actions) {
-      const line = bulkLine(action.kind, action.index, action.id, action.body);
-      const waiting = writer.add({ ...line, ticket: action });
-      if (waiting) await waiting;
-    }
-    await writer.drain();
-  } catch (error) {
-    // The writer gave up on the sink. Nothing of this batch may still be in flight when the caller retries it.
-    await writer.settle();
+  const error = await writer.writeAll(actions, (action) =>
+    bulkLine(action.kind, action.index, action.id, action.body),
+  );
+  if (error) {
+    // The writer gave up on the sink; nothing of this batch is still in flight when the caller retries it.
     outcome.error = error;
     outcome.unresolved = actions.filter((action) => !done.has(action));
     logger?.warn('bulk actions could not be applied', {

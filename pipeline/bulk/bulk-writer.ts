@@ -274,6 +274,27 @@ export class BulkWriter<T> {
     this.throwIfFailed();
   }
 
+  /**
+   * Adds a document per ticket (its `line`) and drains. When the writer
+   * fails, waits until no request is in flight (a caller that retries the
+   * batch must not race its own earlier requests) and returns the failure
+   * instead of throwing: the documents that got no outcome were not applied.
+   */
+  async writeAll(tickets: Iterable<T>, line: (ticket: T) => BulkLine): Promise<Error | undefined> {
+    try {
+      // One line at a time: a document is serialized only when the buffer has room for it.
+      for (const ticket of tickets) {
+        const waiting = this.add({ ...line(ticket), ticket });
+        if (waiting) await waiting;
+      }
+      await this.drain();
+      return undefined;
+    } catch (error) {
+      await this.settle();
+      return error instanceof Error ? error : new BackfillError(String(error));
+    }
+  }
+
   /** Waits for the requests in flight to end, whatever their result (after a failure elsewhere). */
   async settle(): Promise<void> {
     this.buffer = [];

@@ -23,12 +23,10 @@
  * to conflict with), and the created document is deleted under the version
  * the create gave it.
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
-import type { ApplyTelemetry } from '../apply/apply-stream';
-import { type BulkPolicy, BulkWriter, bulkLine, type ReadVersion } from '../bulk/bulk-writer';
+import type { ApplyStreamDeps } from '../apply/apply-stream';
+import { BulkWriter, bulkLine, type ReadVersion } from '../bulk/bulk-writer';
 import { mapWithConcurrency } from '../concurrency';
-import type { DeadLetterSink } from '../dead-letter/dead-letter';
 import { describeError, MappingError } from '../errors';
 import {
   aggregateCollection,
@@ -37,7 +35,6 @@ import {
   indexFor,
   keyToString,
   type MappedDocument,
-  type MappingConfig,
   mapItem,
 } from '../mapping/mapping';
 import { getItem, queryPartition } from '../table/reads';
@@ -64,21 +61,11 @@ export interface RepairTarget {
   seen?: SeenDocument | null;
 }
 
-export interface RepairDeps {
-  opensearch: Client;
-  dynamodb: DynamoDBClient;
-  table: string;
-  keySchema: KeySchema;
-  mapping: MappingConfig;
-  deadLetters: DeadLetterSink;
-  /** Names the dead-letter records' run. @default 'repair' */
-  runId?: string;
-  telemetry?: ApplyTelemetry;
-  /** Request bounds and retry policy of the one BulkWriter. @default its defaults */
-  bulk?: BulkPolicy;
-  /** Concurrent GetItem / Query calls. @default 16 */
-  readConcurrency?: number;
-}
+/**
+ * What repair needs is what the updater needs (it reads and writes alike);
+ * `runId` names the dead-letter records' run, here by default 'repair'.
+ */
+export type RepairDeps = ApplyStreamDeps;
 
 export interface RepairResult {
   /** Documents written (created or overwritten) from the table. */
@@ -114,6 +101,8 @@ interface KeyWork {
   places: Map<string, { place: Place; version?: ReadVersion }>;
   /** Second round: only the places whose write met a conflict. */
   only?: Set<string>;
+  /** Its item went to the dead-letter place in the first round: once is enough. */
+  lettered?: boolean;
 }
 
 interface WriteAction {
@@ -235,8 +224,12 @@ async function repairRound(
       return;
     }
     let documents: { place: Place; body: string }[] = [];
+    const unmappable = (problem: { reason: string; errorType: string }) => {
+      if (!work.lettered) letters.push({ work, record: { key: work.key, ...problem } });
+      work.lettered = true;
+    };
     if ('unmappable' in outcome) {
-      letters.push({ work, record: { key: work.key, ...outcome.unmappable } });
+      unmappable(outcome.unmappable);
     } else {
       try {
         documents = outcome.documents.map((document) => ({
@@ -245,7 +238,7 @@ async function repairRound(
         }));
       } catch (error) {
         if (!(error instanceof MappingError)) throw error;
-        letters.push({ work, record: { key: work.key, ...problemOf(error) } });
+        unmappable(problemOf(error));
       }
     }
     const bodies = new Map(documents.map((document) => [placeName(document.place), document.body]));
@@ -333,6 +326,7 @@ async function repairRound(
     // Verify's versions are spent: the second round reads every place again.
     places: new Map([...work.places].map(([name, { place }]) => [name, { place }])),
     only,
+    ...(work.lettered ? { lettered: true } : {}),
   }));
 }
 
@@ -533,17 +527,12 @@ async function writeActions(actions: WriteAction[], deps: RepairDeps): Promise<W
       }
     },
   });
-  try {
-    for (const action of actions) {
-      const line = bulkLine(action.kind, action.place.index, action.place.id, action.body, action.ifVersion);
-      const waiting = writer.add({ ...line, ticket: action });
-      if (waiting) await waiting;
-    }
-    await writer.drain();
-  } catch (error) {
-    await writer.settle();
+  const failure = await writer.writeAll(actions, (action) =>
+    bulkLine(action.kind, action.place.index, action.place.id, action.body, action.ifVersion),
+  );
+  if (failure) {
     written.unresolved = actions.filter((action) => !done.has(action));
-    written.failure = describeError(error);
+    written.failure = describeError(failure);
   }
   return written;
 }

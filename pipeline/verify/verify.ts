@@ -848,6 +848,8 @@ async function walkForExtras(
 export interface KeysCheck {
   /** Keys read again. */
   keys: number;
+  /** Items those keys have now. */
+  items: number;
   /** Expected documents looked up. */
   checked: number;
   matched: number;
@@ -934,11 +936,8 @@ export async function verifyKeys(
   }
   return {
     keys: keys.length,
-    checked: tally.matched + tally.missing + tally.differing,
+    ...tally.progress(),
     matched: tally.matched,
-    missing: tally.missing,
-    differing: tally.differing,
-    extra: tally.extra,
     examples: tally.examples,
   };
 }

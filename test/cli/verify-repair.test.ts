@@ -2,14 +2,25 @@
  * `ddb2os verify --repair` as a user runs it, on the real engines: what it
  * fixed, the second verify's line, exit codes, and the flags it refuses.
  */
+import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
+import { StreamFollower } from '../../local/stream-follower';
+import { applyStreamRecords } from '../../pipeline/apply/apply-stream';
+import { DynamoDBStreamPositionStore } from '../../pipeline/progress/stream-positions';
 import type { Item } from '../../pipeline/table/types';
-import { buildTableAndIndex, catalogItems, indexRaw } from '../pipeline/verify/verify-fixtures';
+import { applyStreamDeps } from '../pipeline/apply/apply-stream-fixtures';
+import {
+  buildTableAndIndex,
+  catalogItems,
+  createIndex,
+  driftCatalog,
+  indexRaw,
+} from '../pipeline/verify/verify-fixtures';
 import { useEngines } from '../support/engines';
 import { lastJsonLine, runVerify } from './support';
 
 const shared = useEngines();
-const { dynamodb, opensearch: search } = shared;
+const { dynamodb, streams, opensearch: search } = shared;
 
 async function fixture(items: Item[]): Promise<{ table: string; index: string }> {
   const keySchema = { partitionKey: 'pk' };
@@ -19,17 +30,15 @@ async function fixture(items: Item[]): Promise<{ table: string; index: string }>
   return { table, index };
 }
 
-/** Two documents deleted, one altered, one that no item produces. */
-async function drift(index: string): Promise<void> {
-  await search.delete({ index, id: 'product#1' });
-  await search.delete({ index, id: 'product#2' });
-  await indexRaw(search, [
-    { index, id: 'stray', json: '{"pk":"stray"}' },
-    {
-      index,
-      id: 'product#3',
-      json: '{"pk":"product#3","name":"Product 3","price":3.5,"stock":3,"tags":["a","t3"],"active":true}',
-    },
+/** `ddb2os verify --repair` on the test engines, with a dead-letter folder of its own, then `flags`. */
+function runRepair(table: string, index: string, flags: string[] = []) {
+  return runVerify(table, [
+    '--index',
+    index,
+    '--repair',
+    '--dead-letter-dir',
+    shared.tempDir('dl'),
+    ...flags,
   ]);
 }
 
@@ -37,17 +46,10 @@ describe('ddb2os verify --repair', () => {
   it('repairs missing, differing and extra documents, prints what it fixed and a clean second verify, exit 0', async () => {
     // Prepare
     const { table, index } = await fixture(catalogItems(20));
-    await drift(index);
+    await driftCatalog(search, index);
 
     // Act
-    const result = await runVerify(table, [
-      '--index',
-      index,
-      '--repair',
-      '--dead-letter-dir',
-      shared.tempDir('dl'),
-      '--json',
-    ]);
+    const result = await runRepair(table, index, ['--json']);
 
     // Assess
     expect(result.stderr).toBe('');
@@ -81,13 +83,7 @@ describe('ddb2os verify --repair', () => {
     await indexRaw(search, [{ index, id: 'orphan', json: '{"note":"no key here"}' }]);
 
     // Act
-    const result = await runVerify(table, [
-      '--index',
-      index,
-      '--repair',
-      '--dead-letter-dir',
-      shared.tempDir('dl'),
-    ]);
+    const result = await runRepair(table, index);
 
     // Assess
     expect(result.code).toBe(1);
@@ -136,5 +132,74 @@ describe('ddb2os verify --repair', () => {
       expect(result.code, flags.join(' ')).toBe(2);
       expect(result.stderr, flags.join(' ')).toContain(message);
     }
+  });
+
+  it('while a live updater applies concurrent writes to the same and other keys: the second verify and a final full verify are 0/0/0', async () => {
+    // Prepare: a table whose stream the local follower applies with the updater's code, and an index it filled.
+    const keySchema = { partitionKey: 'pk' };
+    const table = await shared.createTable('verify-repair-live', { keySchema, stream: 'NEW_AND_OLD_IMAGES' });
+    const index = shared.indexName('verify-repair-live');
+    await createIndex(search, index);
+    const put = (pk: string, rest: Item = {}) =>
+      dynamodb.send(new PutItemCommand({ TableName: table, Item: { pk: { S: pk }, ...rest } }));
+    const remove = (pk: string) =>
+      dynamodb.send(new DeleteItemCommand({ TableName: table, Key: { pk: { S: pk } } }));
+    for (let i = 0; i < 40; i++) await put(`k${i}`, { v: { N: String(i) }, name: { S: `item ${i}` } });
+    const follower = new StreamFollower({
+      streams,
+      dynamodb,
+      table,
+      positions: await DynamoDBStreamPositionStore.open({
+        dynamodb,
+        progressTable: shared.tableName('verify-repair-progress'),
+        table,
+      }),
+      apply: (changes) => applyStreamRecords(changes, applyStreamDeps(shared, table, keySchema, { index })),
+      pollIntervalMs: 50,
+    });
+    await follower.drain();
+    // Drift the updater never sees: documents deleted, altered, and extra ones no item produces.
+    for (let i = 0; i < 5; i++) await search.delete({ index, id: `k${i}` });
+    await indexRaw(
+      search,
+      Array.from({ length: 5 }, (_, i) => ({ index, id: `k${5 + i}`, json: `{"pk":"k${5 + i}","v":-1}` })),
+    );
+    await indexRaw(
+      search,
+      Array.from({ length: 5 }, (_, i) => ({ index, id: `ghost${i}`, json: `{"pk":"ghost${i}"}` })),
+    );
+    follower.start();
+    let writes = 0;
+    // Writes to drifted keys (updates, deletes, a re-create of a ghost) and to others, while the repair runs.
+    const writer = (async () => {
+      for (let round = 0; round < 6; round++) {
+        await put(`k${round}`, { v: { N: String(100 + round) } }); // a deleted document's item changes
+        await put(`k${5 + round}`, { v: { N: String(200 + round) } }); // an altered one's
+        if (round < 3) await remove(`k${10 + round}`); // other keys go
+        await put(`new${round}`); // new keys come
+        if (round === 2) await put('ghost0', { back: { BOOL: true } }); // an extra document's item appears
+        writes += 1;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+
+    // Act
+    const result = await runRepair(table, index);
+    const writesDuringRepair = writes;
+    await writer;
+    await follower.drain();
+    await follower.stop();
+
+    // Assess
+    expect(writesDuringRepair, 'the writes overlapped the repair').toBeGreaterThan(0);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(
+      /Second verify of \d+ repaired keys \(\d+ documents checked\): 0 missing, 0 extra, 0 differing/,
+    );
+    const final = await runVerify(table, ['--index', index, '--json']);
+    expect(final.stderr).toBe('');
+    expect(final.code).toBe(0);
+    expect(lastJsonLine(final.stdout)).toMatchObject({ missing: 0, extra: 0, differing: 0 });
   });
 });

@@ -7,7 +7,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { MappingConfig } from '../../pipeline/mapping/mapping';
 import type { Item, KeySchema } from '../../pipeline/table/types';
-import { buildTableAndIndex, catalogItems, indexRaw, orderItems } from '../pipeline/verify/verify-fixtures';
+import {
+  buildTableAndIndex,
+  catalogItems,
+  driftCatalog,
+  orderItems,
+} from '../pipeline/verify/verify-fixtures';
 import { dynamodbEndpoint, engineFlags, opensearchUrl, uniqueName, useEngines } from '../support/engines';
 import { lastJsonLine, runCli, runVerify } from './support';
 
@@ -54,16 +59,7 @@ describe('ddb2os verify', () => {
 
   it('exits 1 with a one-line summary on stderr and examples on stdout when the index differs', async () => {
     const { table, index } = await fixture(catalogItems(20));
-    await search.delete({ index, id: 'product#1' });
-    await search.delete({ index, id: 'product#2' });
-    await indexRaw(search, [
-      { index, id: 'stray', json: '{"pk":"stray"}' },
-      {
-        index,
-        id: 'product#3',
-        json: '{"pk":"product#3","name":"Product 3","price":3.5,"stock":3,"tags":["a","t3"],"active":true}',
-      },
-    ]);
+    await driftCatalog(search, index);
 
     const result = await runVerify(table, ['--index', index, '--json']);
 

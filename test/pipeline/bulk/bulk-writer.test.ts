@@ -6,6 +6,7 @@ import {
   BulkWriter,
   type BulkWriterOptions,
   bulkCreateLine,
+  bulkLine,
   isDynamicMappingRace,
 } from '../../../pipeline/bulk/bulk-writer';
 import { prepareIndexForBackfill } from '../../../pipeline/index/index-settings';
@@ -145,6 +146,42 @@ describe('BulkWriter', () => {
     expect(statuses(outcomes)).toEqual({ present: 20 });
     const { body } = await opensearch.get({ index, id: 'doc-3' });
     expect((body._source as { text: string }).text).toHaveLength(400);
+  });
+
+  it('writes an index or delete held to a version only while the document has it; reports the versions it wrote', async () => {
+    // Prepare: two documents at their first version; one is then overwritten.
+    const index = newIndex();
+    await write(opensearch, documents(index, 2));
+    const { body: first } = await opensearch.get({ index, id: 'doc-0' });
+    const read = { seqNo: first._seq_no!, primaryTerm: first._primary_term! };
+    await opensearch.index({ index, id: 'doc-1', body: { n: 7 }, refresh: true });
+    const { body: second } = await opensearch.get({ index, id: 'doc-1' });
+    const outcomes = new Map<number, { outcome: BulkOutcome; written?: { seqNo: number } }>();
+    const writer = new BulkWriter<number>(opensearch, {
+      reportVersions: true,
+      onOutcome: (doc, outcome, _retries, written) => outcomes.set(doc.ticket, { outcome, written }),
+    });
+
+    // Act: doc-0 at the version read; doc-1 at a version it no longer has (index, then delete).
+    const failure = await writer.writeAll([0, 1, 2], (ticket) =>
+      ticket === 0
+        ? bulkLine('index', index, 'doc-0', '{"n":5}', read)
+        : ticket === 1
+          ? bulkLine('index', index, 'doc-1', '{"n":1}', read)
+          : bulkLine('delete', index, 'doc-1', undefined, read),
+    );
+
+    // Assess
+    expect(failure).toBeUndefined();
+    expect(outcomes.get(0)).toEqual({
+      outcome: { status: 'indexed' },
+      written: { seqNo: expect.any(Number), primaryTerm: read.primaryTerm },
+    });
+    expect(outcomes.get(0)!.written!.seqNo).toBeGreaterThan(second._seq_no!);
+    expect(outcomes.get(1)!.outcome).toEqual({ status: 'conflict' });
+    expect(outcomes.get(2)!.outcome).toEqual({ status: 'conflict' });
+    expect((await opensearch.get({ index, id: 'doc-0' })).body._source).toEqual({ n: 5 });
+    expect((await opensearch.get({ index, id: 'doc-1' })).body._source).toEqual({ n: 7 });
   });
 
   it('retries documents answered 429 and a request answered 503 until every document is created', async () => {

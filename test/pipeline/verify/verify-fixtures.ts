@@ -77,6 +77,24 @@ export async function buildTableAndIndex(
   await indexRaw(search, expectedDocuments(items, keySchema, mapping).map(toRaw));
 }
 
+/**
+ * Drift in an index of `catalogItems` (20 or more): product#1 and product#2
+ * deleted (missing), product#3 altered at `active` (differing), and `stray`,
+ * which no item produces (extra).
+ */
+export async function driftCatalog(search: Client, index: string): Promise<void> {
+  await search.delete({ index, id: 'product#1' });
+  await search.delete({ index, id: 'product#2' });
+  await indexRaw(search, [
+    { index, id: 'stray', json: '{"pk":"stray"}' },
+    {
+      index,
+      id: 'product#3',
+      json: '{"pk":"product#3","name":"Product 3","price":3.5,"stock":3,"tags":["a","t3"],"active":true}',
+    },
+  ]);
+}
+
 /** An index with the settings docs/mapping.md recommends (every dynamic number a double). */
 export async function createIndex(search: Client, index: string): Promise<void> {
   await search.indices.create({
