@@ -48,6 +48,8 @@ import {
   mapItem,
 } from '../mapping/mapping';
 import { type TelemetryLogger, withDefaults } from '../observability';
+import type { ResyncState } from '../resync/resync-state';
+import { withResyncWrites } from '../resync/resync-targets';
 import { getItem, queryPartition } from '../table/reads';
 import type { DeadLetterRecord, Item, KeySchema } from '../table/types';
 import { isUnreadable, type StreamBatchRecord, type StreamChange } from './stream-records';
@@ -82,6 +84,11 @@ export interface ApplyStreamDeps {
   bulk?: BulkPolicy;
   /** Concurrent GetItem / Query calls. @default 16 */
   readConcurrency?: number;
+  /**
+   * The table's resync in progress, read before each batch (docs/guarantees.md, "Resync"): its writes
+   * also go to the indices being filled. A failed read retries the batch. @default no resync
+   */
+  resync?: () => Promise<ResyncState | undefined>;
 }
 
 export interface ApplyResult {
@@ -149,9 +156,19 @@ export async function applyStreamRecords(
   deps: ApplyStreamDeps,
 ): Promise<ApplyResult> {
   if (records.length === 0) return emptyResult();
+  let resync: ResyncState | undefined;
+  try {
+    // Read after the records exist: a batch that finds no resync holds only changes made before it began.
+    resync = await deps.resync?.();
+  } catch (error) {
+    deps.telemetry?.logger?.warn('could not read the resync state; the batch will be retried', {
+      error: describeError(error),
+    });
+    return failedFrom(records, 0, emptyResult());
+  }
   let attempt: ApplyAttempt;
   try {
-    attempt = await applyOnce(records, deps);
+    attempt = await applyOnce(records, deps, resync);
   } catch (error) {
     if (isSourceUnavailable(error)) return failedFrom(records, 0, emptyResult());
     attempt = { unexplained: error };
@@ -218,7 +235,11 @@ async function isolatePoison(
 }
 
 /** One attempt at the whole batch; `unexplained` when a failure must be bisected (nothing is dead-lettered then). */
-async function applyOnce(records: StreamBatchRecord[], deps: ApplyStreamDeps): Promise<ApplyAttempt> {
+async function applyOnce(
+  records: StreamBatchRecord[],
+  deps: ApplyStreamDeps,
+  resync: ResyncState | undefined,
+): Promise<ApplyAttempt> {
   const logger = deps.telemetry?.logger;
   const result = emptyResult();
 
@@ -252,7 +273,8 @@ async function applyOnce(records: StreamBatchRecord[], deps: ApplyStreamDeps): P
   }
 
   const bulk = deps.bulk ?? {};
-  const written = await writeActions([...actions.values()], deps.opensearch, bulk, logger);
+  const writes = withResyncWrites([...actions.values()], resync);
+  const written = await writeActions(writes, deps.opensearch, bulk, logger);
   if (isRequestRefusedForContent(written.error)) return { unexplained: written.error };
   // A rejected document must not leave its previous version behind.
   const cleanup = written.rejected

@@ -19,15 +19,15 @@ export interface DocumentWrite {
 /**
  * The writes that carry `writes` out while `state` is in progress: each write as it is, followed, when
  * its index is a serving name being resynced, by its copy for the new index (a delete in FILLING as a
- * tombstone). Without a resync, `writes` unchanged.
+ * tombstone); a copy keeps the write's other fields. Without a resync, `writes` unchanged.
  */
-export function withResyncWrites(writes: DocumentWrite[], state: ResyncState | undefined): DocumentWrite[] {
+export function withResyncWrites<W extends DocumentWrite>(writes: W[], state: ResyncState | undefined): W[] {
   if (!state) return writes;
   return writes.flatMap((write) => {
     const target = state.targets[write.index];
     if (target === undefined || target === write.index) return [write];
     if (write.kind === 'delete' && state.phase === 'FILLING') {
-      return [write, { kind: 'index', index: target, id: write.id, body: tombstoneLine(state.runId) }];
+      return [write, { ...write, kind: 'index', index: target, body: tombstoneLine(state.runId) }];
     }
     return [write, { ...write, index: target }];
   });
