@@ -15,6 +15,9 @@
  * - An item that cannot be mapped, or that OpenSearch rejects for good, goes
  *   to the dead-letter place and its previous document is removed: the batch
  *   goes on and the index never shows a version the table no longer holds.
+ * - During a resync (`deps.resync`, read before each batch) every write also
+ *   goes to the index being filled for its serving name; docs/guarantees.md,
+ *   "Resync", says why and how deletes are written there.
  * - A change that could not be applied because OpenSearch or DynamoDB is
  *   unavailable (unavailable.ts decides) is reported as
  *   `firstFailedSequenceNumber` (the earliest such record in stream order).
