@@ -21,6 +21,7 @@ import { planBackfill, targetIndices } from '../pipeline/plan/plan-segments';
 import { ensureProgressTable, SegmentCheckpointStore } from '../pipeline/progress/checkpoint';
 import { RunMarkerStore } from '../pipeline/progress/run-markers';
 import { DynamoDBStreamPositionStore } from '../pipeline/progress/stream-positions';
+import { readResyncState } from '../pipeline/resync/resync-state';
 import { type SegmentProgress, scanSegment } from '../pipeline/scan/scan-segment';
 import { prepareSegmentWork } from '../pipeline/scan/segment-message';
 import { summarizeRun } from '../pipeline/summarize/summarize-run';
@@ -266,9 +267,10 @@ export interface LocalUpdaterOptions {
 export async function createLocalUpdater(options: LocalUpdaterOptions): Promise<StreamFollower> {
   const deadLetterDir = options.deadLetterDir ?? '.ddb2os';
   const deadLetters = new DirectoryDeadLetterSink(deadLetterDir);
+  const progressTable = options.progressTable ?? DEFAULT_PROGRESS_TABLE;
   const positions = await DynamoDBStreamPositionStore.open({
     dynamodb: options.dynamodb,
-    progressTable: options.progressTable ?? DEFAULT_PROGRESS_TABLE,
+    progressTable,
     table: options.table,
   });
   return new StreamFollower({
@@ -285,6 +287,8 @@ export async function createLocalUpdater(options: LocalUpdaterOptions): Promise<
         mapping: options.mapping,
         deadLetters,
         runId: 'updater',
+        // A resync of the table (this process's or another's) is read before each page, as the Lambda does.
+        resync: () => readResyncState(options.dynamodb, progressTable, options.table),
         ...(options.bulk ? { bulk: options.bulk } : {}),
       }),
     onBatch: (info) => {
