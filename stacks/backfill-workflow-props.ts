@@ -98,9 +98,11 @@ export interface BackfillWorkflowProps {
    */
   readonly segmentTimeout?: Duration;
   /**
-   * The longest a backfill may run and still enable the updater afterwards.
-   * Must be less than the stream's 24-hour retention, with room to spare.
-   * @default Duration.hours(23)
+   * The oldest a change the updater has not applied may be, plus the time
+   * estimated to drain the backlog, when a backfill ends and would enable the
+   * updater (see pipeline/summarize/retention-clock.ts). Must be less than the
+   * stream's 24-hour retention, with room to spare.
+   * @default Duration.hours(20)
    */
   readonly retentionBudget?: Duration;
   /**
@@ -183,7 +185,7 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
         `(${segmentTimeout.toHumanString()}).`,
     );
   }
-  const retentionBudget = props.retentionBudget ?? Duration.hours(23);
+  const retentionBudget = props.retentionBudget ?? Duration.hours(20);
   if (retentionBudget.toSeconds() <= 0 || retentionBudget.toSeconds() >= Duration.hours(24).toSeconds()) {
     throw new Error(
       `BackfillWorkflow: retentionBudget (${retentionBudget.toHumanString()}) must be more than 0 and ` +

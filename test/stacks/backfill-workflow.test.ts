@@ -9,6 +9,7 @@ import { DEFINITION_PATH } from '../../pipeline/contract/definition';
 import { indexDefinitionFromPlanInput } from '../../pipeline/index/index-definition';
 import {
   readPlanConfig,
+  readRunLockConfig,
   readSummarizeConfig,
   readUpdaterConfig,
   readWorkerConfig,
@@ -133,7 +134,8 @@ describe('BackfillWorkflow', () => {
       DefinitionSubstitutions: Match.objectLike({
         IndexName: 'orders',
         MaxConcurrency: '10',
-        RetentionBudgetHours: '23',
+        RetentionBudgetHours: '20',
+        WorkerMaxConcurrency: '10',
         HeartbeatSeconds: '300',
         SegmentTimeoutSeconds: '21600',
         TableName: 'orders',
@@ -165,7 +167,7 @@ describe('BackfillWorkflow', () => {
     });
   });
 
-  it('lets the state machine describe the table, send to the segment queue and invoke plan and summarize, nothing wider', () => {
+  it('lets the state machine describe the table, send to the segment queue and invoke plan, summarize and run-lock, nothing wider', () => {
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [ref((w) => w.stateMachine.role as never)],
       PolicyDocument: {
@@ -179,7 +181,11 @@ describe('BackfillWorkflow', () => {
           {
             Effect: 'Allow',
             Action: 'lambda:InvokeFunction',
-            Resource: [arnOf((w) => w.planFunction), arnOf((w) => w.summarizeFunction)],
+            Resource: [
+              arnOf((w) => w.planFunction),
+              arnOf((w) => w.summarizeFunction),
+              arnOf((w) => w.runLockFunction),
+            ],
           },
         ]),
       },
@@ -318,6 +324,43 @@ describe('BackfillWorkflow', () => {
       endpoint: DOMAIN_ENDPOINT,
       signing: 'es',
     });
+    expect(readRunLockConfig(environment((w) => w.runLockFunction))).toMatchObject({
+      table: 'orders',
+      index: 'orders',
+    });
+  });
+
+  it("lets the run-lock function take the lock item, ask whether its holder still runs, and read the updater's state and iterator age", () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref((w) => w.runLockFunction.role as never)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+            Resource: [arnOf((w) => w.progressTable)],
+          }),
+          {
+            Effect: 'Allow',
+            Action: 'states:DescribeExecution',
+            Resource: { 'Fn::Join': ['', Match.arrayWith([':execution:ddb2os-test-backfill:*'])] },
+          },
+          {
+            Effect: 'Allow',
+            Action: 'lambda:GetEventSourceMapping',
+            Resource: {
+              'Fn::Join': [
+                '',
+                Match.arrayWith([
+                  ':event-source-mapping:',
+                  { Ref: Match.stringLikeRegexp('UpdaterFunctionDynamoDBEventSource') },
+                ]),
+              ],
+            },
+          },
+          { Effect: 'Allow', Action: 'cloudwatch:GetMetricStatistics', Resource: '*' },
+        ]),
+      },
+    });
   });
 
   it('keeps checkpoints in an on-demand progress table keyed by runId and segment, with point-in-time recovery', () => {
@@ -368,7 +411,7 @@ describe('BackfillWorkflow', () => {
 
   it('runs every function on Node.js 22, ARM64, with active tracing, JSON logs at INFO (no DEBUG reasons) and source maps', () => {
     const functions = template.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(4);
+    expect(Object.keys(functions)).toHaveLength(5);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
