@@ -1,7 +1,7 @@
 /**
- * The four Lambdas' settings, read once per execution environment from the
+ * The Lambdas' settings, read once per execution environment from the
  * variables named in pipeline/contract/env.ts (the stack sets them). One
- * reader for all four: a missing or malformed variable fails fast with a
+ * reader for all: a missing or malformed variable fails fast with a
  * ConfigurationError that names it.
  */
 import { ENV } from '../contract/env';

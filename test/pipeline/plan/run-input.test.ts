@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError } from '../../../pipeline/errors';
-import { resolveRunInput } from '../../../pipeline/plan/run-input';
+import { type DeploymentLimits, resolveRunInput } from '../../../pipeline/plan/run-input';
 
 const defaults = {
   totalSegments: null,
@@ -9,7 +9,7 @@ const defaults = {
   index: 'orders',
   retentionBudgetHours: 20,
 };
-const limits = { workerMaxConcurrency: 16, updaterIndex: 'orders' };
+const limits: DeploymentLimits = { workerMaxConcurrency: 16, updaterIndex: 'orders' };
 
 function refusal(input: unknown, deployment = limits): string {
   try {
