@@ -75,8 +75,9 @@ export interface BackfillWorkflowProps {
   readonly maxConcurrency?: number;
   /**
    * Most worker Lambdas running at once (the SQS event source's maximum
-   * concurrency). 2 to 1,000. Keep it at least the Map's concurrency, or
-   * segments wait in the queue and their heartbeats time out.
+   * concurrency). 2 to 1,000, and at least maxConcurrency (checked at synth
+   * and at each start): segments beyond it would wait in the queue until their
+   * heartbeats time out.
    * @default - maxConcurrency, at least 2
    */
   readonly workerMaxConcurrency?: number;
@@ -172,6 +173,14 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
   requireInteger('maxConcurrency', maxConcurrency, 1, 10_000);
   const workerMaxConcurrency = props.workerMaxConcurrency ?? Math.min(Math.max(maxConcurrency, 2), 1000);
   requireInteger('workerMaxConcurrency', workerMaxConcurrency, 2, 1000);
+  if (maxConcurrency > workerMaxConcurrency) {
+    // The workflow refuses such a maxConcurrency at start ("Validate and lock"): the default must pass.
+    throw new Error(
+      `BackfillWorkflow: maxConcurrency (${maxConcurrency}) must be at most workerMaxConcurrency ` +
+        `(${workerMaxConcurrency}): segments beyond the workers running at once would wait in the queue ` +
+        'without heartbeats until they time out.',
+    );
+  }
 
   const workerTimeout = props.workerTimeout ?? Duration.minutes(15);
   requireDuration('workerTimeout', workerTimeout, Duration.minutes(1), Duration.minutes(15));

@@ -179,28 +179,16 @@ export async function acquireRunLock(
  * fails, so that a new start may take over at once). False when the run no
  * longer holds the lock.
  */
-export async function renewRunLease(
+export function renewRunLease(
   dynamodb: DynamoDBClient,
   progressTable: string,
   table: string,
   runId: string,
   expiresAt: string,
 ): Promise<boolean> {
-  try {
-    await dynamodb.send(
-      new UpdateItemCommand({
-        TableName: progressTable,
-        Key: runLockKey(table),
-        UpdateExpression: 'SET expiresAt = :expires',
-        ConditionExpression: 'holderRunId = :run',
-        ExpressionAttributeValues: { ':run': { S: runId }, ':expires': { S: expiresAt } },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+  return updateHeldLock(dynamodb, progressTable, table, runId, 'SET expiresAt = :expires', {
+    ':expires': { S: expiresAt },
+  });
 }
 
 /**
@@ -216,25 +204,44 @@ export async function releaseRunLock(
   runId: string,
   completedAt: string,
 ): Promise<void> {
+  const released = await updateHeldLock(
+    dynamodb,
+    progressTable,
+    table,
+    runId,
+    'SET lastCompletedRunId = :run, lastCompletedAt = :at REMOVE holderRunId, holderExecutionArn, acquiredAt, expiresAt',
+    { ':at': { S: completedAt } },
+  );
+  if (released) return;
+  const { holder } = await readRunLock(dynamodb, progressTable, table);
+  throw new RunLockedError(
+    `run ${runId} enabled the updater but no longer holds the run lock of table ${table} ` +
+      `(${holder ? `${describeHolder(holder)} took it over` : 'nobody holds it'}); check that run before trusting the index`,
+  );
+}
+
+/** Applies `update` (`:run` is `runId`) to the lock item while `runId` holds it; false when it does not. */
+async function updateHeldLock(
+  dynamodb: DynamoDBClient,
+  progressTable: string,
+  table: string,
+  runId: string,
+  update: string,
+  values: Item,
+): Promise<boolean> {
   try {
     await dynamodb.send(
       new UpdateItemCommand({
         TableName: progressTable,
         Key: runLockKey(table),
-        UpdateExpression:
-          'SET lastCompletedRunId = :run, lastCompletedAt = :at ' +
-          'REMOVE holderRunId, holderExecutionArn, acquiredAt, expiresAt',
+        UpdateExpression: update,
         ConditionExpression: 'holderRunId = :run',
-        ExpressionAttributeValues: { ':run': { S: runId }, ':at': { S: completedAt } },
+        ExpressionAttributeValues: { ':run': { S: runId }, ...values },
       }),
     );
+    return true;
   } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    const { holder } = await readRunLock(dynamodb, progressTable, table);
-    throw new RunLockedError(
-      `run ${runId} enabled the updater but no longer holds the run lock of table ${table} ` +
-        `(${holder ? `${describeHolder(holder)} took it over` : 'nobody holds it'}); check that run before trusting the index`,
-      { cause: error },
-    );
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
   }
 }

@@ -24,6 +24,17 @@ import {
   unacknowledgedNagFindings,
 } from './fixtures';
 
+/** The ARN of the updater's event source mapping, as the template builds it. */
+const updaterMappingArn = {
+  'Fn::Join': [
+    '',
+    Match.arrayWith([
+      ':event-source-mapping:',
+      { Ref: Match.stringLikeRegexp('UpdaterFunctionDynamoDBEventSource') },
+    ]),
+  ],
+};
+
 function logicalId(
   stack: Stack,
   workflow: BackfillWorkflow,
@@ -152,15 +163,7 @@ describe('BackfillWorkflow', () => {
           {
             Effect: 'Allow',
             Action: ['lambda:UpdateEventSourceMapping', 'lambda:GetEventSourceMapping'],
-            Resource: {
-              'Fn::Join': [
-                '',
-                Match.arrayWith([
-                  ':event-source-mapping:',
-                  { Ref: Match.stringLikeRegexp('UpdaterFunctionDynamoDBEventSource') },
-                ]),
-              ],
-            },
+            Resource: updaterMappingArn,
           },
         ]),
       },
@@ -347,15 +350,7 @@ describe('BackfillWorkflow', () => {
           {
             Effect: 'Allow',
             Action: 'lambda:GetEventSourceMapping',
-            Resource: {
-              'Fn::Join': [
-                '',
-                Match.arrayWith([
-                  ':event-source-mapping:',
-                  { Ref: Match.stringLikeRegexp('UpdaterFunctionDynamoDBEventSource') },
-                ]),
-              ],
-            },
+            Resource: updaterMappingArn,
           },
           { Effect: 'Allow', Action: 'cloudwatch:GetMetricStatistics', Resource: '*' },
         ]),
@@ -426,7 +421,7 @@ describe('BackfillWorkflow', () => {
         },
       });
     }
-    template.resourceCountIs('AWS::Logs::LogGroup', 5);
+    template.resourceCountIs('AWS::Logs::LogGroup', 6);
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 
@@ -541,6 +536,15 @@ describe('BackfillWorkflow props', () => {
     );
   });
 
+  it('rejects a default maxConcurrency above the worker concurrency, which every start would be refused for', () => {
+    expect(build({ maxConcurrency: 20, workerMaxConcurrency: 10 })).toThrow(
+      'maxConcurrency (20) must be at most workerMaxConcurrency (10)',
+    );
+    expect(build({ maxConcurrency: 2_000 })).toThrow(
+      'maxConcurrency (2000) must be at most workerMaxConcurrency (1000)',
+    );
+  });
+
   it.each([0, 1.5, 10_001])('rejects maxConcurrency %s', (maxConcurrency) => {
     expect(build({ maxConcurrency })).toThrow(
       `maxConcurrency must be a whole number from 1 to 10000 (got ${maxConcurrency})`,
@@ -604,7 +608,8 @@ describe('BackfillWorkflow props', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ DDB2OS_TARGET_SEGMENT_BYTES: String(64 * 1024 * 1024) }) },
     });
-    // Plan prepares and summarize restores the routed indices too: all four functions read the mapping.
+    // Plan prepares and summarize restores the routed indices too, and run-lock explains them when it
+    // refuses an index: all five functions read the mapping.
     const withMapping = template.findResources('AWS::Lambda::Function', {
       Properties: {
         Environment: {
@@ -614,7 +619,7 @@ describe('BackfillWorkflow props', () => {
         },
       },
     });
-    expect(Object.keys(withMapping)).toHaveLength(4);
+    expect(Object.keys(withMapping)).toHaveLength(5);
   });
 });
 
@@ -716,7 +721,7 @@ describe('BackfillWorkflow bundling', () => {
     const assembly = app.synth();
     const assets = readdirSync(assembly.directory).filter((name) => name.startsWith('asset.'));
     const bundles = assets.filter((name) => existsSync(join(assembly.directory, name, 'index.mjs')));
-    expect(bundles).toHaveLength(4);
+    expect(bundles).toHaveLength(5);
     for (const bundle of bundles) {
       const code = readFileSync(join(assembly.directory, bundle, 'index.mjs'), 'utf8');
       expect(code).toContain('createRequire');
