@@ -114,7 +114,8 @@ export function describeHolder(holder: RunLock): string {
 
 /**
  * Takes `table`'s lock for `candidate`: when no run holds it, when the
- * candidate itself does (a resumed run), or when the holder is stale. Throws
+ * candidate's own execution does (a retried start), or when the holder is
+ * stale (a local run resumed after it failed finds its own lease ended). Throws
  * RunLockedError naming the live holder otherwise. Returns the stale holder
  * it took over, if any.
  */
@@ -128,7 +129,10 @@ export async function acquireRunLock(
   // Each lost race means another start changed the item; three in a row is a storm worth reporting.
   for (let attempt = 0; attempt < 3; attempt++) {
     const { holder } = await readRunLock(dynamodb, progressTable, table);
-    if (holder && holder.runId !== candidate.runId && (await isLive(holder))) {
+    // The same run may take its lock again (a retried start), unless it is leased: then another
+    // process may be resuming that same local run.
+    const other = holder && (holder.runId !== candidate.runId || holder.expiresAt !== undefined);
+    if (holder && other && (await isLive(holder))) {
       throw new RunLockedError(
         `table ${table} is already being backfilled by ${describeHolder(holder)} (it holds the run lock since ` +
           `${holder.acquiredAt}); wait for it to end or stop it before starting another backfill of this table`,

@@ -159,6 +159,21 @@ describe('the run lock, cloud path (DescribeExecution stub)', () => {
     expect(sfn.calls).toEqual([]);
   });
 
+  it('lets an execution take its own lock again (a retried Validate and lock), without asking Step Functions', async () => {
+    // Prepare
+    const table = uniqueName('orders');
+    const sfn = describeExecutionStub({});
+    await startRun(start('run-a'), cloudDeps(table, sfn));
+
+    // Act
+    const again = await startRun(start('run-a'), cloudDeps(table, sfn));
+
+    // Assess
+    expect(again.tookOverFrom).toBeUndefined();
+    expect(sfn.calls).toEqual([]);
+    expect((await readRunLock(dynamodb, progressTable, table)).holder?.runId).toBe('run-a');
+  });
+
   it('refuses to release a lock another run took over, naming that run', async () => {
     // Prepare
     const table = uniqueName('orders');
@@ -224,5 +239,30 @@ describe('the run lock, local leases', () => {
     expect(await renewRunLease(dynamodb, progressTable, table, 'local-a', new Date().toISOString())).toBe(
       false,
     );
+  });
+
+  it('refuses a second process resuming the same local run while the first one holds the lease', async () => {
+    // Prepare
+    const table = uniqueName('orders');
+    await acquireRunLock(
+      dynamodb,
+      progressTable,
+      table,
+      lease('local-a', new Date(Date.now() + 60_000)),
+      isLive,
+    );
+
+    // Act
+    const refused = await acquireRunLock(
+      dynamodb,
+      progressTable,
+      table,
+      lease('local-a', new Date(Date.now() + 60_000)),
+      isLive,
+    ).catch((e: unknown) => e);
+
+    // Assess
+    expect(refused).toBeInstanceOf(RunLockedError);
+    expect((refused as Error).message).toMatch(/is already being backfilled by local run local-a \(/);
   });
 });
