@@ -196,40 +196,25 @@ describe('the run lock, cloud path (DescribeExecution stub)', () => {
 });
 
 describe('the run lock, local leases', () => {
-  const isLive = holderLiveness({});
-  const lease = (runId: string, expiresAt: Date) => ({
-    runId,
-    acquiredAt: new Date().toISOString(),
-    expiresAt: expiresAt.toISOString(),
-  });
+  /** Takes `table`'s lock for the local run `runId` with a lease of a minute. */
+  const takeLease = (table: string, runId: string) =>
+    acquireRunLock(
+      dynamodb,
+      progressTable,
+      table,
+      { runId, acquiredAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 60_000).toISOString() },
+      holderLiveness({}),
+    );
 
   it('refuses a start while a lease lasts, naming the local run, and takes over once it has expired', async () => {
     // Prepare
     const table = uniqueName('orders');
-    await acquireRunLock(
-      dynamodb,
-      progressTable,
-      table,
-      lease('local-a', new Date(Date.now() + 60_000)),
-      isLive,
-    );
+    await takeLease(table, 'local-a');
 
     // Act
-    const refused = await acquireRunLock(
-      dynamodb,
-      progressTable,
-      table,
-      lease('local-b', new Date(Date.now() + 60_000)),
-      isLive,
-    ).catch((e: unknown) => e);
+    const refused = await takeLease(table, 'local-b').catch((e: unknown) => e);
     await renewRunLease(dynamodb, progressTable, table, 'local-a', new Date(Date.now() - 1).toISOString());
-    const taken = await acquireRunLock(
-      dynamodb,
-      progressTable,
-      table,
-      lease('local-b', new Date(Date.now() + 60_000)),
-      isLive,
-    );
+    const taken = await takeLease(table, 'local-b');
 
     // Assess
     expect((refused as Error).message).toMatch(
@@ -244,22 +229,10 @@ describe('the run lock, local leases', () => {
   it('refuses a second process resuming the same local run while the first one holds the lease', async () => {
     // Prepare
     const table = uniqueName('orders');
-    await acquireRunLock(
-      dynamodb,
-      progressTable,
-      table,
-      lease('local-a', new Date(Date.now() + 60_000)),
-      isLive,
-    );
+    await takeLease(table, 'local-a');
 
     // Act
-    const refused = await acquireRunLock(
-      dynamodb,
-      progressTable,
-      table,
-      lease('local-a', new Date(Date.now() + 60_000)),
-      isLive,
-    ).catch((e: unknown) => e);
+    const refused = await takeLease(table, 'local-a').catch((e: unknown) => e);
 
     // Assess
     expect(refused).toBeInstanceOf(RunLockedError);
