@@ -3,6 +3,7 @@
  * on-demand cost, and the time at a given read rate or at an assumed
  * per-segment throughput. Plain arithmetic on DescribeTable's figures.
  */
+import { retentionNeed } from '../pipeline/summarize/retention-clock';
 
 /**
  * Items one segment scans and bulk-creates per second, when no read limit is
@@ -18,7 +19,7 @@ export const DEFAULT_PRICE_PER_MILLION_RRU = 0.125;
 export const DEFAULT_CONCURRENCY = 10;
 
 /** The stack's default retention budget: a backfill that runs longer keeps the updater paused. */
-export const RETENTION_BUDGET_HOURS = 23;
+export const RETENTION_BUDGET_HOURS = 20;
 
 /** Bytes one read request unit covers (eventually consistent reads cost half a unit each). */
 export const READ_UNIT_BYTES = 4_096;
@@ -61,7 +62,7 @@ export interface Estimate {
    * assumed throughput, so the workers or the domain, not the limit, may set the pace.
    */
   readLimitAboveAssumedThroughput: boolean;
-  /** True when the estimate runs past the retention budget (the updater would stay paused). */
+  /** True when the estimate and the updater's drain run past the retention budget (the updater would stay paused). */
   exceedsRetentionBudget: boolean;
   /** The figures the estimate rests on, in words. */
   assumptions: string[];
@@ -141,7 +142,10 @@ export function estimateBackfill(input: EstimateInput): Estimate {
     itemsPerSecond,
     seconds,
     readLimitAboveAssumedThroughput,
-    exceedsRetentionBudget: seconds > RETENTION_BUDGET_HOURS * 3600,
+    // The guard's rule (retention-clock.ts) for a run that starts with the updater up to date.
+    exceedsRetentionBudget:
+      retentionNeed(new Date(0).toISOString(), new Date(seconds * 1000)).retentionHours >
+      RETENTION_BUDGET_HOURS,
     assumptions,
   };
 }

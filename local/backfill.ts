@@ -18,12 +18,15 @@ import type { IndexDefinition } from '../pipeline/index/index-definition';
 import { restoreIndexAfterBackfill } from '../pipeline/index/index-settings';
 import { checkMappingForTable, type MappingConfig } from '../pipeline/mapping/mapping';
 import { planBackfill, targetIndices } from '../pipeline/plan/plan-segments';
+import { startRun } from '../pipeline/plan/start-run';
 import { ensureProgressTable, SegmentCheckpointStore } from '../pipeline/progress/checkpoint';
+import { holderLiveness, releaseRunLock, renewRunLease } from '../pipeline/progress/run-lock';
 import { RunMarkerStore } from '../pipeline/progress/run-markers';
 import { DynamoDBStreamPositionStore } from '../pipeline/progress/stream-positions';
 import { readResyncState } from '../pipeline/resync/resync-state';
 import { type SegmentProgress, scanSegment } from '../pipeline/scan/scan-segment';
 import { prepareSegmentWork } from '../pipeline/scan/segment-message';
+import { retentionNeed } from '../pipeline/summarize/retention-clock';
 import { summarizeRun } from '../pipeline/summarize/summarize-run';
 import { describeSourceTable, requireStream, type SourceTable } from '../pipeline/table/describe';
 import type { KeySchema, SegmentMessage, SegmentResult } from '../pipeline/table/types';
@@ -31,6 +34,13 @@ import { type FollowerBatchInfo, StreamFollower, type StreamFollowerOptions } fr
 import { type RunSummary, runWorkflowLocally, WorkflowAbortedError } from './workflow';
 
 export const DEFAULT_PROGRESS_TABLE = 'ddb2os-progress';
+/**
+ * A local run holds the table's run lock as a lease it renews while it runs:
+ * a process that dies leaves a lock that is stale a minute later, and a run
+ * that fails ends its lease at once.
+ */
+export const LOCAL_LEASE_MS = 60_000;
+const LEASE_RENEWAL_MS = 20_000;
 
 /** What the backfill reports as it goes, for a progress display. */
 export type BackfillEvent =
@@ -71,8 +81,14 @@ export interface LocalBackfillOptions {
    * injection in tests: the local stand-in for a Lambda that crashes.
    */
   beforeSegmentAttempt?: (segment: number, attempt: number) => void | Promise<void>;
-  /** Replaces the retention budget check's clock: hours the run is said to have taken. */
+  /** Replaces the retention guard's clock: hours the oldest change the updater has not applied is said to be old. */
   reportedDurationHours?: number;
+  /**
+   * How far behind the local updater (the stream follower, its `lagSeconds`)
+   * was when this run paused it: the retention clock starts that much before
+   * the run. @default 0
+   */
+  updaterLagSeconds?: number;
 }
 
 export interface LocalBackfillResult {
@@ -120,6 +136,8 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
   let updater: 'Disabled' | 'Enabled' = 'Disabled';
   const attempts = new Map<number, number>();
   const inFlight = new Set<Promise<unknown>>();
+  let lease: NodeJS.Timeout | undefined;
+  let locked = false;
 
   const processSegment = async (message: SegmentMessage): Promise<SegmentResult> => {
     // The interpreter keeps starting Map items after an abort: an interrupted run starts no new work.
@@ -190,6 +208,41 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
       segmentRetryIntervalMs: options.segmentRetryIntervalMs,
       signal: options.signal,
       bindings: {
+        startRun: async (event) => {
+          const started = await startRun(event, {
+            dynamodb,
+            progressTable,
+            table,
+            routeIndices: (mapping.routes ?? []).map((route) => route.index),
+            isLive: holderLiveness({}),
+            leaseUntil: (now) => new Date(now.getTime() + LOCAL_LEASE_MS),
+            // A resumed run's changes have waited since its first start; the follower's lag adds to the run's.
+            oldestUnapplied: async (_everEnabled, runStart) =>
+              new Date(
+                Math.min(
+                  runStart.getTime() - (options.updaterLagSeconds ?? 0) * 1000,
+                  firstStartedAt ? Date.parse(firstStartedAt) : Number.POSITIVE_INFINITY,
+                ),
+              ),
+          });
+          locked = true;
+          lease = setInterval(() => {
+            const until = new Date(Date.now() + LOCAL_LEASE_MS).toISOString();
+            renewRunLease(dynamodb, progressTable, table, runId, until).catch((error: unknown) =>
+              emit({
+                type: 'warning',
+                message: `the run lock's lease was not renewed: ${describeError(error)}`,
+              }),
+            );
+          }, LEASE_RENEWAL_MS);
+          lease.unref();
+          return started;
+        },
+        releaseLock: async (id) => {
+          clearInterval(lease);
+          await releaseRunLock(dynamodb, progressTable, table, id, new Date().toISOString());
+          locked = false;
+        },
         pauseUpdater: async () => {
           updater = 'Disabled';
           emit({ type: 'updater', state: updater });
@@ -223,15 +276,18 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
               : input.startedAt;
           const summary = await summarizeRun({ ...input, startedAt }, { checkpoints });
           await restoreIndexAfterBackfill(opensearch, targetIndices({ ...mapping, index: input.index }));
-          return options.reportedDurationHours === undefined
-            ? summary
-            : { ...summary, durationHours: options.reportedDurationHours };
+          if (options.reportedDurationHours === undefined) return summary;
+          const reported = new Date(Date.now() - options.reportedDurationHours * 3_600_000).toISOString();
+          return { ...summary, ...retentionNeed(reported, new Date()) };
         },
       },
     });
     await markers.complete(table, index, runId);
     return { summary, runId, keySchema: source.keySchema, deadLetterLocation: deadLetters.location };
   } finally {
+    clearInterval(lease);
+    // A failed run keeps the lock, but stale at once: the next start takes it over without waiting.
+    if (locked) await renewRunLease(dynamodb, progressTable, table, runId, new Date().toISOString());
     // An interrupted or failed run: let the segments still working finish their page and save their checkpoint.
     await Promise.allSettled([...inFlight]);
   }

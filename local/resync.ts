@@ -36,6 +36,7 @@ import {
   startResync,
 } from '../pipeline/resync/resync-state';
 import { removeTombstones, TOMBSTONE_MAPPING_PROPERTIES } from '../pipeline/resync/tombstones';
+import { retentionNeed } from '../pipeline/summarize/retention-clock';
 import { describeSourceTable } from '../pipeline/table/describe';
 import {
   createLocalUpdater,
@@ -212,6 +213,7 @@ async function finishedRun(
       fieldConflicts: [],
       durationSeconds: 0,
       durationHours: 0,
+      ...retentionNeed(new Date().toISOString(), new Date()),
     },
   };
 }

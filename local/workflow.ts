@@ -16,7 +16,8 @@ import { DEFINITION_PATH } from '../pipeline/contract/definition';
 import type { WorkflowInput } from '../pipeline/contract/workflow';
 import { BackfillError } from '../pipeline/errors';
 import { type IndexDefinition, indexDefinitionSubstitution } from '../pipeline/index/index-definition';
-import type { SegmentPlan } from '../pipeline/plan/plan-segments';
+import { MAX_CONCURRENCY, type SegmentPlan } from '../pipeline/plan/plan-segments';
+import type { StartRunEvent, StartRunResult } from '../pipeline/plan/start-run';
 import type { RunSummary } from '../pipeline/summarize/summarize-run';
 import type { SegmentMessage, SegmentResult } from '../pipeline/table/types';
 
@@ -43,6 +44,8 @@ export interface SummarizeTaskInput {
   /** The index the plan prepared (the input's, or the deployment's default). */
   index: string;
   retentionBudgetHours: number;
+  /** Where the retention clock starts ("Validate and lock" measured it). */
+  oldestUnappliedAt: string;
 }
 
 /** The execution's output: the run summary that "Summarize" returns. */
@@ -50,9 +53,14 @@ export type { RunSummary };
 
 /** The local code each Task state runs. */
 export interface LocalTaskBindings {
+  /** "Validate and lock": validates the input, takes the run lock, measures the updater's backlog. */
+  startRun(input: StartRunEvent): Promise<StartRunResult>;
+  /** "Release lock", after the updater is enabled. */
+  releaseLock(runId: string): Promise<void>;
   pauseUpdater(): Promise<void>;
   enableUpdater(): Promise<void>;
-  updaterState(): 'Enabled' | 'Disabled';
+  /** The mapping's State as GetEventSourceMapping reports it (Enabled, Disabled, Disabling, …). */
+  updaterState(): string;
   /** DescribeTable's `Table`, as JSON (dates as strings). */
   describeTable(tableName: string): Promise<Record<string, unknown>>;
   planSegments(input: PlanTaskInput): Promise<PlanTaskOutput>;
@@ -67,7 +75,7 @@ export interface LocalWorkflowOptions {
   index: string;
   input?: WorkflowInput;
   /** Deployment defaults the stack would substitute. */
-  defaults?: { maxConcurrency?: number; retentionBudgetHours?: number };
+  defaults?: { maxConcurrency?: number; retentionBudgetHours?: number; workerMaxConcurrency?: number };
   /** The index definition a created index gets (`--index-config`), substituted as the stack does. */
   indexConfig?: IndexDefinition;
   bindings: LocalTaskBindings;
@@ -111,12 +119,15 @@ export async function runWorkflowLocally(options: LocalWorkflowOptions): Promise
     TableName: options.table,
     IndexName: options.index,
     MaxConcurrency: String(options.defaults?.maxConcurrency ?? 4),
-    RetentionBudgetHours: String(options.defaults?.retentionBudgetHours ?? 23),
+    RetentionBudgetHours: String(options.defaults?.retentionBudgetHours ?? 20),
+    // The worker runs in process: any concurrency the Map allows.
+    WorkerMaxConcurrency: String(options.defaults?.workerMaxConcurrency ?? MAX_CONCURRENCY),
     HeartbeatSeconds: '300',
     SegmentTimeoutSeconds: '21600',
     UpdaterMappingUuid: 'local-stream-follower',
     PlanFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ddb2os-local-plan',
     SummarizeFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ddb2os-local-summarize',
+    RunLockFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ddb2os-local-run-lock',
     SegmentQueueUrl: 'local',
     BucketName: 'local',
     IndexConfig: indexDefinitionSubstitution(options.indexConfig),
@@ -130,6 +141,7 @@ export async function runWorkflowLocally(options: LocalWorkflowOptions): Promise
     context: {
       Execution: {
         Name: options.runId,
+        Id: `arn:aws:states:us-east-1:000000000000:execution:ddb2os-local:${options.runId}`,
         Input: (options.input ?? {}) as never,
         StartTime: new Date().toISOString(),
       },
@@ -143,6 +155,11 @@ export async function runWorkflowLocally(options: LocalWorkflowOptions): Promise
         'Process segment from S3 list': options.segmentRetryIntervalMs ?? 1_000,
       },
       taskResourceLocalHandlers: {
+        'Validate and lock': async (input: StartRunEvent) => bindings.startRun(input),
+        'Release lock': async (input: { runId: string }) => {
+          await bindings.releaseLock(input.runId);
+          return {};
+        },
         'Pause updater': async () => {
           await bindings.pauseUpdater();
           return {};
@@ -170,7 +187,7 @@ export async function runWorkflowLocally(options: LocalWorkflowOptions): Promise
   const onAbort = () => execution.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    return (await execution.result) as RunSummary;
+    return (await execution.result) as unknown as RunSummary;
   } catch (error) {
     if (error instanceof ExecutionAbortedError) throw new WorkflowAbortedError();
     if (error instanceof ExecutionError) {

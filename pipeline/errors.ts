@@ -79,3 +79,11 @@ export function describeError(error: unknown): string {
   const cause = error.cause instanceof Error ? error.cause.message : undefined;
   return cause && !error.message.includes(cause) ? `${error.message} (${cause})` : error.message;
 }
+
+/** Another run holds the table's run lock (one backfill per table at a time). Never retried. */
+export class RunLockedError extends BackfillError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RunLockedError';
+  }
+}

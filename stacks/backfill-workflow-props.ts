@@ -77,8 +77,9 @@ export interface BackfillWorkflowProps {
   readonly maxConcurrency?: number;
   /**
    * Most worker Lambdas running at once (the SQS event source's maximum
-   * concurrency). 2 to 1,000. Keep it at least the Map's concurrency, or
-   * segments wait in the queue and their heartbeats time out.
+   * concurrency). 2 to 1,000, and at least maxConcurrency (checked at synth
+   * and at each start): segments beyond it would wait in the queue until their
+   * heartbeats time out.
    * @default - maxConcurrency, at least 2
    */
   readonly workerMaxConcurrency?: number;
@@ -100,9 +101,11 @@ export interface BackfillWorkflowProps {
    */
   readonly segmentTimeout?: Duration;
   /**
-   * The longest a backfill may run and still enable the updater afterwards.
-   * Must be less than the stream's 24-hour retention, with room to spare,
-   * and less than `updaterMaxRecordAge`.
+   * The oldest a change the updater has not applied may be, plus the time
+   * estimated to drain the backlog, when a backfill ends and would enable the
+   * updater (see pipeline/summarize/retention-clock.ts). Must be less than the
+   * stream's 24-hour retention, with room to spare, and less than
+   * `updaterMaxRecordAge`.
    * @default Duration.hours(20)
    */
   readonly retentionBudget?: Duration;
@@ -185,6 +188,14 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
   requireInteger('maxConcurrency', maxConcurrency, 1, 10_000);
   const workerMaxConcurrency = props.workerMaxConcurrency ?? Math.min(Math.max(maxConcurrency, 2), 1000);
   requireInteger('workerMaxConcurrency', workerMaxConcurrency, 2, 1000);
+  if (maxConcurrency > workerMaxConcurrency) {
+    // The workflow refuses such a maxConcurrency at start ("Validate and lock"): the default must pass.
+    throw new Error(
+      `BackfillWorkflow: maxConcurrency (${maxConcurrency}) must be at most workerMaxConcurrency ` +
+        `(${workerMaxConcurrency}): segments beyond the workers running at once would wait in the queue ` +
+        'without heartbeats until they time out.',
+    );
+  }
 
   const workerTimeout = props.workerTimeout ?? Duration.minutes(15);
   requireDuration('workerTimeout', workerTimeout, Duration.minutes(1), Duration.minutes(15));

@@ -58,6 +58,8 @@ export class BackfillWorkflow extends Construct {
   readonly workerFunction: HandlerFunction;
   readonly updaterFunction: HandlerFunction;
   readonly summarizeFunction: HandlerFunction;
+  /** "Validate and lock" and "Release lock": the input check, the table's run lock and the retention clock. */
+  readonly runLockFunction: HandlerFunction;
   /** UUID of the updater's event source mapping, which the workflow pauses and enables. */
   readonly updaterMappingId: string;
   /** The functions that call OpenSearch, with their methods: allow exactly these in the domain's access policy. */
@@ -206,8 +208,25 @@ export class BackfillWorkflow extends Construct {
     });
     this.updaterFunction.addEventSource(updaterSource);
     this.updaterMappingId = updaterSource.eventSourceMappingId;
+    this.runLockFunction = new HandlerFunction(this, 'RunLockFunction', {
+      handlerName: 'run-lock',
+      description:
+        "ddb2os: validates a backfill's input, holds the table's run lock, measures the updater's backlog",
+      timeout: Duration.minutes(1),
+      memorySize: 512,
+      logRemovalPolicy: removalPolicy,
+      environment: {
+        [ENV.TABLE_NAME]: table.tableName,
+        [ENV.INDEX_NAME]: props.index,
+        ...(mapping ? { [ENV.MAPPING]: JSON.stringify(mapping) } : {}),
+        [ENV.PROGRESS_TABLE]: this.progressTable.tableName,
+        [ENV.UPDATER_MAPPING_UUID]: this.updaterMappingId,
+        [ENV.UPDATER_FUNCTION_NAME]: this.updaterFunction.functionName,
+      },
+    });
 
     this.grantHandlers(props, settings.domainArn);
+    this.grantRunLock(stateMachineName, updaterSource.eventSourceMappingArn);
 
     const stateMachineLogs = new LogGroup(this, 'StateMachineLogs', {
       retention: RetentionDays.ONE_MONTH,
@@ -227,6 +246,8 @@ export class BackfillWorkflow extends Construct {
         TableName: table.tableName,
         PlanFunctionArn: this.planFunction.functionArn,
         SummarizeFunctionArn: this.summarizeFunction.functionArn,
+        RunLockFunctionArn: this.runLockFunction.functionArn,
+        WorkerMaxConcurrency: String(settings.workerMaxConcurrency),
         SegmentQueueUrl: this.segmentQueue.queueUrl,
         BucketName: this.bucket.bucketName,
         IndexConfig: indexDefinitionSubstitution(settings.indexConfig),
@@ -284,6 +305,29 @@ export class BackfillWorkflow extends Construct {
     this.progressTable.grant(this.summarizeFunction, 'dynamodb:Query');
   }
 
+  private grantRunLock(stateMachineName: string, updaterMappingArn: string): void {
+    // The lock item: read it (consistently) and write it conditionally.
+    this.progressTable.grant(this.runLockFunction, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    const statements = [
+      // Is the lock's holder still RUNNING? Only this state machine's executions hold it.
+      new PolicyStatement({
+        actions: ['states:DescribeExecution'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'states',
+            resource: 'execution',
+            resourceName: `${stateMachineName}:*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+      new PolicyStatement({ actions: ['lambda:GetEventSourceMapping'], resources: [updaterMappingArn] }),
+      // The updater's IteratorAge; CloudWatch metric reads support no resource-level permissions.
+      new PolicyStatement({ actions: ['cloudwatch:GetMetricStatistics'], resources: ['*'] }),
+    ];
+    for (const statement of statements) this.runLockFunction.addToRolePolicy(statement);
+  }
+
   private grantStateMachine(table: ITable, stateMachineName: string, updaterMappingArn: string): void {
     const stack = Stack.of(this);
     const statements = [
@@ -295,7 +339,11 @@ export class BackfillWorkflow extends Construct {
       new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.segmentQueue.queueArn] }),
       new PolicyStatement({
         actions: ['lambda:InvokeFunction'],
-        resources: [this.planFunction.functionArn, this.summarizeFunction.functionArn],
+        resources: [
+          this.planFunction.functionArn,
+          this.summarizeFunction.functionArn,
+          this.runLockFunction.functionArn,
+        ],
       }),
       // A Distributed Map runs its items as child executions of this state machine.
       new PolicyStatement({

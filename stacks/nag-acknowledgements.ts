@@ -26,6 +26,7 @@ export function acknowledgeWorkflowFindings(
     workflow.workerFunction,
     workflow.updaterFunction,
     workflow.summarizeFunction,
+    workflow.runLockFunction,
   ];
   for (const fn of functions) {
     acknowledge(
@@ -37,7 +38,7 @@ export function acknowledgeWorkflowFindings(
     acknowledge(
       fn,
       ['Serverless-LambdaDLQ'],
-      'No function is invoked asynchronously: plan and summarize are invoked synchronously by Step ' +
+      'No function is invoked asynchronously: plan, summarize and run-lock are invoked synchronously by Step ' +
         'Functions, the worker by an SQS event source (its queue has a dead-letter queue), the updater ' +
         'by a stream event source (with an on-failure destination).',
     );
@@ -51,9 +52,28 @@ export function acknowledgeWorkflowFindings(
           : '') +
         (fn === workflow.updaterFunction
           ? ' dynamodb:ListStreams (granted by the stream event source) supports no resource-level permissions.'
+          : '') +
+        (fn === workflow.runLockFunction
+          ? " cloudwatch:GetMetricStatistics (the updater's IteratorAge) supports no resource-level permissions."
           : ''),
     );
   }
+  acknowledge(
+    workflow.runLockFunction.role as Role,
+    [
+      wildcardResourceFinding(
+        workflow,
+        Stack.of(workflow).formatArn({
+          service: 'states',
+          resource: 'execution',
+          resourceName: `${stateMachineName}:*`,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ),
+    ],
+    'execution:<name>:*: the run lock names the execution that holds it, which gets a name at start; ' +
+      'DescribeExecution only, to tell whether it still runs.',
+  );
   const opensearchIndexes = wildcardResourceFinding(workflow, `${domainArn}/*`);
   const deadLetters = wildcardResourceFinding(
     workflow,

@@ -67,6 +67,7 @@ const SUMMARY_LABELS: Record<string, string> = {
   skipped: 'items skipped',
   retried: 'bulk retries',
   durationSeconds: 'duration',
+  oldestUnappliedAt: 'oldest change the updater had not applied',
 };
 
 /** The execution output (the run summary) as aligned `label  value` lines. */

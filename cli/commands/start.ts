@@ -161,8 +161,9 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
 
 /**
  * `--input`: a JSON object that the workflow's planner accepts, or a UsageError
- * that says what is wrong with it. Checked here because the workflow would
- * refuse it only at "Plan segments", after pausing the updater.
+ * that says what is wrong with it. Checked here too, so that a typo is a usage
+ * error before any execution starts ("Validate and lock" checks it again,
+ * with the deployment's limits).
  */
 export function parseInput(raw: string | undefined): Record<string, unknown> {
   if (raw === undefined) return {};

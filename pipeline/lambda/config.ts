@@ -1,7 +1,7 @@
 /**
- * The four Lambdas' settings, read once per execution environment from the
+ * The Lambdas' settings, read once per execution environment from the
  * variables named in pipeline/contract/env.ts (the stack sets them). One
- * reader for all four: a missing or malformed variable fails fast with a
+ * reader for all: a missing or malformed variable fails fast with a
  * ConfigurationError that names it.
  */
 import { ENV } from '../contract/env';
@@ -41,6 +41,19 @@ export interface PlanConfig extends SinkConfig {
 
 export interface SummarizeConfig extends SinkConfig {
   progressTable: string;
+  dynamodbEndpoint?: string;
+}
+
+/** The run-lock function's settings ("Validate and lock", "Release lock"). */
+export interface RunLockConfig {
+  table: string;
+  /** The updater's default index (routes come from the mapping). */
+  index: string;
+  progressTable: string;
+  updaterMappingUuid: string;
+  updaterFunctionName: string;
+  /** DDB2OS_MAPPING as given (JSON), if set: its routes explain a refused index. */
+  mapping?: string;
   dynamodbEndpoint?: string;
 }
 
@@ -104,6 +117,20 @@ export function readUpdaterConfig(env: Env = process.env): UpdaterConfig {
     dynamodbEndpoint: read.optional(ENV.DYNAMODB_ENDPOINT),
     bulkMaxBytes: read.positive(ENV.BULK_MAX_BYTES),
     bulkMaxDocs: read.positive(ENV.BULK_MAX_DOCS),
+  };
+}
+
+/** The run-lock function's settings; throws ConfigurationError naming the first missing variable. */
+export function readRunLockConfig(env: Env = process.env): RunLockConfig {
+  const read = reader(env);
+  return {
+    table: read.required(ENV.TABLE_NAME),
+    index: read.required(ENV.INDEX_NAME),
+    progressTable: read.required(ENV.PROGRESS_TABLE),
+    updaterMappingUuid: read.required(ENV.UPDATER_MAPPING_UUID),
+    updaterFunctionName: read.required(ENV.UPDATER_FUNCTION_NAME),
+    mapping: read.optional(ENV.MAPPING),
+    dynamodbEndpoint: read.optional(ENV.DYNAMODB_ENDPOINT),
   };
 }
 

@@ -11,6 +11,7 @@ import { addFieldConflicts, conflictFix, type FieldConflictCount } from '../bulk
 import { BackfillError, ConfigurationError } from '../errors';
 import type { SegmentCheckpointStore } from '../progress/checkpoint';
 import { addCounts, emptyCounts } from '../table/types';
+import { type RetentionNeed, retentionNeed } from './retention-clock';
 
 /** A type literal (not an interface) so that it also fits `Record<string, unknown>`-shaped types. */
 export type RunSummary = {
@@ -32,9 +33,9 @@ export type RunSummary = {
   fieldConflicts: (FieldConflictCount & { fix: string })[];
   /** From the plan's startedAt to now. */
   durationSeconds: number;
-  /** The same in hours, for the workflow's retention budget check. */
+  /** The same in hours. */
   durationHours: number;
-};
+} & RetentionNeed;
 
 /** What summarizeRun needs; the workflow passes it flat, or as `{ config, plan }`. */
 export interface SummarizeRequest {
@@ -43,6 +44,8 @@ export interface SummarizeRequest {
   startedAt: string;
   /** The index the plan used (to restore its settings), when the input carries it. */
   index?: string;
+  /** Where the retention clock starts ("Validate and lock"); startedAt when absent. */
+  oldestUnappliedAt?: string;
 }
 
 /**
@@ -82,9 +85,19 @@ export function readSummarizeInput(raw: unknown): SummarizeRequest {
     }
   }
   const index = outer.index ?? plan.index ?? config.index;
+  const oldestUnappliedAt = outer.oldestUnappliedAt;
+  if (
+    oldestUnappliedAt !== undefined &&
+    (typeof oldestUnappliedAt !== 'string' || Number.isNaN(Date.parse(oldestUnappliedAt)))
+  ) {
+    throw new ConfigurationError(
+      `the summarize input's oldestUnappliedAt must be an ISO date, not ${JSON.stringify(oldestUnappliedAt)}`,
+    );
+  }
   return {
     runId,
     startedAt,
+    ...(oldestUnappliedAt !== undefined ? { oldestUnappliedAt } : {}),
     ...(typeof totalSegments === 'number' ? { totalSegments } : {}),
     ...(typeof index === 'string' && index !== '' ? { index } : {}),
   };
@@ -122,7 +135,8 @@ export async function summarizeRun(
         'have no completed checkpoint, so the backfill is not complete',
     );
   }
-  const now = (deps.now?.() ?? new Date()).getTime();
+  const nowDate = deps.now?.() ?? new Date();
+  const now = nowDate.getTime();
   const durationSeconds = Math.max(0, Math.round((now - Date.parse(request.startedAt)) / 1000));
   return {
     runId: request.runId,
@@ -132,5 +146,10 @@ export async function summarizeRun(
     fieldConflicts: fieldConflicts.map((conflict) => ({ ...conflict, fix: conflictFix(conflict) })),
     durationSeconds,
     durationHours: Math.round((durationSeconds / 3600) * 10_000) / 10_000,
+    ...retentionNeed(earliest(request.oldestUnappliedAt, request.startedAt), nowDate),
   };
+}
+
+function earliest(first: string | undefined, second: string): string {
+  return first !== undefined && Date.parse(first) < Date.parse(second) ? first : second;
 }

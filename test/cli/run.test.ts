@@ -1,5 +1,7 @@
 import { DeleteItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
+import { ensureProgressTable } from '../../pipeline/progress/checkpoint';
+import { acquireRunLock } from '../../pipeline/progress/run-lock';
 import type { Item } from '../../pipeline/table/types';
 import { indexCount, seedItems } from '../support/backfill-fixtures';
 import { dynamodbEndpoint, localRunArgs, opensearchUrl, useEngines } from '../support/engines';
@@ -100,6 +102,36 @@ describe('ddb2os run', () => {
     expect(resumed.stderr).toMatch(/resuming run /);
     expect(lastJsonLine(resumed.stdout)).toMatchObject({ scanned: 3_000, created: 3_000, alreadyPresent: 0 });
     expect(await indexCount(opensearch, index)).toBe(3_000);
+  });
+
+  it('says in one line which run holds the table while another backfill of it runs, exit 1, nothing read', async () => {
+    // Prepare: a local run of the same table holds the run lock, its lease still running.
+    const { table, index, args } = await fixture(20);
+    await ensureProgressTable(dynamodb, progressTable);
+    const now = new Date();
+    await acquireRunLock(
+      dynamodb,
+      progressTable,
+      table,
+      {
+        runId: 'other-run',
+        acquiredAt: now.toISOString(),
+        expiresAt: new Date(now.getTime() + 60_000).toISOString(),
+      },
+      async () => true,
+    );
+
+    // Act
+    const result = await runCli([...args, '--segments', '1']);
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `ddb2os: backfill of ${table} stopped before any item was read: table ${table} is already being backfilled ` +
+        `by local run other-run (it holds the run lock since ${now.toISOString()}); wait for it to end or stop it ` +
+        'before starting another backfill of this table\n',
+    );
+    expect((await opensearch.indices.exists({ index })).body).toBe(false);
   });
 
   it('says in one line that a table does not exist, exit 1', async () => {

@@ -15,9 +15,11 @@ import {
 } from '../../local/backfill';
 import { loadItems } from '../../local/load-items';
 import { WorkflowFailedError } from '../../local/workflow';
+import type { WorkflowInput } from '../../pipeline/contract/workflow';
 import { ConfigurationError, SinkUnavailableError } from '../../pipeline/errors';
 import type { MappingConfig } from '../../pipeline/mapping/mapping';
-import { SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
+import { ensureProgressTable, SegmentCheckpointStore } from '../../pipeline/progress/checkpoint';
+import { acquireRunLock, readRunLock } from '../../pipeline/progress/run-lock';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import { indexMatchesTable, verifyIndex } from '../../pipeline/verify/verify';
 import { createTable, uniqueName, useEngines } from '../support/engines';
@@ -204,25 +206,120 @@ describe('the backfill workflow, run locally from the same definition file', () 
     });
   });
 
-  it('writes to the index the input names, the one the plan prepared, and leaves the default index alone', async () => {
+  it("refuses an index other than the updater's before pausing it, and backfills the updater's own", async () => {
     // Prepare
     const { table, index, mapping } = await fixture(120);
     const override = uniqueName('backfill-override');
     engines.deleteIndexAfter(override);
+    const events: BackfillEvent[] = [];
 
     // Act
+    const error = await backfill(
+      { table, index, mapping },
+      { restart: true, input: { index: override, totalSegments: 2 }, onEvent: (event) => events.push(event) },
+    ).catch((e: unknown) => e);
     const { summary } = await backfill(
       { table, index, mapping },
-      { restart: true, input: { index: override, totalSegments: 2 } },
+      { restart: true, input: { index, totalSegments: 2 } },
     );
 
     // Assess
+    expect((error as WorkflowFailedError).error).toBe('ConfigurationError');
+    expect((error as WorkflowFailedError).causeText).toBe(
+      `index "${override}" is not the index the stream updater writes to ("${index}"), so the backfill would fill ` +
+        'one index while the updater keeps the other: leave index out of the input (index changes go through a resync, coming)',
+    );
+    expect(events.filter((event) => event.type === 'updater')).toEqual([]);
+    expect((await opensearch.indices.exists({ index: override })).body).toBe(false);
     expect(summary).toMatchObject({ scanned: 120, created: 120, failed: 0 });
-    expect(await count(opensearch, override)).toBe(120);
-    expect((await opensearch.indices.exists({ index })).body).toBe(false);
-    const settings = await opensearch.indices.getSettings({ index: override });
-    // The bulk-load settings the plan gave the override index are put back at the end.
-    expect(settings.body[override]?.settings?.index?.refresh_interval).not.toBe('-1');
+    expect(await count(opensearch, index)).toBe(120);
+  });
+
+  it('checks the whole input before it pauses the updater: a typo fails the run naming the field, with the updater and the lock untouched', async () => {
+    // Prepare
+    const { table, index, mapping } = await fixture(20);
+    const events: BackfillEvent[] = [];
+
+    // Act
+    const error = await backfill(
+      { table, index, mapping },
+      {
+        restart: true,
+        input: { totalSegments: 2, maxConcurency: 2 } as WorkflowInput,
+        onEvent: (event) => events.push(event),
+      },
+    ).catch((e: unknown) => e);
+
+    // Assess
+    expect((error as WorkflowFailedError).error).toBe('ConfigurationError');
+    expect((error as WorkflowFailedError).causeText).toMatch(
+      /^the workflow input field maxConcurency is not known \(known: totalSegments, maxConcurrency, /,
+    );
+    expect(events.filter((event) => event.type === 'updater' || event.type === 'plan')).toEqual([]);
+    expect(await readRunLock(dynamodb, progressTable, table)).toEqual({});
+  });
+
+  it('lets one of two runs of a table started at once backfill; the other fails naming the running local run and never pauses the updater', async () => {
+    // Prepare
+    const { table, index, mapping } = await fixture(300);
+    const events = { first: [] as BackfillEvent[], second: [] as BackfillEvent[] };
+    const run = (name: 'first' | 'second') =>
+      backfill(
+        { table, index, mapping },
+        {
+          runId: uniqueName(name),
+          input: { totalSegments: 2 },
+          onEvent: (event) => events[name].push(event),
+        },
+      );
+
+    // Act
+    const outcomes = await Promise.allSettled([run('first'), run('second')]);
+
+    // Assess
+    const winner = outcomes.findIndex((outcome) => outcome.status === 'fulfilled');
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+    const won = outcomes[winner] as PromiseFulfilledResult<Awaited<ReturnType<typeof run>>>;
+    const lost = outcomes[1 - winner] as PromiseRejectedResult;
+    expect(won.value.summary).toMatchObject({ scanned: 300, created: 300 });
+    expect((lost.reason as WorkflowFailedError).error).toBe('RunLockedError');
+    expect((lost.reason as WorkflowFailedError).causeText).toMatch(
+      new RegExp(
+        `^table ${table} is already being backfilled by local run ${won.value.runId} \\(it holds the run lock since [^)]+\\); wait for it to end or stop it before starting another backfill of this table$`,
+      ),
+    );
+    const loserEvents = winner === 0 ? events.second : events.first;
+    expect(loserEvents.filter((event) => event.type === 'updater')).toEqual([]);
+    expect(await readRunLock(dynamodb, progressTable, table)).toEqual({
+      lastCompleted: { runId: won.value.runId, at: expect.any(String) },
+    });
+  });
+
+  it('takes over the lock of a local run whose lease expired, and after success releases it and records itself as the last completed run', async () => {
+    // Prepare: a run that died holding the lock a minute ago.
+    const { table, index, mapping } = await fixture(50);
+    await ensureProgressTable(dynamodb, progressTable);
+    const expired = new Date(Date.now() - 60_000).toISOString();
+    await acquireRunLock(
+      dynamodb,
+      progressTable,
+      table,
+      { runId: 'crashed-run', acquiredAt: expired, expiresAt: expired },
+      async () => false,
+    );
+    const before = Date.now();
+
+    // Act
+    const { summary, runId } = await backfill(
+      { table, index, mapping },
+      { restart: true, input: { totalSegments: 1 } },
+    );
+
+    // Assess
+    expect(summary).toMatchObject({ scanned: 50, created: 50 });
+    const lock = await readRunLock(dynamodb, progressTable, table);
+    expect(lock).toEqual({ lastCompleted: { runId, at: expect.any(String) } });
+    expect(Date.parse(lock.lastCompleted?.at ?? '')).toBeGreaterThanOrEqual(before);
   });
 
   it('does not retry a segment whose message is invalid (ConfigurationError)', async () => {
@@ -246,7 +343,7 @@ describe('the backfill workflow, run locally from the same definition file', () 
     expect(attempts).toEqual([1]);
   });
 
-  it('refuses to enable the updater after a backfill that ran past the retention budget', async () => {
+  it('refuses to enable the updater when the oldest unapplied change and its drain exceed the retention budget', async () => {
     const { table, index, mapping } = await fixture(100);
     const events: BackfillEvent[] = [];
 
@@ -262,10 +359,52 @@ describe('the backfill workflow, run locally from the same definition file', () 
 
     expect(error).toBeInstanceOf(WorkflowFailedError);
     expect((error as WorkflowFailedError).error).toBe('RetentionBudgetExceededError');
-    expect((error as WorkflowFailedError).causeText).toMatch(
-      /took 30 hours, more than the retention budget of 23 hours, so the stream updater stays paused/,
+    expect((error as WorkflowFailedError).causeText).toBe(
+      'The stream updater stays paused: the oldest change it has not applied is 30 hours old and draining needs ' +
+        'about 3.25 hours more, beyond the retention budget of 23 hours, so changes could leave the stream (it keeps ' +
+        'them 24 hours) before the updater applies them; delete the index, then start a new execution with a higher ' +
+        'maxConcurrency or totalSegments so that it finishes within the budget, and that execution enables the ' +
+        'updater when it succeeds.',
     );
     expect(events.some((event) => event.type === 'updater' && event.state === 'Enabled')).toBe(false);
+  });
+
+  it("starts the retention clock where the updater lagged when paused, not at the run's start; a failed run keeps the lock, stale at once", async () => {
+    // Prepare: the updater was 19 hours behind; 19 h + 0.25 h + 1.9 h of drain > the 20-hour default budget.
+    const { table, index, mapping } = await fixture(40);
+    const events: BackfillEvent[] = [];
+
+    // Act
+    const error = await backfill(
+      { table, index, mapping },
+      {
+        restart: true,
+        input: { totalSegments: 1 },
+        updaterLagSeconds: 19 * 3600,
+        onEvent: (event) => events.push(event),
+      },
+    ).catch((e: unknown) => e);
+    const lock = await readRunLock(dynamodb, progressTable, table);
+    // 17 h behind: 17 + 0.25 + 1.7 = 18.95 h fits the budget; this run takes the failed run's lock over.
+    const rerun = await backfill(
+      { table, index, mapping },
+      { restart: true, input: { totalSegments: 1 }, updaterLagSeconds: 17 * 3600 },
+    );
+
+    // Assess
+    expect((error as WorkflowFailedError).error).toBe('RetentionBudgetExceededError');
+    expect((error as WorkflowFailedError).causeText).toMatch(
+      /^The stream updater stays paused: the oldest change it has not applied is 19(\.\d+)? hours old and draining needs about 2\.15\d* hours more, beyond the retention budget of 20 hours/,
+    );
+    expect(events.filter((event) => event.type === 'updater').map((event) => event.state)).toEqual([
+      'Disabled',
+    ]);
+    expect(lock.holder?.runId).toBeDefined();
+    expect(Date.parse(lock.holder?.expiresAt ?? '')).toBeLessThanOrEqual(Date.now());
+    expect(rerun.summary).toMatchObject({ scanned: 40, alreadyPresent: 40 });
+    expect(await readRunLock(dynamodb, progressTable, table)).toEqual({
+      lastCompleted: { runId: rerun.runId, at: expect.any(String) },
+    });
   });
 
   it('names a table that does not exist, and one without a stream', async () => {

@@ -9,6 +9,7 @@ import { DEFINITION_PATH } from '../../pipeline/contract/definition';
 import { indexDefinitionFromPlanInput } from '../../pipeline/index/index-definition';
 import {
   readPlanConfig,
+  readRunLockConfig,
   readSummarizeConfig,
   readUpdaterConfig,
   readWorkerConfig,
@@ -22,6 +23,17 @@ import {
   testApp,
   unacknowledgedNagFindings,
 } from './fixtures';
+
+/** The ARN of the updater's event source mapping, as the template builds it. */
+const updaterMappingArn = {
+  'Fn::Join': [
+    '',
+    Match.arrayWith([
+      ':event-source-mapping:',
+      { Ref: Match.stringLikeRegexp('UpdaterFunctionDynamoDBEventSource') },
+    ]),
+  ],
+};
 
 function logicalId(
   stack: Stack,
@@ -135,6 +147,7 @@ describe('BackfillWorkflow', () => {
         IndexName: 'orders',
         MaxConcurrency: '10',
         RetentionBudgetHours: '20',
+        WorkerMaxConcurrency: '10',
         HeartbeatSeconds: '300',
         SegmentTimeoutSeconds: '21600',
         TableName: 'orders',
@@ -151,22 +164,14 @@ describe('BackfillWorkflow', () => {
           {
             Effect: 'Allow',
             Action: ['lambda:UpdateEventSourceMapping', 'lambda:GetEventSourceMapping'],
-            Resource: {
-              'Fn::Join': [
-                '',
-                Match.arrayWith([
-                  ':event-source-mapping:',
-                  { Ref: Match.stringLikeRegexp('UpdaterFunctionDynamoDBEventSource') },
-                ]),
-              ],
-            },
+            Resource: updaterMappingArn,
           },
         ]),
       },
     });
   });
 
-  it('lets the state machine describe the table, send to the segment queue and invoke plan and summarize, nothing wider', () => {
+  it('lets the state machine describe the table, send to the segment queue and invoke plan, summarize and run-lock, nothing wider', () => {
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [ref((w) => w.stateMachine.role as never)],
       PolicyDocument: {
@@ -180,7 +185,11 @@ describe('BackfillWorkflow', () => {
           {
             Effect: 'Allow',
             Action: 'lambda:InvokeFunction',
-            Resource: [arnOf((w) => w.planFunction), arnOf((w) => w.summarizeFunction)],
+            Resource: [
+              arnOf((w) => w.planFunction),
+              arnOf((w) => w.summarizeFunction),
+              arnOf((w) => w.runLockFunction),
+            ],
           },
         ]),
       },
@@ -319,6 +328,35 @@ describe('BackfillWorkflow', () => {
       endpoint: DOMAIN_ENDPOINT,
       signing: 'es',
     });
+    expect(readRunLockConfig(environment((w) => w.runLockFunction))).toMatchObject({
+      table: 'orders',
+      index: 'orders',
+    });
+  });
+
+  it("lets the run-lock function take the lock item, ask whether its holder still runs, and read the updater's state and iterator age", () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref((w) => w.runLockFunction.role as never)],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+            Resource: [arnOf((w) => w.progressTable)],
+          }),
+          {
+            Effect: 'Allow',
+            Action: 'states:DescribeExecution',
+            Resource: { 'Fn::Join': ['', Match.arrayWith([':execution:ddb2os-test-backfill:*'])] },
+          },
+          {
+            Effect: 'Allow',
+            Action: 'lambda:GetEventSourceMapping',
+            Resource: updaterMappingArn,
+          },
+          { Effect: 'Allow', Action: 'cloudwatch:GetMetricStatistics', Resource: '*' },
+        ]),
+      },
+    });
   });
 
   it('keeps checkpoints in an on-demand progress table keyed by runId and segment, with point-in-time recovery', () => {
@@ -369,7 +407,7 @@ describe('BackfillWorkflow', () => {
 
   it('runs every function on Node.js 22, ARM64, with active tracing, JSON logs at INFO (no DEBUG reasons) and source maps', () => {
     const functions = template.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(4);
+    expect(Object.keys(functions)).toHaveLength(5);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
@@ -384,7 +422,7 @@ describe('BackfillWorkflow', () => {
         },
       });
     }
-    template.resourceCountIs('AWS::Logs::LogGroup', 5);
+    template.resourceCountIs('AWS::Logs::LogGroup', 6);
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 
@@ -499,6 +537,15 @@ describe('BackfillWorkflow props', () => {
     );
   });
 
+  it('rejects a default maxConcurrency above the worker concurrency, which every start would be refused for', () => {
+    expect(build({ maxConcurrency: 20, workerMaxConcurrency: 10 })).toThrow(
+      'maxConcurrency (20) must be at most workerMaxConcurrency (10)',
+    );
+    expect(build({ maxConcurrency: 2_000 })).toThrow(
+      'maxConcurrency (2000) must be at most workerMaxConcurrency (1000)',
+    );
+  });
+
   it.each([0, 1.5, 10_001])('rejects maxConcurrency %s', (maxConcurrency) => {
     expect(build({ maxConcurrency })).toThrow(
       `maxConcurrency must be a whole number from 1 to 10000 (got ${maxConcurrency})`,
@@ -591,7 +638,8 @@ describe('BackfillWorkflow props', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ DDB2OS_TARGET_SEGMENT_BYTES: String(64 * 1024 * 1024) }) },
     });
-    // Plan prepares and summarize restores the routed indices too: all four functions read the mapping.
+    // Plan prepares and summarize restores the routed indices too, and run-lock explains them when it
+    // refuses an index: all five functions read the mapping.
     const withMapping = template.findResources('AWS::Lambda::Function', {
       Properties: {
         Environment: {
@@ -601,7 +649,7 @@ describe('BackfillWorkflow props', () => {
         },
       },
     });
-    expect(Object.keys(withMapping)).toHaveLength(4);
+    expect(Object.keys(withMapping)).toHaveLength(5);
   });
 });
 
@@ -703,7 +751,7 @@ describe('BackfillWorkflow bundling', () => {
     const assembly = app.synth();
     const assets = readdirSync(assembly.directory).filter((name) => name.startsWith('asset.'));
     const bundles = assets.filter((name) => existsSync(join(assembly.directory, name, 'index.mjs')));
-    expect(bundles).toHaveLength(4);
+    expect(bundles).toHaveLength(5);
     for (const bundle of bundles) {
       const code = readFileSync(join(assembly.directory, bundle, 'index.mjs'), 'utf8');
       expect(code).toContain('createRequire');

@@ -43,13 +43,15 @@ const text = readFileSync(DEFINITION_PATH, 'utf8');
 const SUBSTITUTIONS: Record<string, string> = {
   IndexName: 'orders',
   MaxConcurrency: '10',
-  RetentionBudgetHours: '23',
+  RetentionBudgetHours: '20',
+  WorkerMaxConcurrency: '10',
   HeartbeatSeconds: '300',
   SegmentTimeoutSeconds: '21600',
   UpdaterMappingUuid: '14e0db71-5d35-4eb5-b481-8945cf9d10c2',
   TableName: 'orders',
   PlanFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:plan',
   SummarizeFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:summarize',
+  RunLockFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:run-lock',
   SegmentQueueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/segments',
   BucketName: 'ddb2os-bucket',
   IndexConfig: 'null',
@@ -99,6 +101,7 @@ describe('the backfill definition file', () => {
       ]);
     expect(taskNames(states).sort()).toEqual(
       [
+        'Validate and lock',
         'Pause updater',
         'Get updater state',
         'Describe table',
@@ -108,6 +111,7 @@ describe('the backfill definition file', () => {
         'Summarize',
         'Enable updater',
         'Get updater state after enable',
+        'Release lock',
       ].sort(),
     );
   });
@@ -121,11 +125,38 @@ describe('reading the input', () => {
     expect(fields.sort()).toEqual([...WORKFLOW_INPUT_KEYS].sort());
   });
 
-  it('lets the input override the defaults and uses the execution name as runId', () => {
-    const applyDefaults = states['Apply defaults'] as AslState;
-    expect(applyDefaults.Parameters).toMatchObject({
-      'runId.$': '$$.Execution.Name',
-      'config.$': 'States.JsonMerge($.defaults, $.input, false)',
+  it('validates the input against the deployment and takes the run lock before anything else, naming the execution', () => {
+    expect(states['Read input']?.Next).toBe('Validate and lock');
+    expect(states['Validate and lock']).toMatchObject({
+      Resource: SUBSTITUTIONS.RunLockFunctionArn,
+      Parameters: {
+        action: 'start',
+        'runId.$': '$$.Execution.Name',
+        'executionArn.$': '$$.Execution.Id',
+        'input.$': '$.input',
+        'defaults.$': '$.defaults',
+        deployment: {
+          'workerMaxConcurrency.$': "States.StringToJson('10')",
+          index: SUBSTITUTIONS.IndexName,
+        },
+      },
+      ResultPath: '$.start',
+      Next: 'Set up run',
+    });
+    // Only the Lambda service is retried: a bad input or a held lock fails the execution at once.
+    const retried = (states['Validate and lock']?.Retry ?? []).flatMap((retry) => retry.ErrorEquals);
+    expect(retried.every((error) => error.startsWith('Lambda.'))).toBe(true);
+  });
+
+  it('keeps the validated config, the retention clock and the execution name as runId, then pauses the updater', () => {
+    expect(states['Set up run']).toMatchObject({
+      Parameters: {
+        'runId.$': '$$.Execution.Name',
+        'config.$': '$.start.config',
+        'oldestUnappliedAt.$': '$.start.oldestUnappliedAt',
+        waits: { pause: 0, enable: 0 },
+      },
+      Next: 'Pause updater',
     });
   });
 });
@@ -137,18 +168,55 @@ describe('pausing and enabling the updater', () => {
       Parameters: { Uuid: SUBSTITUTIONS.UpdaterMappingUuid, Enabled: false },
     });
     expect(states['Updater paused?']).toMatchObject({
-      Choices: [{ Variable: '$.updater.state', StringEquals: 'Disabled', Next: 'Describe table' }],
+      Choices: [
+        { Variable: '$.updater.state', StringEquals: 'Disabled', Next: 'Describe table' },
+        { Variable: '$.waits.pause', NumericGreaterThanEquals: 60, Next: 'Explain updater not pausing' },
+      ],
       Default: 'Wait for updater to pause',
     });
-    expect(states['Wait for updater to pause']).toMatchObject({ Seconds: 5, Next: 'Get updater state' });
+    expect(states['Wait for updater to pause']).toMatchObject({ Seconds: 5, Next: 'Count pause check' });
+    expect(states['Count pause check']).toMatchObject({
+      Parameters: { 'pause.$': 'States.MathAdd($.waits.pause, 1)', 'enable.$': '$.waits.enable' },
+      ResultPath: '$.waits',
+      Next: 'Get updater state',
+    });
   });
 
-  it('enables, then polls until the mapping is Enabled, before it reports success', () => {
+  it('enables, polls until the mapping is Enabled, then releases the run lock before it reports success', () => {
     expect(states['Enable updater']).toMatchObject({ Parameters: { Enabled: true } });
     expect(states['Updater enabled?']).toMatchObject({
-      Choices: [{ Variable: '$.updater.state', StringEquals: 'Enabled', Next: 'Backfill complete' }],
+      Choices: [
+        { Variable: '$.updater.state', StringEquals: 'Enabled', Next: 'Release lock' },
+        { Variable: '$.waits.enable', NumericGreaterThanEquals: 60, Next: 'Explain updater not enabling' },
+      ],
       Default: 'Wait for updater to enable',
     });
+    expect(states['Count enable check']).toMatchObject({
+      Parameters: { 'pause.$': '$.waits.pause', 'enable.$': 'States.MathAdd($.waits.enable, 1)' },
+      ResultPath: '$.waits',
+    });
+    expect(states['Release lock']).toMatchObject({
+      Resource: SUBSTITUTIONS.RunLockFunctionArn,
+      Parameters: { action: 'release', 'runId.$': '$.runId' },
+      ResultPath: null,
+      Next: 'Backfill complete',
+    });
+  });
+
+  it('gives up waiting after 60 checks with a cause naming the mapping and its last state', () => {
+    for (const [explain, fail] of [
+      ['Explain updater not pausing', 'Updater did not pause'],
+      ['Explain updater not enabling', 'Updater did not enable'],
+    ] as const) {
+      const cause = String(states[explain]?.Parameters?.['cause.$']);
+      expect(cause).toContain(
+        `event source mapping ${SUBSTITUTIONS.UpdaterMappingUuid}) is still {} after 60 checks`,
+      );
+      expect(cause).toMatch(/', \$\.updater\.state\)$/);
+      expect(cause.slice("States.Format('".length, cause.lastIndexOf("',"))).not.toContain("'");
+      expect(states[explain]?.Next).toBe(fail);
+      expect(states[fail]).toEqual({ Type: 'Fail', Error: 'UpdaterStateTimeoutError', CausePath: '$.cause' });
+    }
   });
 });
 
@@ -238,8 +306,8 @@ describe('processing a segment', () => {
     // The paths resolve both in the state input and in the effective input (after Parameters).
     expect(task.HeartbeatSecondsPath).toBe('$.MessageBody.heartbeatSeconds');
     expect(task.TimeoutSecondsPath).toBe('$.MessageBody.segmentTimeoutSeconds');
-    const applyDefaults = states['Apply defaults'] as AslState;
-    expect(applyDefaults.Parameters?.settings).toEqual({
+    const setUp = states['Set up run'] as AslState;
+    expect(setUp.Parameters?.settings).toEqual({
       'heartbeatSeconds.$': "States.StringToJson('300')",
       'segmentTimeoutSeconds.$': "States.StringToJson('21600')",
     });
@@ -264,11 +332,12 @@ describe('processing a segment', () => {
 });
 
 describe('the retention guard', () => {
-  it('fails, leaving the updater paused, when the backfill took longer than the budget', () => {
+  it('fails, leaving the updater paused, when the updater backlog and its drain need more than the budget', () => {
+    expect(states.Summarize?.Parameters).toMatchObject({ 'oldestUnappliedAt.$': '$.oldestUnappliedAt' });
     expect(states['Within retention budget?']).toMatchObject({
       Choices: [
         {
-          Variable: '$.summary.durationHours',
+          Variable: '$.summary.retentionHours',
           NumericGreaterThanPath: '$.config.retentionBudgetHours',
           Next: 'Explain retention budget overrun',
         },
@@ -285,9 +354,11 @@ describe('the retention guard', () => {
   it('explains in the cause what happened and what to do', () => {
     const cause = String((states['Explain retention budget overrun'] as AslState).Parameters?.['cause.$']);
     expect(cause).toMatch(
-      /^States\.Format\('The backfill took \{\} hours, more than the retention budget of \{\} hours/,
+      /^States\.Format\('The stream updater stays paused: the oldest change it has not applied is \{\} hours old and draining needs about \{\} hours more, beyond the retention budget of \{\} hours/,
     );
-    expect(cause).toContain('stays paused');
+    expect(cause).toMatch(
+      /', \$\.summary\.unappliedHours, \$\.summary\.drainMarginHours, \$\.config\.retentionBudgetHours\)$/,
+    );
     expect(cause).toContain('24 hours');
     expect(cause).toContain('start a new execution with a higher maxConcurrency or totalSegments');
     // An apostrophe would end the intrinsic's string literal.
@@ -310,6 +381,7 @@ describe('the result', () => {
         'skipped.$': '$.summary.skipped',
         'retried.$': '$.summary.retried',
         'durationSeconds.$': '$.summary.durationSeconds',
+        'oldestUnappliedAt.$': '$.summary.oldestUnappliedAt',
       },
     });
   });

@@ -63,8 +63,39 @@ describe('summarizeRun', () => {
       fieldConflicts: [],
       durationSeconds: 5_400,
       durationHours: 1.5,
+      // Without a measured backlog the retention clock starts at the plan.
+      oldestUnappliedAt: '2025-06-01T10:00:00.000Z',
+      unappliedHours: 1.5,
+      drainMarginHours: 0.4,
+      retentionHours: 1.9,
     });
     expect(summary.scanned).toBe(summary.created + summary.alreadyPresent + summary.failed + summary.skipped);
+  });
+
+  it('weighs the retention budget from the oldest change the updater had not applied when it was paused', async () => {
+    // Prepare: the updater lagged 4 hours behind when the run paused it at 10:00.
+    const runId = uniqueName('run');
+    await complete(runId, 0, 1, 10);
+
+    // Act
+    const summary = await summarizeRun(
+      {
+        runId,
+        totalSegments: 1,
+        startedAt: '2025-06-01T10:00:00.000Z',
+        oldestUnappliedAt: '2025-06-01T06:00:00.000Z',
+      },
+      { checkpoints, now: () => new Date('2025-06-01T11:00:00.000Z') },
+    );
+
+    // Assess
+    expect(summary).toMatchObject({
+      durationHours: 1,
+      oldestUnappliedAt: '2025-06-01T06:00:00.000Z',
+      unappliedHours: 5,
+      drainMarginHours: 0.75,
+      retentionHours: 5.75,
+    });
   });
 
   it('lists each field whose type did not fit once, with its items over every segment and the fix', async () => {

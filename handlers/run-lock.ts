@@ -1,0 +1,86 @@
+/**
+ * The run-lock Lambda: "Validate and lock" (`action: "start"`) checks the
+ * whole input, takes the table's run lock and measures the updater's
+ * backlog before the workflow pauses it; "Release lock" (`action:
+ * "release"`) gives the lock back once the updater is enabled and records
+ * the run as the last completed one. Output of start: StartRunResult.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Tracer } from '@aws-lambda-powertools/tracer';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import type { Context } from 'aws-lambda';
+import { ConfigurationError } from '../pipeline/errors';
+import { tracedDynamoDb } from '../pipeline/lambda/clients';
+import { coldStart } from '../pipeline/lambda/cold-start';
+import { readRunLockConfig } from '../pipeline/lambda/config';
+import { parseMappingConfig } from '../pipeline/mapping/mapping';
+import { type StartRunEvent, type StartRunResult, startRun } from '../pipeline/plan/start-run';
+import { holderLiveness, releaseRunLock } from '../pipeline/progress/run-lock';
+import { oldestUnappliedAt, readUpdaterPosition } from '../pipeline/summarize/retention-clock';
+
+const logger = new Logger();
+const tracer = new Tracer();
+
+const started = coldStart(async () => {
+  const config = readRunLockConfig();
+  const mapping = parseMappingConfig(config.mapping, { index: config.index });
+  return {
+    config,
+    routeIndices: (mapping.routes ?? []).map((route) => route.index),
+    dynamodb: tracedDynamoDb(tracer, config.dynamodbEndpoint),
+    sfn: tracer.captureAWSv3Client(new SFNClient({})),
+    lambda: tracer.captureAWSv3Client(new LambdaClient({})),
+    cloudwatch: tracer.captureAWSv3Client(new CloudWatchClient({})),
+  };
+});
+
+export type RunLockEvent = ({ action: 'start' } & StartRunEvent) | { action: 'release'; runId: string };
+
+export const handler = async (event: RunLockEvent, context: Context): Promise<StartRunResult | null> => {
+  logger.addContext(context);
+  try {
+    const { config, routeIndices, dynamodb, sfn, lambda, cloudwatch } = await started();
+    if (event.action === 'release') {
+      await releaseRunLock(
+        dynamodb,
+        config.progressTable,
+        config.table,
+        event.runId,
+        new Date().toISOString(),
+      );
+      logger.info('run lock released', { runId: event.runId, table: config.table });
+      return null;
+    }
+    if (event.action !== 'start') {
+      throw new ConfigurationError(
+        `the run-lock function knows the actions start and release, not ${JSON.stringify((event as { action?: unknown }).action)}`,
+      );
+    }
+    const result = await startRun(event, {
+      dynamodb,
+      progressTable: config.progressTable,
+      table: config.table,
+      routeIndices,
+      isLive: holderLiveness({ sfn }),
+      oldestUnapplied: async (everEnabled, runStart) =>
+        oldestUnappliedAt(
+          await readUpdaterPosition({
+            lambda,
+            cloudwatch,
+            mappingUuid: config.updaterMappingUuid,
+            updaterFunctionName: config.updaterFunctionName,
+            everEnabled,
+            now: runStart,
+          }),
+          runStart,
+        ),
+    });
+    logger.info('run validated and locked', { runId: event.runId, ...result });
+    return result;
+  } catch (error) {
+    logger.error('run lock failed', { error: (error as Error).message, name: (error as Error).name });
+    throw error;
+  }
+};
