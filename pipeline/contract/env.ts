@@ -30,6 +30,8 @@ export const ENV = {
   TARGET_SEGMENT_BYTES: 'DDB2OS_TARGET_SEGMENT_BYTES',
   /** Milliseconds of Lambda time kept in reserve: below it the worker hands the segment on. */
   TIME_RESERVE_MS: 'DDB2OS_TIME_RESERVE_MS',
+  /** UUID of the updater's event source mapping (the watchdog and the deploy guard read its state). */
+  UPDATER_MAPPING_UUID: 'DDB2OS_UPDATER_MAPPING_UUID',
   /** Endpoint override for DynamoDB (local runs and tests only). */
   DYNAMODB_ENDPOINT: 'DYNAMODB_ENDPOINT',
   /** Powertools service name. */

@@ -6,7 +6,9 @@
  */
 import type { Tracer } from '@aws-lambda-powertools/tracer';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { loadMappingConfig, type MappingConfig } from '../mapping/mapping';
 
 /** A traced DynamoDB client; `endpoint` only when the configuration names one. */
@@ -22,4 +24,14 @@ export function tracedS3(tracer: Tracer): S3Client {
 /** The mapping of the worker or the updater: its transform hook is the module bundled at synth. */
 export function bundledMapping(config: { mapping?: unknown; index: string }): Promise<MappingConfig> {
   return loadMappingConfig(config.mapping, { index: config.index }, { transformSource: 'bundle' });
+}
+
+/** A traced Lambda control-plane client (event source mappings). */
+export function tracedLambda(tracer: Tracer): LambdaClient {
+  return tracer.captureAWSv3Client(new LambdaClient({}));
+}
+
+/** A traced Step Functions client. */
+export function tracedSfn(tracer: Tracer): SFNClient {
+  return tracer.captureAWSv3Client(new SFNClient({}));
 }

@@ -1,7 +1,7 @@
 /**
- * The four Lambdas' settings, read once per execution environment from the
+ * The Lambdas' settings, read once per execution environment from the
  * variables named in pipeline/contract/env.ts (the stack sets them). One
- * reader for all four: a missing or malformed variable fails fast with a
+ * reader for all: a missing or malformed variable fails fast with a
  * ConfigurationError that names it.
  */
 import { ENV } from '../contract/env';
@@ -51,6 +51,14 @@ export interface UpdaterConfig extends SinkConfig {
   dynamodbEndpoint?: string;
   bulkMaxBytes?: number;
   bulkMaxDocs?: number;
+}
+
+/** The watchdog's and the deploy guard's settings: which mapping, and where the run lock is. */
+export interface WatchdogConfig {
+  table: string;
+  progressTable: string;
+  mappingUuid: string;
+  dynamodbEndpoint?: string;
 }
 
 export const DEFAULT_TIME_RESERVE_MS = 120_000;
@@ -104,6 +112,17 @@ export function readUpdaterConfig(env: Env = process.env): UpdaterConfig {
     dynamodbEndpoint: read.optional(ENV.DYNAMODB_ENDPOINT),
     bulkMaxBytes: read.positive(ENV.BULK_MAX_BYTES),
     bulkMaxDocs: read.positive(ENV.BULK_MAX_DOCS),
+  };
+}
+
+/** The watchdog's (and the deploy guard's) settings; throws ConfigurationError naming the first missing variable. */
+export function readWatchdogConfig(env: Env = process.env): WatchdogConfig {
+  const read = reader(env);
+  return {
+    table: read.required(ENV.TABLE_NAME),
+    progressTable: read.required(ENV.PROGRESS_TABLE),
+    mappingUuid: read.required(ENV.UPDATER_MAPPING_UUID),
+    dynamodbEndpoint: read.optional(ENV.DYNAMODB_ENDPOINT),
   };
 }
 
