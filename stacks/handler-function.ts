@@ -25,7 +25,7 @@ export const SERVICE_NAME = 'ddb2os';
 export const METRICS_NAMESPACE = 'ddb2os';
 
 /** The Lambda handlers of ddb2os, one file each under `handlers/`. */
-export type HandlerName = 'plan' | 'worker' | 'updater' | 'summarize';
+export type HandlerName = 'plan' | 'worker' | 'updater' | 'summarize' | 'watchdog' | 'deploy-guard';
 
 export interface HandlerFunctionProps {
   /** Which file under `handlers/` (exporting `handler`) this function runs. */
