@@ -13,7 +13,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { CloudFormationCustomResourceEvent, Context } from 'aws-lambda';
 import { describeError } from '../pipeline/errors';
-import { tracedDynamoDb, tracedLambda, tracedSfn } from '../pipeline/lambda/clients';
+import { updaterStateDeps } from '../pipeline/lambda/clients';
 import { coldStart } from '../pipeline/lambda/cold-start';
 import { readWatchdogConfig } from '../pipeline/lambda/config';
 import { resumeUpdaterAfterDeploy } from '../pipeline/watchdog/deploy-guard';
@@ -22,17 +22,10 @@ import type { UpdaterStateDeps } from '../pipeline/watchdog/updater-state';
 const logger = new Logger();
 const tracer = new Tracer();
 
-const started = coldStart(async (): Promise<UpdaterStateDeps> => {
-  const config = readWatchdogConfig();
-  return {
-    lambda: tracedLambda(tracer),
-    sfn: tracedSfn(tracer),
-    dynamodb: tracedDynamoDb(tracer, config.dynamodbEndpoint),
-    progressTable: config.progressTable,
-    table: config.table,
-    mappingUuid: config.mappingUuid,
-  };
-});
+/** Clients and names, once per execution environment. */
+const started = coldStart(
+  async (): Promise<UpdaterStateDeps> => updaterStateDeps(tracer, readWatchdogConfig()),
+);
 
 /** The Provider framework's answer: a fixed physical id (an update never replaces it) and what the guard did. */
 export interface DeployGuardResponse {

@@ -12,7 +12,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { Context } from 'aws-lambda';
 import { TABLE_DIMENSION, WATCHDOG_METRICS } from '../pipeline/contract/metrics';
-import { tracedDynamoDb, tracedLambda, tracedSfn } from '../pipeline/lambda/clients';
+import { updaterStateDeps } from '../pipeline/lambda/clients';
 import { coldStart } from '../pipeline/lambda/cold-start';
 import { readWatchdogConfig } from '../pipeline/lambda/config';
 import { readUpdaterState, type UpdaterStateDeps } from '../pipeline/watchdog/updater-state';
@@ -26,14 +26,7 @@ const tracer = new Tracer();
 const started = coldStart(async (): Promise<UpdaterStateDeps> => {
   const config = readWatchdogConfig();
   metrics.setDefaultDimensions({ [TABLE_DIMENSION]: config.table });
-  return {
-    lambda: tracedLambda(tracer),
-    sfn: tracedSfn(tracer),
-    dynamodb: tracedDynamoDb(tracer, config.dynamodbEndpoint),
-    progressTable: config.progressTable,
-    table: config.table,
-    mappingUuid: config.mappingUuid,
-  };
+  return updaterStateDeps(tracer, config);
 });
 
 export const handler = async (_event: unknown, context: Context): Promise<UpdaterVerdict> => {

@@ -10,6 +10,8 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { loadMappingConfig, type MappingConfig } from '../mapping/mapping';
+import type { UpdaterStateDeps } from '../watchdog/updater-state';
+import type { WatchdogConfig } from './config';
 
 /** A traced DynamoDB client; `endpoint` only when the configuration names one. */
 export function tracedDynamoDb(tracer: Tracer, endpoint: string | undefined): DynamoDBClient {
@@ -26,12 +28,14 @@ export function bundledMapping(config: { mapping?: unknown; index: string }): Pr
   return loadMappingConfig(config.mapping, { index: config.index }, { transformSource: 'bundle' });
 }
 
-/** A traced Lambda control-plane client (event source mappings). */
-export function tracedLambda(tracer: Tracer): LambdaClient {
-  return tracer.captureAWSv3Client(new LambdaClient({}));
-}
-
-/** A traced Step Functions client. */
-export function tracedSfn(tracer: Tracer): SFNClient {
-  return tracer.captureAWSv3Client(new SFNClient({}));
+/** The watchdog's and the deploy guard's clients (traced) and names: the mapping, the run lock, the holder's execution. */
+export function updaterStateDeps(tracer: Tracer, config: WatchdogConfig): UpdaterStateDeps {
+  return {
+    lambda: tracer.captureAWSv3Client(new LambdaClient({})),
+    sfn: tracer.captureAWSv3Client(new SFNClient({})),
+    dynamodb: tracedDynamoDb(tracer, config.dynamodbEndpoint),
+    progressTable: config.progressTable,
+    table: config.table,
+    mappingUuid: config.mappingUuid,
+  };
 }

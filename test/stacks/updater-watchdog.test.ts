@@ -2,10 +2,14 @@ import { Duration, type Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { type CfnEventSourceMapping, EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readWatchdogConfig } from '../../pipeline/lambda/config';
 import { BackfillWorkflow, type BackfillWorkflowProps } from '../../stacks/backfill-workflow';
 import { DOMAIN_ARN, DOMAIN_ENDPOINT, stackWithStreamTable, unacknowledgedNagFindings } from './fixtures';
+
+/** An alarm that fires on the first one. */
+const FIRST_ONE = { Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold' };
 
 const TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:ddb2os-alarms';
 
@@ -39,16 +43,17 @@ function guardHash(stack: Stack): string {
   return guard?.Properties.UpdaterMappingPropertiesHash as string;
 }
 
+// One stack with a topic for the tests that only read its template.
+let stack: Stack;
+let workflow: BackfillWorkflow;
+let template: Template;
+
+beforeAll(() => {
+  ({ stack, workflow } = workflowStack());
+  template = Template.fromStack(stack);
+});
+
 describe('BackfillWorkflow updater watchdog', () => {
-  let stack: Stack;
-  let workflow: BackfillWorkflow;
-  let template: Template;
-
-  beforeAll(() => {
-    ({ stack, workflow } = workflowStack());
-    template = Template.fromStack(stack);
-  });
-
   it('runs the watchdog every 5 minutes from an EventBridge rule', () => {
     template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'rate(5 minutes)',
@@ -160,15 +165,6 @@ describe('BackfillWorkflow updater watchdog', () => {
 });
 
 describe('BackfillWorkflow alarms', () => {
-  let stack: Stack;
-  let workflow: BackfillWorkflow;
-  let template: Template;
-
-  beforeAll(() => {
-    ({ stack, workflow } = workflowStack());
-    template = Template.fromStack(stack);
-  });
-
   const alarm = (properties: Record<string, unknown>) =>
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       ...properties,
@@ -176,83 +172,78 @@ describe('BackfillWorkflow alarms', () => {
       OKActions: [TOPIC_ARN],
     });
 
-  it('alarms when the updater is paused outside a backfill, and when the watchdog is silent', () => {
-    alarm({
-      Namespace: 'ddb2os',
-      MetricName: 'UpdaterPausedOutsideBackfill',
-      Dimensions: Match.arrayWith([
-        { Name: 'service', Value: 'ddb2os' },
-        { Name: 'table', Value: 'orders' },
-      ]),
-      Statistic: 'Maximum',
-      Period: 600,
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      EvaluationPeriods: 1,
-      TreatMissingData: 'breaching',
-    });
+  /** A metric of the updater function (AWS/Lambda, FunctionName). */
+  const updaterMetric = (MetricName: string) => ({
+    Namespace: 'AWS/Lambda',
+    MetricName,
+    Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(stack, workflow.updaterFunction) } }],
   });
 
-  it('alarms when the mapping reports a PROBLEM', () => {
-    alarm({
-      MetricName: 'UpdaterProblem',
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      TreatMissingData: 'notBreaching',
-    });
+  // Each alarm: when it fires, its metric, threshold and how it treats missing data.
+  const queueDepth = (queue: (w: BackfillWorkflow) => IQueue) => () => ({
+    MetricName: 'ApproximateNumberOfMessagesVisible',
+    Dimensions: [
+      { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(stack, queue(workflow)), 'QueueName'] } },
+    ],
+    ...FIRST_ONE,
+    TreatMissingData: 'notBreaching',
   });
-
-  it('alarms when the updater is more than an hour behind, counting silence (no traffic, paused) as fine', () => {
-    alarm({
-      Namespace: 'AWS/Lambda',
-      MetricName: 'IteratorAge',
-      Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(stack, workflow.updaterFunction) } }],
-      Statistic: 'Maximum',
-      Threshold: 3_600_000,
-      ComparisonOperator: 'GreaterThanThreshold',
-      EvaluationPeriods: 5,
-      TreatMissingData: 'notBreaching',
-    });
-  });
-
-  it('alarms on the first failed stream batch and the first segment dead letter', () => {
-    for (const queue of [workflow.streamFailureQueue, workflow.segmentDeadLetterQueue]) {
-      alarm({
-        MetricName: 'ApproximateNumberOfMessagesVisible',
-        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(stack, queue), 'QueueName'] } }],
-        Threshold: 1,
-        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+  it.each<[string, () => Record<string, unknown>]>([
+    [
+      'the updater is paused outside a backfill, and when the watchdog is silent',
+      () => ({
+        Namespace: 'ddb2os',
+        MetricName: 'UpdaterPausedOutsideBackfill',
+        Dimensions: Match.arrayWith([
+          { Name: 'service', Value: 'ddb2os' },
+          { Name: 'table', Value: 'orders' },
+        ]),
+        Statistic: 'Maximum',
+        Period: 600,
+        ...FIRST_ONE,
+        EvaluationPeriods: 1,
+        TreatMissingData: 'breaching',
+      }),
+    ],
+    [
+      'the mapping reports a PROBLEM',
+      () => ({ MetricName: 'UpdaterProblem', ...FIRST_ONE, TreatMissingData: 'notBreaching' }),
+    ],
+    [
+      'the updater is more than an hour behind, counting silence (no traffic, paused) as fine',
+      () => ({
+        ...updaterMetric('IteratorAge'),
+        Statistic: 'Maximum',
+        Threshold: 3_600_000,
+        ComparisonOperator: 'GreaterThanThreshold',
+        EvaluationPeriods: 5,
         TreatMissingData: 'notBreaching',
-      });
-    }
-  });
-
-  it('alarms when the updater fails batches in three 5-minute periods in a row', () => {
-    alarm({
-      Namespace: 'AWS/Lambda',
-      MetricName: 'Errors',
-      Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(stack, workflow.updaterFunction) } }],
-      Statistic: 'Sum',
-      Period: 300,
-      Threshold: 1,
-      EvaluationPeriods: 3,
-      TreatMissingData: 'notBreaching',
-    });
-  });
-
-  it('alarms on the first dead-lettered stream record and the first failed execution', () => {
-    alarm({
-      Namespace: 'ddb2os',
-      MetricName: 'StreamRecordsDeadLettered',
-      Statistic: 'Sum',
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-    });
-    alarm({
-      MetricName: 'ExecutionsFailed',
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-    });
+      }),
+    ],
+    ['a stream batch is in the stream failure queue', queueDepth((w) => w.streamFailureQueue)],
+    ['a segment message is in the dead-letter queue', queueDepth((w) => w.segmentDeadLetterQueue)],
+    [
+      'the updater fails batches in three 5-minute periods in a row',
+      () => ({
+        ...updaterMetric('Errors'),
+        Statistic: 'Sum',
+        Period: 300,
+        ...FIRST_ONE,
+        EvaluationPeriods: 3,
+      }),
+    ],
+    [
+      'the updater dead-letters a stream record',
+      () => ({
+        Namespace: 'ddb2os',
+        MetricName: 'StreamRecordsDeadLettered',
+        Statistic: 'Sum',
+        ...FIRST_ONE,
+      }),
+    ],
+    ['a backfill execution fails', () => ({ MetricName: 'ExecutionsFailed', ...FIRST_ONE })],
+  ])('alarms when %s', (_when, properties) => {
+    alarm(properties());
   });
 
   it('notifies the topic from every alarm, on alarm and on OK, and says in each what to do', () => {

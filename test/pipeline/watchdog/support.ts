@@ -6,13 +6,25 @@
 import { type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import type { SFNClient } from '@aws-sdk/client-sfn';
+import { beforeAll } from 'vitest';
+import { ensureProgressTable } from '../../../pipeline/progress/checkpoint';
 import { runLockKey } from '../../../pipeline/progress/run-lock';
 import type { UpdaterStateDeps } from '../../../pipeline/watchdog/updater-state';
 import { awsError, type StubClient, stubClient } from '../../cli/cloud-stub';
+import { type TestEngines, uniqueName } from '../../support/engines';
 
 export const MAPPING_UUID = '6f0e3a52-1c1d-4c55-9a3e-2b8f0d1e7a10';
 export const EXECUTION_ARN =
   'arn:aws:states:eu-west-1:123456789012:execution:Ddb2osBackfill-Backfill:orders-2';
+
+/** The last backfill that enabled the updater. */
+export const COMPLETED = { runId: 'orders-1', at: '2026-11-30T08:00:00.000Z' };
+
+/** A lock after a completed backfill, held by the next run's execution. */
+export const HELD_BY_RUN_2 = {
+  lastCompleted: COMPLETED,
+  holder: { runId: 'orders-2', executionArn: EXECUTION_ARN },
+};
 
 export interface LockItem {
   holder?: { runId: string; executionArn?: string; expiresAt?: string };
@@ -46,6 +58,23 @@ export async function writeLock(
       },
     }),
   );
+}
+
+/**
+ * A real progress table in DynamoDB Local (created before the file's tests,
+ * deleted after), and a source table name of its own per call with `lock`
+ * written for it: the lock is per table.
+ */
+export function lockFixture(engines: TestEngines, prefix: string) {
+  const progressTable = engines.tableName(prefix);
+  beforeAll(async () => {
+    await ensureProgressTable(engines.dynamodb, progressTable);
+  });
+  return async (lock?: LockItem) => {
+    const table = uniqueName('orders');
+    if (lock) await writeLock(engines.dynamodb, progressTable, table, lock);
+    return { dynamodb: engines.dynamodb, progressTable, table };
+  };
 }
 
 /** GetEventSourceMapping answers: one mapping state (and last result) after another, then the last again. */

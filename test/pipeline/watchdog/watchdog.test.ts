@@ -1,32 +1,30 @@
-import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureProgressTable } from '../../../pipeline/progress/checkpoint';
+import { describe, expect, it } from 'vitest';
 import { readUpdaterState } from '../../../pipeline/watchdog/updater-state';
 import { judgeUpdater } from '../../../pipeline/watchdog/watchdog';
 import { awsError } from '../../cli/cloud-stub';
 import { uniqueName, useEngines } from '../../support/engines';
 import {
+  COMPLETED,
   EXECUTION_ARN,
   executionDoesNotExist,
+  HELD_BY_RUN_2,
   lambdaStub,
+  lockFixture,
   MAPPING_UUID,
   sfnStub,
   stateDeps,
-  writeLock,
 } from './support';
 
 const engines = useEngines();
-const progressTable = engines.tableName('watchdog-progress');
-const completed = { runId: 'orders-1', at: '2026-11-30T08:00:00.000Z' };
+const tableWithLock = lockFixture(engines, 'watchdog-progress');
 
-beforeAll(async () => {
-  await ensureProgressTable(engines.dynamodb, progressTable);
-});
-
-/** A table of its own for each test: the lock is per table. */
-async function tableWithLock(lock?: Parameters<typeof writeLock>[3]) {
-  const table = uniqueName('orders');
-  if (lock) await writeLock(engines.dynamodb, progressTable, table, lock);
-  return { dynamodb: engines.dynamodb, progressTable, table };
+/** The watchdog's verdict on a mapping in `state` (GetEventSourceMapping stubbed) and the lock of `source`. */
+async function verdictOf(
+  source: Awaited<ReturnType<typeof tableWithLock>>,
+  state: { State: string; LastProcessingResult?: string },
+  sfn?: ReturnType<typeof sfnStub>,
+) {
+  return judgeUpdater(await readUpdaterState(stateDeps(source, lambdaStub([state]), sfn)));
 }
 
 describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in DynamoDB Local)', () => {
@@ -35,9 +33,7 @@ describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in
     const source = await tableWithLock();
 
     // Act
-    const verdict = judgeUpdater(
-      await readUpdaterState(stateDeps(source, lambdaStub([{ State: 'Disabled' }]))),
-    );
+    const verdict = await verdictOf(source, { State: 'Disabled' });
 
     // Assess
     expect(verdict).toMatchObject({ pausedOutsideBackfill: false, problem: false, findings: [] });
@@ -48,12 +44,10 @@ describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in
 
   it('reports a paused updater once a backfill has completed and no run holds the lock, naming the command that resumes it', async () => {
     // Prepare
-    const source = await tableWithLock({ lastCompleted: completed });
+    const source = await tableWithLock({ lastCompleted: COMPLETED });
 
     // Act
-    const verdict = judgeUpdater(
-      await readUpdaterState(stateDeps(source, lambdaStub([{ State: 'Disabled' }]))),
-    );
+    const verdict = await verdictOf(source, { State: 'Disabled' });
 
     // Assess
     expect(verdict.pausedOutsideBackfill).toBe(true);
@@ -67,9 +61,8 @@ describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in
 
   it('counts Disabling as paused, and Enabled, Enabling and Updating as running', async () => {
     // Prepare
-    const source = await tableWithLock({ lastCompleted: completed });
-    const paused = async (State: string) =>
-      judgeUpdater(await readUpdaterState(stateDeps(source, lambdaStub([{ State }])))).pausedOutsideBackfill;
+    const source = await tableWithLock({ lastCompleted: COMPLETED });
+    const paused = async (State: string) => (await verdictOf(source, { State })).pausedOutsideBackfill;
 
     // Act
     const verdicts = Object.fromEntries(
@@ -93,16 +86,11 @@ describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in
 
   it('publishes 0 while the lock holder’s execution is RUNNING: that backfill paused the updater', async () => {
     // Prepare
-    const source = await tableWithLock({
-      lastCompleted: completed,
-      holder: { runId: 'orders-2', executionArn: EXECUTION_ARN },
-    });
+    const source = await tableWithLock(HELD_BY_RUN_2);
     const sfn = sfnStub({ status: 'RUNNING' });
 
     // Act
-    const verdict = judgeUpdater(
-      await readUpdaterState(stateDeps(source, lambdaStub([{ State: 'Disabled' }]), sfn)),
-    );
+    const verdict = await verdictOf(source, { State: 'Disabled' }, sfn);
 
     // Assess
     expect(verdict).toMatchObject({ pausedOutsideBackfill: false, findings: [] });
@@ -112,17 +100,10 @@ describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in
 
   it('reports a paused updater under a holder whose execution FAILED, and says to redrive that run, not to enable the updater', async () => {
     // Prepare
-    const source = await tableWithLock({
-      lastCompleted: completed,
-      holder: { runId: 'orders-2', executionArn: EXECUTION_ARN },
-    });
+    const source = await tableWithLock(HELD_BY_RUN_2);
 
     // Act
-    const verdict = judgeUpdater(
-      await readUpdaterState(
-        stateDeps(source, lambdaStub([{ State: 'Disabled' }]), sfnStub({ status: 'FAILED' })),
-      ),
-    );
+    const verdict = await verdictOf(source, { State: 'Disabled' }, sfnStub({ status: 'FAILED' }));
 
     // Assess
     expect(verdict.pausedOutsideBackfill).toBe(true);
@@ -136,17 +117,10 @@ describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in
 
   it('counts a holder whose execution Step Functions no longer knows as stale', async () => {
     // Prepare
-    const source = await tableWithLock({
-      lastCompleted: completed,
-      holder: { runId: 'orders-2', executionArn: EXECUTION_ARN },
-    });
+    const source = await tableWithLock(HELD_BY_RUN_2);
 
     // Act
-    const verdict = judgeUpdater(
-      await readUpdaterState(
-        stateDeps(source, lambdaStub([{ State: 'Disabled' }]), sfnStub(executionDoesNotExist())),
-      ),
-    );
+    const verdict = await verdictOf(source, { State: 'Disabled' }, sfnStub(executionDoesNotExist()));
 
     // Assess
     expect(verdict.pausedOutsideBackfill).toBe(true);
@@ -156,15 +130,14 @@ describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in
   it('judges a local holder by its lease: running until it expires, stale after', async () => {
     // Prepare
     const live = await tableWithLock({
-      lastCompleted: completed,
+      lastCompleted: COMPLETED,
       holder: { runId: 'local-3', expiresAt: '2026-12-01T05:01:00.000Z' },
     });
     const expired = await tableWithLock({
-      lastCompleted: completed,
+      lastCompleted: COMPLETED,
       holder: { runId: 'local-3', expiresAt: '2026-12-01T04:59:00.000Z' },
     });
-    const check = async (source: typeof live) =>
-      judgeUpdater(await readUpdaterState(stateDeps(source, lambdaStub([{ State: 'Disabled' }])))); // now 05:00
+    const check = async (source: typeof live) => verdictOf(source, { State: 'Disabled' }); // now 05:00
 
     // Act
     const [whileLeased, afterLease] = [await check(live), await check(expired)];
@@ -179,11 +152,9 @@ describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in
 
   it('reports a PROBLEM processing result, and nothing for OK', async () => {
     // Prepare
-    const source = await tableWithLock({ lastCompleted: completed });
+    const source = await tableWithLock({ lastCompleted: COMPLETED });
     const check = async (LastProcessingResult: string) =>
-      judgeUpdater(
-        await readUpdaterState(stateDeps(source, lambdaStub([{ State: 'Enabled', LastProcessingResult }]))),
-      );
+      verdictOf(source, { State: 'Enabled', LastProcessingResult });
 
     // Act
     const [problem, ok] = [await check('PROBLEM: Function call failed'), await check('OK')];
@@ -200,7 +171,7 @@ describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in
 
   it('fails with one sentence naming the mapping when the mapping cannot be read', async () => {
     // Prepare
-    const source = await tableWithLock({ lastCompleted: completed });
+    const source = await tableWithLock({ lastCompleted: COMPLETED });
     const lambda = lambdaStub([]);
     lambda.client.send = (async () => {
       throw awsError('AccessDeniedException', 'not authorized to perform: lambda:GetEventSourceMapping');
@@ -218,10 +189,7 @@ describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in
 
   it('fails naming the run when its execution cannot be described, rather than guessing', async () => {
     // Prepare
-    const source = await tableWithLock({
-      lastCompleted: completed,
-      holder: { runId: 'orders-2', executionArn: EXECUTION_ARN },
-    });
+    const source = await tableWithLock(HELD_BY_RUN_2);
     const denied = awsError('AccessDeniedException', 'not authorized to perform: states:DescribeExecution');
 
     // Act
