@@ -1,6 +1,6 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Domain } from 'aws-cdk-lib/aws-opensearchservice';
@@ -19,6 +19,7 @@ import {
   DOMAIN_ENDPOINT,
   STREAM_ARN,
   stackWithStreamTable,
+  synthInChildProcess,
   testApp,
   unacknowledgedNagFindings,
 } from './fixtures';
@@ -662,29 +663,21 @@ describe('BackfillWorkflow indexConfig', () => {
 });
 
 describe('BackfillWorkflow bundling', () => {
-  it('bundles each handler with the local esbuild (no Docker) into minified ESM with a source map', () => {
-    const app = new App();
-    const stack = new Stack(app, 'Bundled');
-    const table = Table.fromTableAttributes(stack, 'Orders', {
-      tableName: 'orders',
-      tableStreamArn: STREAM_ARN,
-    });
-    new BackfillWorkflow(stack, 'Workflow', {
-      table,
-      index: 'orders',
-      domainEndpoint: DOMAIN_ENDPOINT,
-      domainArn: DOMAIN_ARN,
-    });
-    const assembly = app.synth();
-    const assets = readdirSync(assembly.directory).filter((name) => name.startsWith('asset.'));
-    const bundles = assets.filter((name) => existsSync(join(assembly.directory, name, 'index.mjs')));
-    // plan, worker, updater, summarize, watchdog, deploy guard
-    expect(bundles).toHaveLength(6);
-    for (const bundle of bundles) {
-      const code = readFileSync(join(assembly.directory, bundle, 'index.mjs'), 'utf8');
-      expect(code).toContain('createRequire');
-      expect(code).toMatch(/sourceMappingURL=index\.mjs\.map/);
-      expect(existsSync(join(assembly.directory, bundle, 'index.mjs.map'))).toBe(true);
+  it('bundles each handler with the local esbuild (no Docker) into minified ESM with a source map', async () => {
+    const directory = await synthInChildProcess();
+    try {
+      const assets = readdirSync(directory).filter((name) => name.startsWith('asset.'));
+      const bundles = assets.filter((name) => existsSync(join(directory, name, 'index.mjs')));
+      // plan, worker, updater, summarize, watchdog, deploy guard
+      expect(bundles).toHaveLength(6);
+      for (const bundle of bundles) {
+        const code = readFileSync(join(directory, bundle, 'index.mjs'), 'utf8');
+        expect(code).toContain('createRequire');
+        expect(code).toMatch(/sourceMappingURL=index\.mjs\.map/);
+        expect(existsSync(join(directory, bundle, 'index.mjs.map'))).toBe(true);
+      }
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
     }
   });
 });
