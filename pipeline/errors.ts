@@ -65,6 +65,14 @@ export class CheckpointConflictError extends BackfillError {
   }
 }
 
+/** The watchdog or the deploy guard could not read the updater's mapping, the run lock or the lock holder's execution. */
+export class UpdaterCheckError extends BackfillError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UpdaterCheckError';
+  }
+}
+
 /** The backfill ran longer than the stream retention budget allows. */
 export class RetentionBudgetExceededError extends BackfillError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -1,13 +1,11 @@
 import { Duration } from 'aws-cdk-lib';
 import {
-  Alarm,
-  ComparisonOperator,
+  AlarmStatusWidget,
   Dashboard,
   GraphWidget,
   MathExpression,
   Metric,
   TextWidget,
-  TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import type { BackfillWorkflow } from './backfill-workflow';
@@ -35,16 +33,11 @@ export interface BackfillDashboardProps {
 }
 
 /**
- * A CloudWatch dashboard for a backfill and the stream updater, and the alarms
- * that say something needs a person: dead letters, a failed execution, an
- * updater that falls behind.
+ * A CloudWatch dashboard for a backfill and the stream updater, with the state
+ * of the workflow's alarms (they live in the workflow: stacks/backfill-alarms.ts).
  */
 export class BackfillDashboard extends Construct {
   readonly dashboard: Dashboard;
-  readonly segmentDeadLettersAlarm: Alarm;
-  readonly streamFailuresAlarm: Alarm;
-  readonly executionsFailedAlarm: Alarm;
-  readonly iteratorAgeAlarm: Alarm;
 
   constructor(scope: Construct, id: string, props: BackfillDashboardProps) {
     super(scope, id);
@@ -60,7 +53,6 @@ export class BackfillDashboard extends Construct {
         label,
       });
 
-    // Alarms take the plain metrics; graphs add labels (a labelled metric becomes metric math in an alarm).
     const segmentDeadLetters = workflow.segmentDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
       period,
       statistic: 'Maximum',
@@ -131,46 +123,17 @@ export class BackfillDashboard extends Construct {
         width: 12,
       }),
     );
-
-    this.segmentDeadLettersAlarm = new Alarm(this, 'SegmentDeadLettersAlarm', {
-      alarmDescription:
-        'A segment message failed 3 times and went to the dead-letter queue; its Map item fails at its ' +
-        'heartbeat timeout. Read the worker logs, fix the cause, then redrive the execution.',
-      metric: segmentDeadLetters,
-      threshold: 0,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
-    this.streamFailuresAlarm = new Alarm(this, 'StreamFailuresAlarm', {
-      alarmDescription:
-        'The updater gave up on stream records (after retries and batch bisection): those changes are not ' +
-        'in OpenSearch. The messages name the shard and sequence numbers; see the updater logs.',
-      metric: streamFailures,
-      threshold: 0,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
-    this.executionsFailedAlarm = new Alarm(this, 'ExecutionsFailedAlarm', {
-      alarmDescription:
-        'A backfill execution failed; the stream updater stays paused until a backfill succeeds. ' +
-        'Redrive the execution after fixing the cause (docs/deploy.md).',
-      metric: executionsFailed,
-      threshold: 0,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
-    this.iteratorAgeAlarm = new Alarm(this, 'IteratorAgeAlarm', {
-      alarmDescription:
-        'The stream updater is more than an hour behind. Expected for a while right after a backfill enables ' +
-        'it; otherwise it cannot keep up or keeps failing. Changes older than 24 hours leave the stream.',
-      metric: iteratorAge,
-      threshold: Duration.hours(1).toMilliseconds(),
-      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 5,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Stream updater watchdog',
+        left: [
+          workflow.watchdog.pausedOutsideBackfill.with({ label: 'Paused outside a backfill' }),
+          workflow.watchdog.updaterProblem.with({ label: 'Mapping reports PROBLEM' }),
+        ],
+        leftYAxis: { min: 0, max: 1 },
+        width: 12,
+      }),
+      new AlarmStatusWidget({ title: 'Alarms', alarms: workflow.alarms.all(), width: 12 }),
+    );
   }
 }

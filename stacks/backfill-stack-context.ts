@@ -24,6 +24,8 @@ export interface StackSettings {
   readonly indexConfig?: Record<string, unknown>;
   /** The workflow settings, with the state machine named after the stack and `-c maxConcurrency`. */
   readonly workflow: BackfillWorkflowSettings;
+  /** `-c alarmTopicArn`, checked; the workflow's `alarmTopic` prop wins over it. */
+  readonly alarmTopicArn?: string;
 }
 
 /** An existing table and domain as the settings name them, checked against each other and the stack's region. */
@@ -57,6 +59,7 @@ export function readStackSettings(stack: Stack, props: BackfillStackProps): Stac
     parseWholeNumber('maxConcurrency', stack.node.tryGetContext('maxConcurrency'));
   return {
     demo,
+    alarmTopicArn: parseAlarmTopicArn(stack, setting<string>('alarmTopicArn')),
     index: setting<string>('index'),
     mapping,
     transformModule,
@@ -196,4 +199,22 @@ function parseWholeNumber(name: string, value: unknown): number | undefined {
   const number = typeof value === 'number' ? value : Number(value);
   if (!Number.isInteger(number)) throw new Error(`-c ${name} must be a whole number (got ${String(value)}).`);
   return number;
+}
+
+/** `-c alarmTopicArn`: a standard SNS topic in the stack's region (CloudWatch alarms notify only those). */
+function parseAlarmTopicArn(stack: Stack, arn: string | undefined): string | undefined {
+  if (arn === undefined || Token.isUnresolved(arn)) return arn;
+  const topic = /^arn:aws[a-z-]*:sns:([a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}$/.exec(arn);
+  if (!topic) {
+    throw new Error(
+      `-c alarmTopicArn must be the ARN of a standard SNS topic, like arn:aws:sns:us-east-1:123456789012:ddb2os-alarms (got ${arn}).`,
+    );
+  }
+  if (!Token.isUnresolved(stack.region) && topic[1] !== stack.region) {
+    throw new Error(
+      `-c alarmTopicArn is in ${topic[1]}, but the stack deploys to ${stack.region}: CloudWatch alarms notify ` +
+        'topics of their own region only. Create the topic in the stack region.',
+    );
+  }
+  return arn;
 }

@@ -4,6 +4,7 @@ import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } fr
 import { EbsDeviceVolumeType } from 'aws-cdk-lib/aws-ec2';
 import { ArnPrincipal, type IRole, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type CfnDomain, Domain, EngineVersion, TLSSecurityPolicy } from 'aws-cdk-lib/aws-opensearchservice';
+import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { BUCKET_PREFIXES } from '../pipeline/contract/bucket';
 import { BackfillDashboard } from './backfill-dashboard';
@@ -94,6 +95,12 @@ export interface BackfillStackProps extends StackProps {
    * @default - the workflow's defaults
    */
   readonly workflow?: BackfillWorkflowSettings;
+  /**
+   * ARN of an SNS topic (in the stack's region) that every alarm notifies
+   * (context `alarmTopicArn`); `workflow.alarmTopic` wins over it.
+   * @default - alarms without actions
+   */
+  readonly alarmTopicArn?: string;
 }
 
 /**
@@ -113,7 +120,12 @@ export class BackfillStack extends Stack {
     });
     const settings = readStackSettings(this, props);
     const { mapping, transformModule, indexConfig } = settings;
-    const workflowSettings = settings.workflow;
+    const workflowSettings = {
+      ...(settings.alarmTopicArn
+        ? { alarmTopic: Topic.fromTopicArn(this, 'AlarmTopic', settings.alarmTopicArn) }
+        : {}),
+      ...settings.workflow,
+    };
 
     if (settings.demo) {
       const table = new Table(this, 'DemoTable', {

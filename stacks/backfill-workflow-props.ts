@@ -7,6 +7,7 @@
 import { Duration, Names, RemovalPolicy, Token } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { IDomain } from 'aws-cdk-lib/aws-opensearchservice';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { UPDATER_MAX_RECORD_AGE_HOURS } from '../pipeline/apply/failed-batches';
 import { indexNameProblem } from '../pipeline/contract/index-name';
@@ -143,6 +144,18 @@ export interface BackfillWorkflowProps {
    * @default - derived from the construct path
    */
   readonly stateMachineName?: string;
+  /**
+   * The SNS topic every alarm notifies, when it goes into ALARM and when it is
+   * OK again (docs/deploy.md, "Alarms", lists them).
+   * @default - alarms without actions
+   */
+  readonly alarmTopic?: ITopic;
+  /**
+   * The updater's iterator age above which its alarm fires (5 minutes in a
+   * row). More than 0 and less than 24 hours, the stream retention.
+   * @default Duration.hours(1)
+   */
+  readonly iteratorAgeAlarmThreshold?: Duration;
 }
 
 /** The props after checking, with every default filled in: what the construct builds from. */
@@ -158,6 +171,7 @@ export interface WorkflowSettings {
   segmentTimeout: Duration;
   retentionBudget: Duration;
   updaterMaxRecordAge: Duration;
+  iteratorAgeAlarmThreshold: Duration;
   transformModule?: TransformModule;
   indexConfig?: IndexDefinition;
 }
@@ -226,6 +240,14 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
         'with changes as old as the backfill, and would give up on those older than updaterMaxRecordAge.',
     );
   }
+  const iteratorAgeAlarmThreshold = props.iteratorAgeAlarmThreshold ?? Duration.hours(1);
+  const threshold = iteratorAgeAlarmThreshold.toSeconds();
+  if (threshold <= 0 || threshold >= Duration.hours(24).toSeconds()) {
+    throw new Error(
+      `BackfillWorkflow: iteratorAgeAlarmThreshold (${iteratorAgeAlarmThreshold.toHumanString()}) must be more ` +
+        'than 0 and less than 24 hours: the stream drops changes after 24 hours, so the alarm must fire before.',
+    );
+  }
   if (props.targetSegmentBytes !== undefined) {
     requireInteger('targetSegmentBytes', props.targetSegmentBytes, 1, Number.MAX_SAFE_INTEGER);
   }
@@ -259,6 +281,7 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
     segmentTimeout,
     retentionBudget,
     updaterMaxRecordAge,
+    iteratorAgeAlarmThreshold,
   };
 }
 

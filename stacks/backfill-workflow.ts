@@ -12,9 +12,11 @@ import { BUCKET_PREFIXES } from '../pipeline/contract/bucket';
 import { DEFINITION_PATH } from '../pipeline/contract/definition';
 import { ENV } from '../pipeline/contract/env';
 import { indexDefinitionSubstitution } from '../pipeline/index/index-definition';
+import { BackfillAlarms } from './backfill-alarms';
 import { type BackfillWorkflowProps, resolveWorkflowSettings } from './backfill-workflow-props';
 import { HandlerFunction } from './handler-function';
-import { acknowledgeWorkflowFindings } from './nag-acknowledgements';
+import { acknowledgeWatchdogFindings, acknowledgeWorkflowFindings } from './nag-acknowledgements';
+import { UpdaterWatchdog } from './updater-watchdog';
 
 /**
  * The OpenSearch HTTP methods (IAM actions on the domain) each function uses,
@@ -64,6 +66,10 @@ export class BackfillWorkflow extends Construct {
   readonly updaterMappingId: string;
   /** The functions that call OpenSearch, with their methods: allow exactly these in the domain's access policy. */
   readonly openSearchAccess: OpenSearchAccess[];
+  /** Checks every 5 minutes that the updater runs outside a backfill; resumes it after a deploy paused it. */
+  readonly watchdog: UpdaterWatchdog;
+  /** Every alarm, with the `alarmTopic` as its action. */
+  readonly alarms: BackfillAlarms;
 
   constructor(scope: Construct, id: string, props: BackfillWorkflowProps) {
     super(scope, id);
@@ -256,7 +262,21 @@ export class BackfillWorkflow extends Construct {
       tracingEnabled: true,
     });
     this.grantStateMachine(table, stateMachineName, updaterSource.eventSourceMappingArn);
+    this.watchdog = new UpdaterWatchdog(this, 'UpdaterWatchdog', {
+      table,
+      updaterFunction: this.updaterFunction,
+      progressTable: this.progressTable,
+      stateMachineName,
+      removalPolicy,
+    });
     acknowledgeWorkflowFindings(this, settings.domainArn, stateMachineName);
+    acknowledgeWatchdogFindings(this.watchdog, stateMachineName);
+    this.alarms = new BackfillAlarms(this, 'Alarms', {
+      workflow: this,
+      watchdog: this.watchdog,
+      iteratorAgeThreshold: settings.iteratorAgeAlarmThreshold,
+      alarmTopic: props.alarmTopic,
+    });
   }
 
   private grantHandlers(props: BackfillWorkflowProps, domainArn: string): void {

@@ -34,7 +34,14 @@ export const SERVICE_NAME = 'ddb2os';
 export const METRICS_NAMESPACE = 'ddb2os';
 
 /** The Lambda handlers of ddb2os, one file each under `handlers/`. */
-export type HandlerName = 'plan' | 'worker' | 'updater' | 'summarize' | 'run-lock';
+export type HandlerName =
+  | 'plan'
+  | 'worker'
+  | 'updater'
+  | 'summarize'
+  | 'run-lock'
+  | 'watchdog'
+  | 'deploy-guard';
 
 /** What differs between the ddb2os functions; everything else is HandlerFunction's default. */
 export interface HandlerFunctionProps {

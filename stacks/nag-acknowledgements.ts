@@ -6,10 +6,12 @@
  */
 import { ArnFormat, Stack } from 'aws-cdk-lib';
 import type { Role } from 'aws-cdk-lib/aws-iam';
+import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import type { Domain } from 'aws-cdk-lib/aws-opensearchservice';
 import { BUCKET_PREFIXES } from '../pipeline/contract/bucket';
 import type { BackfillWorkflow } from './backfill-workflow';
 import { acknowledge, wildcardResourceFinding } from './nag';
+import type { UpdaterWatchdog } from './updater-watchdog';
 
 /**
  * The workflow's findings: runtimes, dead-letter queues, and the wildcard
@@ -27,6 +29,8 @@ export function acknowledgeWorkflowFindings(
     workflow.updaterFunction,
     workflow.summarizeFunction,
     workflow.runLockFunction,
+    workflow.watchdog.watchdogFunction,
+    workflow.watchdog.deployGuardFunction,
   ];
   for (const fn of functions) {
     acknowledge(
@@ -38,9 +42,11 @@ export function acknowledgeWorkflowFindings(
     acknowledge(
       fn,
       ['Serverless-LambdaDLQ'],
-      'No function is invoked asynchronously: plan, summarize and run-lock are invoked synchronously by Step ' +
-        'Functions, the worker by an SQS event source (its queue has a dead-letter queue), the updater ' +
-        'by a stream event source (with an on-failure destination).',
+      'Plan, summarize and run-lock are invoked synchronously by Step Functions, the worker by an SQS event source ' +
+        '(its queue has a dead-letter queue), the updater by a stream event source (with an on-failure ' +
+        'destination), the deploy guard synchronously by its custom resource provider. The watchdog is ' +
+        'invoked asynchronously by a schedule: a lost invocation is a missing data point, which its alarm ' +
+        'counts as breaching, and the next run comes 5 minutes later; a dead-letter queue would add nothing.',
     );
     acknowledge(
       fn.role as Role,
@@ -176,5 +182,46 @@ export function acknowledgeDemoDomainFindings(domain: Domain): void {
     ['AwsSolutions-OS9[LogExport::SEARCH_SLOW_LOGS]', 'AwsSolutions-OS9[LogExport::INDEX_SLOW_LOGS]'],
     'Publishing slow logs needs a CloudWatch Logs resource policy set by a custom resource; the demo ' +
       'domain is short-lived and the handlers log every rejected request themselves.',
+  );
+}
+
+/** The updater watchdog's findings: its two functions, and the custom resource provider CDK builds. */
+export function acknowledgeWatchdogFindings(watchdog: UpdaterWatchdog, stateMachineName: string): void {
+  const executions = wildcardResourceFinding(
+    watchdog,
+    Stack.of(watchdog).formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName: `${stateMachineName}:*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    }),
+  );
+  for (const fn of [watchdog.watchdogFunction, watchdog.deployGuardFunction]) {
+    acknowledge(
+      fn.role as Role,
+      [executions],
+      "execution:<state machine>:*: the run lock names the holder's execution, whose name each run chooses; " +
+        'DescribeExecution only, only on executions of this state machine.',
+    );
+  }
+  acknowledge(
+    watchdog.schedule,
+    ['Serverless-EventBusDLQ'],
+    'The rule runs the watchdog every 5 minutes: an invocation it fails to deliver is a missing data ' +
+      'point, which the UpdaterPausedOutsideBackfill alarm counts as breaching, and the next one comes 5 minutes later.',
+  );
+  const framework = watchdog.deployGuardProvider.node.findChild('framework-onEvent');
+  acknowledge(
+    framework,
+    ['Serverless-LambdaDLQ', 'Serverless-LambdaDefaultMemorySize', 'Serverless-LambdaTracing'],
+    "CDK's custom resource provider function: CloudFormation invokes it once per stack operation and " +
+      'waits for its answer (a failure fails that operation, a dead-letter queue would hold nothing anyone ' +
+      'acts on); CDK sets its code, memory and runtime. The deploy guard it invokes is traced.',
+  );
+  acknowledge(
+    (framework as LambdaFunction).role as Role,
+    [wildcardResourceFinding(watchdog, `${watchdog.deployGuardFunction.functionArn}:*`)],
+    'CDK grants the provider function lambda:InvokeFunction on the deploy guard and its versions ' +
+      '(ARN:*); no other function.',
   );
 }

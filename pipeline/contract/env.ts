@@ -30,7 +30,7 @@ export const ENV = {
   TARGET_SEGMENT_BYTES: 'DDB2OS_TARGET_SEGMENT_BYTES',
   /** Milliseconds of Lambda time kept in reserve: below it the worker hands the segment on. */
   TIME_RESERVE_MS: 'DDB2OS_TIME_RESERVE_MS',
-  /** UUID of the updater's event source mapping (the run-lock function reads its state). */
+  /** UUID of the updater's event source mapping (the run-lock function, the watchdog and the deploy guard read its state). */
   UPDATER_MAPPING_UUID: 'DDB2OS_UPDATER_MAPPING_UUID',
   /** Name of the updater function (its IteratorAge metric's dimension). */
   UPDATER_FUNCTION_NAME: 'DDB2OS_UPDATER_FUNCTION_NAME',

@@ -66,6 +66,14 @@ export interface UpdaterConfig extends SinkConfig {
   bulkMaxDocs?: number;
 }
 
+/** The watchdog's and the deploy guard's settings: which mapping, and where the run lock is. */
+export interface WatchdogConfig {
+  table: string;
+  progressTable: string;
+  mappingUuid: string;
+  dynamodbEndpoint?: string;
+}
+
 export const DEFAULT_TIME_RESERVE_MS = 120_000;
 
 /** The worker's settings; throws ConfigurationError naming the first missing or malformed variable. */
@@ -130,6 +138,17 @@ export function readRunLockConfig(env: Env = process.env): RunLockConfig {
     updaterMappingUuid: read.required(ENV.UPDATER_MAPPING_UUID),
     updaterFunctionName: read.required(ENV.UPDATER_FUNCTION_NAME),
     mapping: read.optional(ENV.MAPPING),
+    dynamodbEndpoint: read.optional(ENV.DYNAMODB_ENDPOINT),
+  };
+}
+
+/** The watchdog's (and the deploy guard's) settings; throws ConfigurationError naming the first missing variable. */
+export function readWatchdogConfig(env: Env = process.env): WatchdogConfig {
+  const read = reader(env);
+  return {
+    table: read.required(ENV.TABLE_NAME),
+    progressTable: read.required(ENV.PROGRESS_TABLE),
+    mappingUuid: read.required(ENV.UPDATER_MAPPING_UUID),
     dynamodbEndpoint: read.optional(ENV.DYNAMODB_ENDPOINT),
   };
 }

@@ -138,13 +138,22 @@ describe('BackfillStack with an existing table and domain', () => {
     for (const metricName of ['ApproximateNumberOfMessagesVisible', 'ExecutionsFailed']) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: metricName,
-        Threshold: 0,
-        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       });
     }
-    expect(
-      Object.values(template.findResources('AWS::CloudWatch::Alarm', { Properties: { Threshold: 0 } })),
-    ).toHaveLength(3);
+  });
+
+  it('alarms when the updater is paused outside a backfill (the watchdog publishes it) and shows it on the dashboard', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'UpdaterPausedOutsideBackfill',
+      TreatMissingData: 'breaching',
+    });
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dashboard?.Properties.DashboardBody);
+    expect(body).toContain('\\"title\\":\\"Stream updater watchdog\\"');
+    expect(body).toContain('UpdaterPausedOutsideBackfill');
+    expect(body).toContain('\\"title\\":\\"Alarms\\"');
   });
 
   it('alarms when the updater is more than an hour behind the stream', () => {
@@ -288,6 +297,36 @@ describe('BackfillStack context', () => {
           env: { account: '123456789012', region: 'eu-west-1' },
         }),
     ).toThrow('-c tableStreamArn is in us-east-1, but the stack deploys to eu-west-1');
+  });
+
+  it('notifies the topic of -c alarmTopicArn from every alarm', () => {
+    const topic = 'arn:aws:sns:us-east-1:123456789012:ddb2os-alarms';
+    const template = Template.fromStack(
+      new BackfillStack(testApp({ ...EXISTING_CONTEXT, alarmTopicArn: topic }), 'Ddb2osBackfill'),
+    );
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.length).toBeGreaterThanOrEqual(8);
+    for (const { Properties } of alarms) {
+      expect(Properties).toMatchObject({ AlarmActions: [topic], OKActions: [topic] });
+    }
+  });
+
+  it('rejects an alarm topic ARN that is not one, or in another region than the stack', () => {
+    expect(synth({ ...EXISTING_CONTEXT, alarmTopicArn: 'ddb2os-alarms' })).toThrow(
+      '-c alarmTopicArn must be the ARN of a standard SNS topic, like arn:aws:sns:us-east-1:123456789012:ddb2os-alarms (got ddb2os-alarms).',
+    );
+    expect(
+      () =>
+        new BackfillStack(
+          testApp({
+            ...EXISTING_CONTEXT,
+            tableStreamArn: STREAM_ARN.replace('us-east-1', 'eu-west-1'),
+            alarmTopicArn: 'arn:aws:sns:us-east-1:123456789012:ddb2os-alarms',
+          }),
+          'Ddb2osBackfill',
+          { env: { account: '123456789012', region: 'eu-west-1' } },
+        ),
+    ).toThrow('-c alarmTopicArn is in us-east-1, but the stack deploys to eu-west-1');
   });
 
   it('rejects a demo flag that is neither true nor false', () => {

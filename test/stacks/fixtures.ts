@@ -1,3 +1,8 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { App, Stack } from 'aws-cdk-lib';
 import { type ITable, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { nagPacks } from '../../stacks/nag';
@@ -44,4 +49,26 @@ export function unacknowledgedNagFindings(stack: Stack): string[] {
         ),
       ),
   );
+}
+
+const run = promisify(execFile);
+
+/**
+ * The CDK app (stacks/app.ts, as cdk.json runs it) synthesized in a child
+ * process with the existing-resources context and `context` over it, esbuild
+ * bundling on; returns the cloud assembly's folder. A child process, because
+ * bundling blocks the process that runs it for longer than the test runner
+ * tolerates.
+ */
+export async function synthInChildProcess(context: Record<string, string> = {}): Promise<string> {
+  const directory = mkdtempSync(join(tmpdir(), 'ddb2os-synth-'));
+  await run('npx', ['tsx', 'stacks/app.ts'], {
+    env: {
+      ...process.env,
+      CDK_OUTDIR: directory,
+      CDK_CONTEXT_JSON: JSON.stringify({ ...EXISTING_CONTEXT, ...context }),
+    },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return directory;
 }

@@ -4,6 +4,7 @@ import {
   readPlanConfig,
   readSummarizeConfig,
   readUpdaterConfig,
+  readWatchdogConfig,
   readWorkerConfig,
 } from '../../../pipeline/lambda/config';
 
@@ -86,6 +87,26 @@ describe('updater configuration', () => {
     );
     expect(() => readUpdaterConfig({ ...complete, DDB2OS_BULK_MAX_BYTES: '-1' })).toThrow(
       'environment variable DDB2OS_BULK_MAX_BYTES must be a positive integer, not "-1"',
+    );
+  });
+});
+
+describe('watchdog and deploy guard configuration', () => {
+  it('reads the table, the progress table and the mapping, and names the one missing', () => {
+    const complete = {
+      DDB2OS_TABLE_NAME: 'orders',
+      DDB2OS_PROGRESS_TABLE: 'progress',
+      DDB2OS_UPDATER_MAPPING_UUID: 'uuid-1',
+    };
+    expect(readWatchdogConfig(complete)).toEqual({
+      table: 'orders',
+      progressTable: 'progress',
+      mappingUuid: 'uuid-1',
+      dynamodbEndpoint: undefined,
+    });
+    const { DDB2OS_UPDATER_MAPPING_UUID: _, ...withoutMapping } = complete;
+    expect(() => readWatchdogConfig(withoutMapping)).toThrow(
+      new ConfigurationError('environment variable DDB2OS_UPDATER_MAPPING_UUID is not set'),
     );
   });
 });
