@@ -108,11 +108,12 @@ describe('BackfillWorkflow transformModule: synth-time checks', () => {
   it('names the module in DDB2OS_MAPPING of every function that talks to OpenSearch, next to the rest of the mapping', () => {
     const workflow = workflowWith({ transformModule: TRANSFORM, mapping: { index: 'orders' } });
     const template = Template.fromStack(workflow.node.scope as Stack);
-    // The watchdog and the deploy guard read the mapping's state, not items: they have no index.
+    // The watchdog and the deploy guard read the mapping's state, not items: they have no index. The
+    // run-lock function has one: it checks the input's index against the mapping's indices.
     const mappings = Object.values(template.findResources('AWS::Lambda::Function'))
       .filter((fn) => fn.Properties.Environment?.Variables?.DDB2OS_INDEX_NAME !== undefined)
       .map((fn) => fn.Properties.Environment.Variables.DDB2OS_MAPPING);
-    expect(mappings).toEqual(Array(4).fill(JSON.stringify({ index: 'orders', transformModule: TRANSFORM })));
+    expect(mappings).toEqual(Array(5).fill(JSON.stringify({ index: 'orders', transformModule: TRANSFORM })));
   });
 });
 
