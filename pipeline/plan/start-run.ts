@@ -7,7 +7,7 @@
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ConfigurationError } from '../errors';
-import { acquireRunLock, type HolderLiveness, readRunLock } from '../progress/run-lock';
+import { acquireRunLock, type HolderLiveness, readRunLock, thisProcess } from '../progress/run-lock';
 import { type RunConfig, resolveRunInput } from './run-input';
 
 /** What the "Validate and lock" state passes. */
@@ -67,7 +67,7 @@ export async function startRun(event: StartRunEvent, deps: StartRunDeps): Promis
       runId: event.runId,
       acquiredAt: now.toISOString(),
       ...(event.executionArn && !deps.leaseUntil ? { executionArn: event.executionArn } : {}),
-      ...(deps.leaseUntil ? { expiresAt: deps.leaseUntil(now).toISOString() } : {}),
+      ...(deps.leaseUntil ? { expiresAt: deps.leaseUntil(now).toISOString(), process: thisProcess() } : {}),
     },
     deps.isLive,
   );

@@ -19,6 +19,7 @@
  * one wins and the other reads the winner and names it. Releasing is
  * conditional on still holding it.
  */
+import { hostname } from 'node:os';
 import {
   ConditionalCheckFailedException,
   type DynamoDBClient,
@@ -39,6 +40,8 @@ export interface RunLock {
   acquiredAt: string;
   /** ISO 8601; a local run renews it while it runs (a lease), a cloud run leaves it absent. */
   expiresAt?: string;
+  /** A local run's process, `<host>:<pid>`: on the same host, a lease whose process is gone is stale at once. */
+  process?: string;
 }
 
 /** What the lock item says about a table. */
@@ -72,6 +75,7 @@ export async function readRunLock(
             acquiredAt: item.acquiredAt?.S ?? '',
             ...(item.holderExecutionArn?.S ? { executionArn: item.holderExecutionArn.S } : {}),
             ...(item.expiresAt?.S ? { expiresAt: item.expiresAt.S } : {}),
+            ...(item.holderProcess?.S ? { process: item.holderProcess.S } : {}),
           },
         }
       : {}),
@@ -91,6 +95,8 @@ export type HolderLiveness = (holder: RunLock) => Promise<boolean>;
 export function holderLiveness(deps: { sfn?: SFNClient; now?: () => Date }): HolderLiveness {
   return async (holder) => {
     if (holder.expiresAt !== undefined) {
+      // A run killed outright (SIGKILL, a crash) renews nothing: on this host its lease ends with it.
+      if (holder.process !== undefined && !processAlive(holder.process)) return false;
       return Date.parse(holder.expiresAt) > (deps.now?.() ?? new Date()).getTime();
     }
     if (holder.executionArn === undefined) return false;
@@ -105,6 +111,24 @@ export function holderLiveness(deps: { sfn?: SFNClient; now?: () => Date }): Hol
       throw error;
     }
   };
+}
+
+/** This process, as a lease records it. */
+export function thisProcess(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
+/** False only when `holderProcess` ran on this host and its process is gone. */
+function processAlive(holderProcess: string): boolean {
+  const at = holderProcess.lastIndexOf(':');
+  const pid = Number(holderProcess.slice(at + 1));
+  if (holderProcess.slice(0, at) !== hostname() || !Number.isInteger(pid)) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 /** How a person recognises the run that holds a lock. */
@@ -143,6 +167,7 @@ export async function acquireRunLock(
       ':at': { S: candidate.acquiredAt },
       ...(candidate.executionArn ? { ':arn': { S: candidate.executionArn } } : {}),
       ...(candidate.expiresAt ? { ':expires': { S: candidate.expiresAt } } : {}),
+      ...(candidate.process ? { ':process': { S: candidate.process } } : {}),
       ...(holder ? { ':previous': { S: holder.runId }, ':previousAt': { S: holder.acquiredAt } } : {}),
     };
     const set = [
@@ -150,10 +175,12 @@ export async function acquireRunLock(
       'acquiredAt = :at',
       ...(candidate.executionArn ? ['holderExecutionArn = :arn'] : []),
       ...(candidate.expiresAt ? ['expiresAt = :expires'] : []),
+      ...(candidate.process ? ['holderProcess = :process'] : []),
     ];
     const remove = [
       ...(candidate.executionArn ? [] : ['holderExecutionArn']),
       ...(candidate.expiresAt ? [] : ['expiresAt']),
+      ...(candidate.process ? [] : ['holderProcess']),
     ];
     try {
       await dynamodb.send(
@@ -213,7 +240,7 @@ export async function releaseRunLock(
     progressTable,
     table,
     runId,
-    'SET lastCompletedRunId = :run, lastCompletedAt = :at REMOVE holderRunId, holderExecutionArn, acquiredAt, expiresAt',
+    'SET lastCompletedRunId = :run, lastCompletedAt = :at REMOVE holderRunId, holderExecutionArn, acquiredAt, expiresAt, holderProcess',
     { ':at': { S: completedAt } },
   );
   if (released) return;

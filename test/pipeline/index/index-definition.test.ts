@@ -195,6 +195,8 @@ describe('the definition in the state machine', () => {
           'UpdaterMappingUuid',
           'PlanFunctionArn',
           'SummarizeFunctionArn',
+          'RunLockFunctionArn',
+          'WorkerMaxConcurrency',
           'SegmentQueueUrl',
           'BucketName',
         ].map((name) => [name, '1']),
