@@ -45,13 +45,14 @@ CDK_OUTDIR="$work/cdk.out" node "$root/node_modules/tsx/dist/cli.mjs" app.ts
 template="$work/cdk.out/ExistingApp.template.json"
 # Each function's code is the package's prebuilt bundle, byte for byte: nothing was bundled at synth.
 node --input-type=module - "$template" "$work/cdk.out" "$work/app/node_modules/ddb2os/dist/handlers" <<'JS'
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 const [template, assembly, prebuilt] = process.argv.slice(2);
 const resources = Object.values(JSON.parse(readFileSync(template, 'utf8')).Resources);
 const functions = resources.filter((r) => r.Type === 'AWS::Lambda::Function' && r.Properties.Description?.startsWith('ddb2os:'));
 if (functions.length < 4) throw new Error(`example: expected the workflow's functions, found ${functions.length}`);
-const bundles = new Map(['plan', 'worker', 'updater', 'summarize'].map((n) => [readFileSync(join(prebuilt, n, 'index.mjs'), 'utf8'), n]));
+// Every handler the package ships (plan, worker, updater, summarize, run-lock, watchdog, deploy-guard).
+const bundles = new Map(readdirSync(prebuilt).map((n) => [readFileSync(join(prebuilt, n, 'index.mjs'), 'utf8'), n]));
 for (const fn of functions) {
   const code = readFileSync(join(assembly, `asset.${fn.Properties.Code.S3Key.replace(/\.zip$/, '')}`, 'index.mjs'), 'utf8');
   if (!bundles.has(code)) throw new Error(`example: "${fn.Properties.Description}" is not a prebuilt bundle of the package`);
