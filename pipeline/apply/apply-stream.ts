@@ -52,7 +52,7 @@ import {
 } from '../mapping/mapping';
 import { type TelemetryLogger, withDefaults } from '../observability';
 import type { ResyncState } from '../resync/resync-state';
-import { withResyncWrites } from '../resync/resync-targets';
+import { asResyncDelete, withResyncWrites } from '../resync/resync-targets';
 import { getItem, queryPartition } from '../table/reads';
 import type { DeadLetterRecord, Item, KeySchema } from '../table/types';
 import { isUnreadable, type StreamBatchRecord, type StreamChange } from './stream-records';
@@ -282,7 +282,9 @@ async function applyOnce(
   // A rejected document must not leave its previous version behind.
   const cleanup = written.rejected
     .filter(({ action }) => action.kind === 'index')
-    .map(({ action }): DocumentAction => ({ ...action, kind: 'delete', body: undefined }));
+    .map(({ action }) =>
+      asResyncDelete<DocumentAction>({ ...action, kind: 'delete', body: undefined }, resync),
+    );
   const cleaned = await writeActions(cleanup, deps.opensearch, bulk, logger);
   if (isRequestRefusedForContent(cleaned.error)) return { unexplained: cleaned.error };
   result.indexed = written.indexed;

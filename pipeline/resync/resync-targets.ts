@@ -26,11 +26,21 @@ export function withResyncWrites<W extends DocumentWrite>(writes: W[], state: Re
   return writes.flatMap((write) => {
     const target = state.targets[write.index];
     if (target === undefined || target === write.index) return [write];
-    if (write.kind === 'delete' && state.phase === 'FILLING') {
-      return [write, { ...write, kind: 'index', index: target, body: tombstoneLine(state.runId) }];
-    }
-    return [write, { ...write, index: target }];
+    return [write, asResyncDelete({ ...write, index: target }, state)];
   });
+}
+
+/**
+ * How a write reaches an index being filled: in FILLING a delete there becomes the run's tombstone;
+ * any other write goes as it is. Also the removal of a document OpenSearch rejected (the updater's
+ * clean-up): a real delete in FILLING would let the backfill's create of an older read land after it.
+ */
+export function asResyncDelete<W extends DocumentWrite>(write: W, state: ResyncState | undefined): W {
+  if (write.kind !== 'delete' || state?.phase !== 'FILLING') return write;
+  const filling = Object.entries(state.targets).some(
+    ([serving, next]) => next === write.index && next !== serving,
+  );
+  return filling ? { ...write, kind: 'index', body: tombstoneLine(state.runId) } : write;
 }
 
 /** The index the backfill of a resync writes to instead of `index` (itself outside a resync's targets). */
