@@ -172,7 +172,7 @@ export const verifyCommand: Command = {
         io.stderr.write(
           `ddb2os: verify found ${fmt(report.missing + report.extra + report.differing)} differences, more than --max-repairs ${fmt(limit)}; ` +
             'nothing was repaired: raise --max-repairs (each difference takes a few hundred bytes of memory) ' +
-            'or rebuild the index with a backfill\n',
+            `or rebuild it while search keeps serving it: ddb2os resync --table ${table} --index ${mapping.index}\n`,
         );
         return EXIT.failed;
       }

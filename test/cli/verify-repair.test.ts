@@ -112,7 +112,8 @@ describe('ddb2os verify --repair', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(
       'ddb2os: verify found 2 differences, more than --max-repairs 1; nothing was repaired: raise --max-repairs ' +
-        '(each difference takes a few hundred bytes of memory) or rebuild the index with a backfill\n',
+        '(each difference takes a few hundred bytes of memory) or rebuild it while search keeps serving it: ' +
+        `ddb2os resync --table ${table} --index ${index}\n`,
     );
     const again = await runVerify(table, ['--index', index]);
     expect(again.stderr).toContain('2 missing, 0 extra, 0 differing');

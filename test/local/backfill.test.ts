@@ -364,7 +364,8 @@ describe('the backfill workflow, run locally from the same definition file', () 
         'about 3.25 hours more, beyond the retention budget of 23 hours, so changes could leave the stream (it keeps ' +
         'them 24 hours) before the updater applies them; delete the index, then start a new execution with a higher ' +
         'maxConcurrency or totalSegments so that it finishes within the budget, and that execution enables the ' +
-        'updater when it succeeds.',
+        'updater when it succeeds. Or keep search serving and rebuild the index with ddb2os resync: the updater ' +
+        'never pauses during a resync, so no retention budget applies.',
     );
     expect(events.some((event) => event.type === 'updater' && event.state === 'Enabled')).toBe(false);
   });

@@ -361,6 +361,7 @@ describe('the retention guard', () => {
     );
     expect(cause).toContain('24 hours');
     expect(cause).toContain('start a new execution with a higher maxConcurrency or totalSegments');
+    expect(cause).toContain('Or keep search serving and rebuild the index with ddb2os resync');
     // An apostrophe would end the intrinsic's string literal.
     expect(cause.slice("States.Format('".length, cause.lastIndexOf("',"))).not.toContain("'");
   });

@@ -150,7 +150,11 @@ async function setup(prefix: string, options: RaceOptions) {
   const drainAndRemoveTombstones = async (client: Client = opensearch) => {
     phase = 'DRAINING';
     let deleted = 0;
-    for (const index of filling) deleted += (await removeTombstones(client, index, RUN)).deleted;
+    for (const index of filling) {
+      const removal = await removeTombstones(client, index, RUN);
+      expect(removal.remaining).toBe(0);
+      deleted += removal.deleted;
+    }
     return deleted;
   };
 
