@@ -195,6 +195,8 @@ const item = (pk: string, v: number | string): Item => ({
   v: typeof v === 'number' ? { N: String(v) } : { S: v },
 });
 const key = (pk: string): Item => ({ pk: { S: pk } });
+/** The index's documents (after a refresh), by id. */
+const documentsOf = async (index: string) => Object.fromEntries(await indexDocuments(opensearch, index));
 
 describe('the resync races, on the real engines', () => {
   it('create after delete: the scan read the item, the delete became a tombstone, the create lands: no document', async () => {
@@ -217,7 +219,7 @@ describe('the resync races, on the real engines', () => {
     expect(tombstones).toBe(1);
     expect(counts).toMatchObject({ scanned: 2, created: 1, alreadyPresent: 1, failed: 0 });
     expect(removed).toBe(1);
-    expect(Object.fromEntries(await indexDocuments(opensearch, t.filling[0] as string))).toEqual({
+    expect(await documentsOf(t.filling[0] as string)).toEqual({
       kept: { pk: 'kept', v: 1 },
     });
     await t.expectBothEqualTable();
@@ -236,7 +238,7 @@ describe('the resync races, on the real engines', () => {
     await t.drainAndRemoveTombstones();
 
     expect(counts).toMatchObject({ scanned: 1, created: 0, alreadyPresent: 1 });
-    expect(Object.fromEntries(await indexDocuments(opensearch, t.filling[0] as string))).toEqual({
+    expect(await documentsOf(t.filling[0] as string)).toEqual({
       a: { pk: 'a', v: 2 },
     });
     await t.expectBothEqualTable();
@@ -258,7 +260,7 @@ describe('the resync races, on the real engines', () => {
 
     expect(counts).toMatchObject({ scanned: 1, created: 0, alreadyPresent: 1 });
     expect(removed).toBe(0);
-    expect(Object.fromEntries(await indexDocuments(opensearch, t.filling[0] as string))).toEqual({
+    expect(await documentsOf(t.filling[0] as string)).toEqual({
       a: { pk: 'a', v: 3 },
     });
     await t.expectBothEqualTable();
@@ -294,7 +296,7 @@ describe('the resync races, on the real engines', () => {
     expect(raced).toBe(1);
     expect(removed).toBe(1);
     expect(await countTombstones(opensearch, t.filling[0] as string, RUN)).toBe(0);
-    expect(Object.fromEntries(await indexDocuments(opensearch, t.filling[0] as string))).toEqual({
+    expect(await documentsOf(t.filling[0] as string)).toEqual({
       a: { pk: 'a', v: 4 },
       c: { pk: 'c', v: 1 },
     });
@@ -323,10 +325,10 @@ describe('the resync races, on the real engines', () => {
     // Assess: a is dead-lettered, and the new index shows no version of it (not the one the table no longer holds)
     expect(applied?.deadLettered).toBe(1);
     expect(counts).toMatchObject({ scanned: 2, created: 1, alreadyPresent: 1 });
-    expect(Object.fromEntries(await indexDocuments(opensearch, t.filling[0] as string))).toEqual({
+    expect(await documentsOf(t.filling[0] as string)).toEqual({
       b: { pk: 'b', v: 1 },
     });
-    expect(Object.fromEntries(await indexDocuments(opensearch, t.serving[0] as string))).toEqual({
+    expect(await documentsOf(t.serving[0] as string)).toEqual({
       a: { pk: 'a', v: 'many' },
       b: { pk: 'b', v: 1 },
     });
@@ -402,10 +404,10 @@ describe('the resync races, on the real engines', () => {
     // Assess
     expect(counts).toMatchObject({ scanned: 4, created: 0, alreadyPresent: 4 });
     expect(removed).toBe(2);
-    expect(Object.fromEntries(await indexDocuments(opensearch, t.filling[0] as string))).toEqual({
+    expect(await documentsOf(t.filling[0] as string)).toEqual({
       'a#2': { pk: 'a#2', v: 2 },
     });
-    expect(Object.fromEntries(await indexDocuments(opensearch, t.filling[1] as string))).toEqual({
+    expect(await documentsOf(t.filling[1] as string)).toEqual({
       'b#2': { pk: 'b#2', v: 2 },
     });
     for (const index of [...t.serving, ...t.filling]) {
