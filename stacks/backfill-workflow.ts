@@ -1,9 +1,11 @@
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Connections, type IConnectable } from 'aws-cdk-lib/aws-ec2';
+import { ArnPrincipal, type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Domain } from 'aws-cdk-lib/aws-opensearchservice';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
@@ -13,9 +15,19 @@ import { DEFINITION_PATH } from '../pipeline/contract/definition';
 import { ENV } from '../pipeline/contract/env';
 import { indexDefinitionSubstitution } from '../pipeline/index/index-definition';
 import { BackfillAlarms } from './backfill-alarms';
-import { type BackfillWorkflowProps, resolveWorkflowSettings } from './backfill-workflow-props';
+import {
+  type BackfillWorkflowProps,
+  resolveWorkflowSettings,
+  type WorkflowSettings,
+} from './backfill-workflow-props';
 import { HandlerFunction } from './handler-function';
-import { acknowledgeWatchdogFindings, acknowledgeWorkflowFindings } from './nag-acknowledgements';
+import {
+  acknowledgeDomainAccessPolicyFindings,
+  acknowledgeNetworkFindings,
+  acknowledgeWatchdogFindings,
+  acknowledgeWorkflowFindings,
+} from './nag-acknowledgements';
+import { allowDomainIngress, openSearchClientNetwork } from './network';
 import { UpdaterWatchdog } from './updater-watchdog';
 
 /**
@@ -47,7 +59,7 @@ export type { BackfillWorkflowProps } from './backfill-workflow-props';
  * worker, the updater with its (disabled) event source mapping, the progress
  * table and the workflow bucket. No business logic lives here.
  */
-export class BackfillWorkflow extends Construct {
+export class BackfillWorkflow extends Construct implements IConnectable {
   readonly stateMachine: StateMachine;
   readonly segmentQueue: Queue;
   readonly segmentDeadLetterQueue: Queue;
@@ -70,6 +82,13 @@ export class BackfillWorkflow extends Construct {
   readonly watchdog: UpdaterWatchdog;
   /** Every alarm, with the `alarmTopic` as its action. */
   readonly alarms: BackfillAlarms;
+  /**
+   * The security groups of the functions that call OpenSearch (none outside a
+   * VPC): allow them into an imported VPC domain on 443,
+   * `domainSecurityGroup.connections.allowFrom(workflow, Port.tcp(443))`.
+   */
+  readonly connections: Connections;
+  private readonly domainArn: string;
 
   constructor(scope: Construct, id: string, props: BackfillWorkflowProps) {
     super(scope, id);
@@ -77,6 +96,9 @@ export class BackfillWorkflow extends Construct {
     const settings = resolveWorkflowSettings(this, props);
     const { table } = props;
     const { removalPolicy, stateMachineName } = settings;
+    this.domainArn = settings.domainArn;
+    const network = openSearchClientNetwork(this, props);
+    this.connections = new Connections({ securityGroups: network?.securityGroups });
 
     this.progressTable = new Table(this, 'ProgressTable', {
       partitionKey: { name: 'runId', type: AttributeType.STRING },
@@ -139,6 +161,7 @@ export class BackfillWorkflow extends Construct {
 
     this.planFunction = new HandlerFunction(this, 'PlanFunction', {
       handlerName: 'plan',
+      network,
       description: 'ddb2os: plans the backfill segments of a table',
       timeout: Duration.minutes(5),
       memorySize: 1024,
@@ -152,6 +175,7 @@ export class BackfillWorkflow extends Construct {
     });
     this.workerFunction = new HandlerFunction(this, 'WorkerFunction', {
       handlerName: 'worker',
+      network,
       description: 'ddb2os: scans one table segment into OpenSearch',
       transformModule: settings.transformModule,
       timeout: settings.workerTimeout,
@@ -165,6 +189,7 @@ export class BackfillWorkflow extends Construct {
     });
     this.updaterFunction = new HandlerFunction(this, 'UpdaterFunction', {
       handlerName: 'updater',
+      network,
       description: 'ddb2os: applies DynamoDB stream changes to OpenSearch',
       transformModule: settings.transformModule,
       timeout: Duration.minutes(5),
@@ -174,6 +199,7 @@ export class BackfillWorkflow extends Construct {
     });
     this.summarizeFunction = new HandlerFunction(this, 'SummarizeFunction', {
       handlerName: 'summarize',
+      network,
       description: 'ddb2os: adds up the segment counts of a backfill run',
       timeout: Duration.minutes(5),
       memorySize: 1024,
@@ -186,6 +212,16 @@ export class BackfillWorkflow extends Construct {
       { function: this.updaterFunction, actions: OPENSEARCH_ACTIONS.updater },
       { function: this.summarizeFunction, actions: OPENSEARCH_ACTIONS.summarize },
     ];
+    if (network) {
+      allowDomainIngress(props.domain, network);
+      acknowledgeNetworkFindings(this);
+    }
+    if (props.addDomainAccessPolicy) {
+      // Checked at synth: a Domain construct, whose addAccessPolicies merges with its own policy.
+      const domain = props.domain as Domain;
+      domain.addAccessPolicies(...this.domainAccessPolicyStatements());
+      acknowledgeDomainAccessPolicyFindings(domain);
+    }
 
     this.workerFunction.addEventSource(
       new SqsEventSource(this.segmentQueue, {
@@ -231,7 +267,7 @@ export class BackfillWorkflow extends Construct {
       },
     });
 
-    this.grantHandlers(props, settings.domainArn);
+    this.grantHandlers(props, settings);
     this.grantRunLock(stateMachineName, updaterSource.eventSourceMappingArn);
 
     const stateMachineLogs = new LogGroup(this, 'StateMachineLogs', {
@@ -279,7 +315,26 @@ export class BackfillWorkflow extends Construct {
     });
   }
 
-  private grantHandlers(props: BackfillWorkflowProps, domainArn: string): void {
+  /**
+   * The domain access policy statements that let the functions in, one per
+   * function role with exactly its HTTP methods on the domain's indices
+   * (`addDomainAccessPolicy` adds them to a Domain construct's policy).
+   * `domainArn` is for a policy that cannot name the domain's own ARN
+   * attribute (the domain's own resource).
+   */
+  domainAccessPolicyStatements(domainArn: string = this.domainArn): PolicyStatement[] {
+    return this.openSearchAccess.map(
+      (access) =>
+        new PolicyStatement({
+          principals: [new ArnPrincipal((access.function.role as IRole).roleArn)],
+          actions: [...access.actions],
+          resources: [`${domainArn}/*`],
+        }),
+    );
+  }
+
+  private grantHandlers(props: BackfillWorkflowProps, settings: WorkflowSettings): void {
+    const { domainArn, tableEncryptionKey } = settings;
     const { table } = props;
     for (const access of this.openSearchAccess) {
       access.function.addToRolePolicy(
@@ -323,6 +378,11 @@ export class BackfillWorkflow extends Construct {
     this.updaterFunction.addToRolePolicy(putDeadLetters);
 
     this.progressTable.grant(this.summarizeFunction, 'dynamodb:Query');
+
+    // A table encrypted with a customer managed key: its items and its stream records are read
+    // through that key (the state machine's DescribeTable is not).
+    tableEncryptionKey?.grantDecrypt(this.workerFunction);
+    tableEncryptionKey?.grantDecrypt(this.updaterFunction);
   }
 
   private grantRunLock(stateMachineName: string, updaterMappingArn: string): void {

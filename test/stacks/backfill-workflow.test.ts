@@ -2,8 +2,17 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { Table } from 'aws-cdk-lib/aws-dynamodb';
-import { Domain } from 'aws-cdk-lib/aws-opensearchservice';
+import {
+  AttributeType,
+  StreamViewType,
+  Table,
+  TableEncryption,
+  TableEncryptionV2,
+  TableV2,
+} from 'aws-cdk-lib/aws-dynamodb';
+import type { Role } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { Domain, EngineVersion } from 'aws-cdk-lib/aws-opensearchservice';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFINITION_PATH } from '../../pipeline/contract/definition';
 import { indexDefinitionFromPlanInput } from '../../pipeline/index/index-definition';
@@ -15,6 +24,7 @@ import {
   readWorkerConfig,
 } from '../../pipeline/lambda/config';
 import { BackfillWorkflow, type BackfillWorkflowProps } from '../../stacks/backfill-workflow';
+import type { HandlerFunction } from '../../stacks/handler-function';
 import {
   DOMAIN_ARN,
   DOMAIN_ENDPOINT,
@@ -621,6 +631,94 @@ describe('BackfillWorkflow props', () => {
     );
   });
 
+  it('rejects a state machine name that Step Functions logging does not take', () => {
+    expect(build({ stateMachineName: 'orders backfill' })).toThrow(
+      'BackfillWorkflow: stateMachineName "orders backfill" is not a valid state machine name: use 1 to 80 ' +
+        'letters, digits, - and _.',
+    );
+    expect(build({ stateMachineName: 'x'.repeat(81) })).toThrow('is not a valid state machine name');
+  });
+
+  it('rejects a key for a table of this app encrypted with an AWS owned key', () => {
+    const stack = new Stack(testApp(), 'Test');
+    const table = new Table(stack, 'Orders', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      stream: StreamViewType.NEW_AND_OLD_IMAGES,
+    });
+    expect(
+      () =>
+        new BackfillWorkflow(stack, 'Workflow', {
+          table,
+          index: 'orders',
+          domainEndpoint: DOMAIN_ENDPOINT,
+          domainArn: DOMAIN_ARN,
+          tableEncryptionKey: new Key(stack, 'Key'),
+        }),
+    ).toThrow(
+      'BackfillWorkflow: tableEncryptionKey is given, but the table Test/Orders is encrypted with an AWS owned ' +
+        'key, which needs no grant; leave tableEncryptionKey out',
+    );
+  });
+
+  it('rejects a key for a table of this app encrypted with an AWS managed key', () => {
+    const stack = new Stack(testApp(), 'Test');
+    const table = new TableV2(stack, 'Orders', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      dynamoStream: StreamViewType.NEW_IMAGE,
+      encryption: TableEncryptionV2.awsManagedKey(),
+    });
+    expect(
+      () =>
+        new BackfillWorkflow(stack, 'Workflow', {
+          table,
+          index: 'orders',
+          domainEndpoint: DOMAIN_ENDPOINT,
+          domainArn: DOMAIN_ARN,
+          tableEncryptionKey: new Key(stack, 'Key'),
+        }),
+    ).toThrow('the table Test/Orders is encrypted with an AWS managed key, which needs no grant');
+  });
+
+  it("rejects a key other than the table's own customer managed key", () => {
+    const stack = new Stack(testApp(), 'Test');
+    const table = new Table(stack, 'Orders', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      stream: StreamViewType.NEW_AND_OLD_IMAGES,
+      encryption: TableEncryption.CUSTOMER_MANAGED,
+    });
+    expect(
+      () =>
+        new BackfillWorkflow(stack, 'Workflow', {
+          table,
+          index: 'orders',
+          domainEndpoint: DOMAIN_ENDPOINT,
+          domainArn: DOMAIN_ARN,
+          tableEncryptionKey: new Key(stack, 'Other'),
+        }),
+    ).toThrow(
+      'BackfillWorkflow: tableEncryptionKey differs from the encryptionKey of the table Test/Orders; leave ' +
+        "tableEncryptionKey out, the table's own key is used.",
+    );
+  });
+
+  it('rejects addDomainAccessPolicy for a domain given as endpoint and ARN, or imported', () => {
+    const message =
+      'BackfillWorkflow: addDomainAccessPolicy needs domain to be a Domain construct of this app; an imported ' +
+      "domain's policy is its owner's: allow the roles of domainAccessPolicyStatements() there instead.";
+    expect(build({ addDomainAccessPolicy: true })).toThrow(message);
+    const { stack, table } = stackWithStreamTable();
+    const domain = Domain.fromDomainEndpoint(stack, 'Domain', DOMAIN_ENDPOINT);
+    expect(
+      () =>
+        new BackfillWorkflow(stack, 'Workflow', {
+          table,
+          domain,
+          index: 'orders',
+          addDomainAccessPolicy: true,
+        }),
+    ).toThrow(message);
+  });
+
   it('passes the mapping, bulk size and segment size to the handlers that use them', () => {
     const { stack, table } = stackWithStreamTable();
     new BackfillWorkflow(stack, 'Workflow', {
@@ -656,6 +754,153 @@ describe('BackfillWorkflow props', () => {
       },
     });
     expect(Object.keys(withMapping)).toHaveLength(5);
+  });
+});
+
+describe('BackfillWorkflow table encryption key', () => {
+  /** The roles that may use `key`, as the template grants kms:Decrypt on it. */
+  function rolesDecrypting(template: Template, stack: Stack, key: Key): unknown[] {
+    const keyArn = stack.resolve(key.keyArn);
+    return Object.values(template.findResources('AWS::IAM::Policy'))
+      .filter((policy) =>
+        (policy.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]).some(
+          (statement) =>
+            [statement.Action].flat().includes('kms:Decrypt') &&
+            JSON.stringify(statement.Resource) === JSON.stringify(keyArn),
+        ),
+      )
+      .flatMap((policy) => policy.Properties.Roles);
+  }
+
+  it("grants kms:Decrypt on the table's customer managed key to the worker and the updater, and no other function", () => {
+    const stack = new Stack(testApp(), 'Test');
+    const table = new Table(stack, 'Orders', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      stream: StreamViewType.NEW_AND_OLD_IMAGES,
+      encryption: TableEncryption.CUSTOMER_MANAGED,
+    });
+    const workflow = new BackfillWorkflow(stack, 'Workflow', {
+      table,
+      index: 'orders',
+      domainEndpoint: DOMAIN_ENDPOINT,
+      domainArn: DOMAIN_ARN,
+    });
+    const roles = rolesDecrypting(Template.fromStack(stack), stack, table.encryptionKey as Key);
+    expect(new Set(roles)).toEqual(
+      new Set(
+        [workflow.workerFunction, workflow.updaterFunction].map((fn) => stack.resolve(fn.role?.roleName)),
+      ),
+    );
+  });
+
+  it('grants kms:Decrypt on the key given for an imported table to the worker and the updater', () => {
+    const { stack, table } = stackWithStreamTable();
+    const key = new Key(stack, 'TableKey');
+    const workflow = new BackfillWorkflow(stack, 'Workflow', {
+      table,
+      index: 'orders',
+      domainEndpoint: DOMAIN_ENDPOINT,
+      domainArn: DOMAIN_ARN,
+      tableEncryptionKey: key,
+    });
+    const roles = rolesDecrypting(Template.fromStack(stack), stack, key);
+    expect(new Set(roles)).toEqual(
+      new Set(
+        [workflow.workerFunction, workflow.updaterFunction].map((fn) => stack.resolve(fn.role?.roleName)),
+      ),
+    );
+  });
+
+  it('grants no key without one', () => {
+    const { stack, table } = stackWithStreamTable();
+    new BackfillWorkflow(stack, 'Workflow', {
+      table,
+      index: 'orders',
+      domainEndpoint: DOMAIN_ENDPOINT,
+      domainArn: DOMAIN_ARN,
+    });
+    expect(JSON.stringify(Template.fromStack(stack).toJSON())).not.toContain('kms:');
+  });
+});
+
+describe('BackfillWorkflow domain access policy', () => {
+  function appWithDomain(addDomainAccessPolicy?: boolean): {
+    stack: Stack;
+    workflow: BackfillWorkflow;
+    template: Template;
+  } {
+    const { stack, table } = stackWithStreamTable();
+    const domain = new Domain(stack, 'Domain', { version: EngineVersion.OPENSEARCH_2_19 });
+    const workflow = new BackfillWorkflow(stack, 'Workflow', {
+      table,
+      domain,
+      index: 'orders',
+      ...(addDomainAccessPolicy === undefined ? {} : { addDomainAccessPolicy }),
+    });
+    return { stack, workflow, template: Template.fromStack(stack) };
+  }
+
+  it("leaves the domain's access policy to its owner by default", () => {
+    const { template } = appWithDomain();
+    expect(template.findResources('Custom::OpenSearchAccessPolicy')).toEqual({});
+    template.hasResourceProperties('AWS::OpenSearchService::Domain', { AccessPolicies: Match.absent() });
+  });
+
+  /** The access policy the custom resource sets, with references written `LogicalId.Attr`. */
+  function accessPolicySet(template: Template): { Statement: Record<string, unknown>[] } {
+    const [resource] = Object.values(template.findResources('Custom::OpenSearchAccessPolicy'));
+    const [, parts] = (resource?.Properties.Create ?? { 'Fn::Join': ['', []] })['Fn::Join'] as [
+      string,
+      unknown[],
+    ];
+    const text = parts
+      .map((part) => {
+        if (typeof part === 'string') return part;
+        const { Ref, 'Fn::GetAtt': getAtt } = part as { Ref?: string; 'Fn::GetAtt'?: string[] };
+        return Ref ?? getAtt?.join('.');
+      })
+      .join('');
+    return JSON.parse(JSON.parse(text).parameters.AccessPolicies);
+  }
+
+  it("adds each function's role with exactly its HTTP methods on the domain's indices when asked", () => {
+    const { stack, workflow, template } = appWithDomain(true);
+    const roleOf = (fn: HandlerFunction) =>
+      `${stack.getLogicalId((fn.role as Role).node.defaultChild as never)}.Arn`;
+    const domainArn = `${stack.getLogicalId(stack.node.findChild('Domain').node.defaultChild as never)}.Arn`;
+    expect(accessPolicySet(template).Statement).toEqual([
+      {
+        Effect: 'Allow',
+        Principal: { AWS: roleOf(workflow.planFunction) },
+        Action: ['es:ESHttpHead', 'es:ESHttpPut'],
+        Resource: `${domainArn}/*`,
+      },
+      {
+        Effect: 'Allow',
+        Principal: { AWS: roleOf(workflow.workerFunction) },
+        Action: 'es:ESHttpPost',
+        Resource: `${domainArn}/*`,
+      },
+      {
+        Effect: 'Allow',
+        Principal: { AWS: roleOf(workflow.updaterFunction) },
+        Action: 'es:ESHttpPost',
+        Resource: `${domainArn}/*`,
+      },
+      {
+        Effect: 'Allow',
+        Principal: { AWS: roleOf(workflow.summarizeFunction) },
+        Action: ['es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost'],
+        Resource: `${domainArn}/*`,
+      },
+    ]);
+  });
+
+  it("leaves no cdk-nag finding of CDK's access policy function unacknowledged", () => {
+    const { stack } = appWithDomain(true);
+    expect(unacknowledgedNagFindings(stack).filter((finding) => !finding.includes('Test/Domain/'))).toEqual(
+      [],
+    );
   });
 });
 
