@@ -110,7 +110,9 @@ export interface BackfillStackProps extends StackProps {
  * table and domain that the stack creates.
  */
 export class BackfillStack extends Stack {
+  /** The backfill workflow and the stream updater. */
   readonly workflow: BackfillWorkflow;
+  /** Segments, documents per second, dead letters and the updater's lag. */
   readonly dashboard: BackfillDashboard;
 
   constructor(scope: Construct, id: string, props: BackfillStackProps = {}) {

@@ -47,7 +47,9 @@ export const OPENSEARCH_ACTIONS = {
 
 /** A function that calls OpenSearch, and the HTTP methods it needs there. */
 export interface OpenSearchAccess {
+  /** The function; its `role` is the principal to allow. */
   readonly function: HandlerFunction;
+  /** The IAM actions (`es:ESHttp<Method>`) it needs on the domain's indices. */
   readonly actions: readonly string[];
 }
 
@@ -60,17 +62,25 @@ export type { BackfillWorkflowProps } from './backfill-workflow-props';
  * table and the workflow bucket. No business logic lives here.
  */
 export class BackfillWorkflow extends Construct implements IConnectable {
+  /** The backfill: start an execution with the input `{}` (or `ddb2os start`); its name is `stateMachineName`. */
   readonly stateMachine: StateMachine;
+  /** One message per segment (with the Map item's task token), consumed by the worker. */
   readonly segmentQueue: Queue;
+  /** Segment messages that failed three times. */
   readonly segmentDeadLetterQueue: Queue;
   /** Stream batches that the updater gave up on (the event source's on-failure destination). */
   readonly streamFailureQueue: Queue;
+  /** Segment checkpoints and counts by run, the run lock, and the updater's state. */
   readonly progressTable: Table;
   /** Plans, Map results and dead letters. */
   readonly bucket: Bucket;
+  /** "Plan segments": prepares the indices and writes the run's segment list. Calls OpenSearch. */
   readonly planFunction: HandlerFunction;
+  /** Scans one segment into OpenSearch (bulk create). Calls OpenSearch; reads the table. */
   readonly workerFunction: HandlerFunction;
+  /** Applies the stream's changes to OpenSearch (bulk index and delete). Calls OpenSearch; reads the table and its stream. */
   readonly updaterFunction: HandlerFunction;
+  /** "Summarize": adds up a run's counts and restores the indices' settings. Calls OpenSearch. */
   readonly summarizeFunction: HandlerFunction;
   /** "Validate and lock" and "Release lock": the input check, the table's run lock and the retention clock. */
   readonly runLockFunction: HandlerFunction;
