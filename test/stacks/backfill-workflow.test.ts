@@ -11,7 +11,7 @@ import {
   TableV2,
 } from 'aws-cdk-lib/aws-dynamodb';
 import type { Role } from 'aws-cdk-lib/aws-iam';
-import { Key } from 'aws-cdk-lib/aws-kms';
+import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import { Domain, EngineVersion } from 'aws-cdk-lib/aws-opensearchservice';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFINITION_PATH } from '../../pipeline/contract/definition';
@@ -33,6 +33,7 @@ import {
   synthInChildProcess,
   testApp,
   unacknowledgedNagFindings,
+  workflowBuilder,
 } from './fixtures';
 
 /** The ARN of the updater's event source mapping, as the template builds it. */
@@ -52,6 +53,16 @@ function logicalId(
   pick: (w: BackfillWorkflow) => { node: { defaultChild?: unknown } },
 ): string {
   return stack.getLogicalId(pick(workflow).node.defaultChild as never);
+}
+
+/** Makes the table `Orders` of the app, with a stream, encrypted as `encryption` says. */
+function ordersTable(encryption?: TableEncryption): (stack: Stack) => Table {
+  return (stack) =>
+    new Table(stack, 'Orders', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      stream: StreamViewType.NEW_AND_OLD_IMAGES,
+      encryption,
+    });
 }
 
 describe('BackfillWorkflow', () => {
@@ -468,17 +479,7 @@ describe('BackfillWorkflow', () => {
 });
 
 describe('BackfillWorkflow props', () => {
-  function build(props: Partial<BackfillWorkflowProps> = {}): () => BackfillWorkflow {
-    const { stack, table } = stackWithStreamTable();
-    return () =>
-      new BackfillWorkflow(stack, 'Workflow', {
-        table,
-        index: 'orders',
-        domainEndpoint: DOMAIN_ENDPOINT,
-        domainArn: DOMAIN_ARN,
-        ...props,
-      });
-  }
+  const build = (props: Partial<BackfillWorkflowProps> = {}) => workflowBuilder(() => props);
 
   it('accepts an OpenSearch domain construct instead of an endpoint and ARN', () => {
     const { stack, table } = stackWithStreamTable();
@@ -639,63 +640,29 @@ describe('BackfillWorkflow props', () => {
     expect(build({ stateMachineName: 'x'.repeat(81) })).toThrow('is not a valid state machine name');
   });
 
+  const withKey = (stack: Stack) => ({ tableEncryptionKey: new Key(stack, 'Key') });
+
   it('rejects a key for a table of this app encrypted with an AWS owned key', () => {
-    const stack = new Stack(testApp(), 'Test');
-    const table = new Table(stack, 'Orders', {
-      partitionKey: { name: 'pk', type: AttributeType.STRING },
-      stream: StreamViewType.NEW_AND_OLD_IMAGES,
-    });
-    expect(
-      () =>
-        new BackfillWorkflow(stack, 'Workflow', {
-          table,
-          index: 'orders',
-          domainEndpoint: DOMAIN_ENDPOINT,
-          domainArn: DOMAIN_ARN,
-          tableEncryptionKey: new Key(stack, 'Key'),
-        }),
-    ).toThrow(
+    expect(workflowBuilder(withKey, ordersTable())).toThrow(
       'BackfillWorkflow: tableEncryptionKey is given, but the table Test/Orders is encrypted with an AWS owned ' +
         'key, which needs no grant; leave tableEncryptionKey out',
     );
   });
 
   it('rejects a key for a table of this app encrypted with an AWS managed key', () => {
-    const stack = new Stack(testApp(), 'Test');
-    const table = new TableV2(stack, 'Orders', {
-      partitionKey: { name: 'pk', type: AttributeType.STRING },
-      dynamoStream: StreamViewType.NEW_IMAGE,
-      encryption: TableEncryptionV2.awsManagedKey(),
-    });
-    expect(
-      () =>
-        new BackfillWorkflow(stack, 'Workflow', {
-          table,
-          index: 'orders',
-          domainEndpoint: DOMAIN_ENDPOINT,
-          domainArn: DOMAIN_ARN,
-          tableEncryptionKey: new Key(stack, 'Key'),
-        }),
-    ).toThrow('the table Test/Orders is encrypted with an AWS managed key, which needs no grant');
+    const table = (stack: Stack) =>
+      new TableV2(stack, 'Orders', {
+        partitionKey: { name: 'pk', type: AttributeType.STRING },
+        dynamoStream: StreamViewType.NEW_IMAGE,
+        encryption: TableEncryptionV2.awsManagedKey(),
+      });
+    expect(workflowBuilder(withKey, table)).toThrow(
+      'the table Test/Orders is encrypted with an AWS managed key, which needs no grant',
+    );
   });
 
   it("rejects a key other than the table's own customer managed key", () => {
-    const stack = new Stack(testApp(), 'Test');
-    const table = new Table(stack, 'Orders', {
-      partitionKey: { name: 'pk', type: AttributeType.STRING },
-      stream: StreamViewType.NEW_AND_OLD_IMAGES,
-      encryption: TableEncryption.CUSTOMER_MANAGED,
-    });
-    expect(
-      () =>
-        new BackfillWorkflow(stack, 'Workflow', {
-          table,
-          index: 'orders',
-          domainEndpoint: DOMAIN_ENDPOINT,
-          domainArn: DOMAIN_ARN,
-          tableEncryptionKey: new Key(stack, 'Other'),
-        }),
-    ).toThrow(
+    expect(workflowBuilder(withKey, ordersTable(TableEncryption.CUSTOMER_MANAGED))).toThrow(
       'BackfillWorkflow: tableEncryptionKey differs from the encryptionKey of the table Test/Orders; leave ' +
         "tableEncryptionKey out, the table's own key is used.",
     );
@@ -706,17 +673,13 @@ describe('BackfillWorkflow props', () => {
       'BackfillWorkflow: addDomainAccessPolicy needs domain to be a Domain construct of this app; an imported ' +
       "domain's policy is its owner's: allow the roles of domainAccessPolicyStatements() there instead.";
     expect(build({ addDomainAccessPolicy: true })).toThrow(message);
-    const { stack, table } = stackWithStreamTable();
-    const domain = Domain.fromDomainEndpoint(stack, 'Domain', DOMAIN_ENDPOINT);
-    expect(
-      () =>
-        new BackfillWorkflow(stack, 'Workflow', {
-          table,
-          domain,
-          index: 'orders',
-          addDomainAccessPolicy: true,
-        }),
-    ).toThrow(message);
+    const importedDomain = (stack: Stack) => ({
+      domain: Domain.fromDomainEndpoint(stack, 'Domain', DOMAIN_ENDPOINT),
+      domainEndpoint: undefined,
+      domainArn: undefined,
+      addDomainAccessPolicy: true,
+    });
+    expect(workflowBuilder(importedDomain)).toThrow(message);
   });
 
   it('passes the mapping, bulk size and segment size to the handlers that use them', () => {
@@ -758,68 +721,49 @@ describe('BackfillWorkflow props', () => {
 });
 
 describe('BackfillWorkflow table encryption key', () => {
-  /** The roles that may use `key`, as the template grants kms:Decrypt on it. */
-  function rolesDecrypting(template: Template, stack: Stack, key: Key): unknown[] {
-    const keyArn = stack.resolve(key.keyArn);
-    return Object.values(template.findResources('AWS::IAM::Policy'))
+  /** The roles that the template lets use `key` (kms:Decrypt on its ARN), and those of the worker and the updater. */
+  function decryptingRoles(
+    workflow: BackfillWorkflow,
+    key: IKey,
+  ): { granted: Set<unknown>; expected: Set<unknown> } {
+    const stack = Stack.of(workflow);
+    const keyArn = JSON.stringify(stack.resolve(key.keyArn));
+    const granted = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'))
       .filter((policy) =>
         (policy.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]).some(
           (statement) =>
             [statement.Action].flat().includes('kms:Decrypt') &&
-            JSON.stringify(statement.Resource) === JSON.stringify(keyArn),
+            JSON.stringify(statement.Resource) === keyArn,
         ),
       )
       .flatMap((policy) => policy.Properties.Roles);
+    const readers = [workflow.workerFunction, workflow.updaterFunction];
+    return {
+      granted: new Set(granted),
+      expected: new Set(readers.map((fn) => stack.resolve(fn.role?.roleName))),
+    };
   }
 
   it("grants kms:Decrypt on the table's customer managed key to the worker and the updater, and no other function", () => {
-    const stack = new Stack(testApp(), 'Test');
-    const table = new Table(stack, 'Orders', {
-      partitionKey: { name: 'pk', type: AttributeType.STRING },
-      stream: StreamViewType.NEW_AND_OLD_IMAGES,
-      encryption: TableEncryption.CUSTOMER_MANAGED,
-    });
-    const workflow = new BackfillWorkflow(stack, 'Workflow', {
-      table,
-      index: 'orders',
-      domainEndpoint: DOMAIN_ENDPOINT,
-      domainArn: DOMAIN_ARN,
-    });
-    const roles = rolesDecrypting(Template.fromStack(stack), stack, table.encryptionKey as Key);
-    expect(new Set(roles)).toEqual(
-      new Set(
-        [workflow.workerFunction, workflow.updaterFunction].map((fn) => stack.resolve(fn.role?.roleName)),
-      ),
-    );
+    const workflow = workflowBuilder(undefined, ordersTable(TableEncryption.CUSTOMER_MANAGED))();
+    const table = Stack.of(workflow).node.findChild('Orders') as Table;
+    const { granted, expected } = decryptingRoles(workflow, table.encryptionKey as IKey);
+    expect(granted).toEqual(expected);
   });
 
   it('grants kms:Decrypt on the key given for an imported table to the worker and the updater', () => {
-    const { stack, table } = stackWithStreamTable();
-    const key = new Key(stack, 'TableKey');
-    const workflow = new BackfillWorkflow(stack, 'Workflow', {
-      table,
-      index: 'orders',
-      domainEndpoint: DOMAIN_ENDPOINT,
-      domainArn: DOMAIN_ARN,
-      tableEncryptionKey: key,
-    });
-    const roles = rolesDecrypting(Template.fromStack(stack), stack, key);
-    expect(new Set(roles)).toEqual(
-      new Set(
-        [workflow.workerFunction, workflow.updaterFunction].map((fn) => stack.resolve(fn.role?.roleName)),
-      ),
-    );
+    let key: IKey | undefined;
+    const workflow = workflowBuilder((stack) => {
+      key = new Key(stack, 'TableKey');
+      return { tableEncryptionKey: key };
+    })();
+    const { granted, expected } = decryptingRoles(workflow, key as IKey);
+    expect(granted).toEqual(expected);
   });
 
   it('grants no key without one', () => {
-    const { stack, table } = stackWithStreamTable();
-    new BackfillWorkflow(stack, 'Workflow', {
-      table,
-      index: 'orders',
-      domainEndpoint: DOMAIN_ENDPOINT,
-      domainArn: DOMAIN_ARN,
-    });
-    expect(JSON.stringify(Template.fromStack(stack).toJSON())).not.toContain('kms:');
+    const workflow = workflowBuilder()();
+    expect(JSON.stringify(Template.fromStack(Stack.of(workflow)).toJSON())).not.toContain('kms:');
   });
 });
 

@@ -6,7 +6,13 @@ import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { Domain, EngineVersion } from 'aws-cdk-lib/aws-opensearchservice';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BackfillWorkflow, type BackfillWorkflowProps } from '../../stacks/backfill-workflow';
-import { DOMAIN_ARN, DOMAIN_ENDPOINT, stackWithStreamTable, unacknowledgedNagFindings } from './fixtures';
+import {
+  DOMAIN_ARN,
+  DOMAIN_ENDPOINT,
+  stackWithStreamTable,
+  unacknowledgedNagFindings,
+  workflowBuilder,
+} from './fixtures';
 
 /** What a user's app already has: a table with a stream, a VPC, and a domain in it. */
 function vpcApp(): { stack: Stack; table: ITable; vpc: Vpc; domain: Domain } {
@@ -129,28 +135,8 @@ describe('BackfillWorkflow in a VPC', () => {
 });
 
 describe('BackfillWorkflow with your security groups', () => {
-  it('puts the functions in the security groups given, adds none, and leaves an imported domain alone', () => {
-    const { stack, table } = stackWithStreamTable();
-    const vpc = new Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 0 });
-    const group = new SecurityGroup(stack, 'SearchClients', { vpc });
-    new BackfillWorkflow(stack, 'Workflow', {
-      table,
-      domainEndpoint: DOMAIN_ENDPOINT,
-      domainArn: DOMAIN_ARN,
-      index: 'orders',
-      vpc,
-      securityGroups: [group],
-    });
-    const template = Template.fromStack(stack);
-    template.hasResourceProperties('AWS::Lambda::Function', {
-      Description: Match.stringLikeRegexp('^ddb2os: scans'),
-      VpcConfig: { SecurityGroupIds: [stack.resolve(group.securityGroupId)], SubnetIds: Match.anyValue() },
-    });
-    expect(Object.keys(template.findResources('AWS::EC2::SecurityGroup'))).toHaveLength(1);
-    expect(template.findResources('AWS::EC2::SecurityGroupIngress')).toEqual({});
-  });
-
-  it("is connectable: a rule on an imported domain's security group lets in the functions' security groups", () => {
+  /** A workflow for an imported domain in a VPC, with a security group of the app's. */
+  function withOwnSecurityGroup(): { stack: Stack; group: SecurityGroup; workflow: BackfillWorkflow } {
     const { stack, table } = stackWithStreamTable();
     const vpc = new Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 0 });
     const group = new SecurityGroup(stack, 'SearchClients', { vpc });
@@ -162,6 +148,22 @@ describe('BackfillWorkflow with your security groups', () => {
       vpc,
       securityGroups: [group],
     });
+    return { stack, group, workflow };
+  }
+
+  it('puts the functions in the security groups given, adds none, and leaves an imported domain alone', () => {
+    const { stack, group } = withOwnSecurityGroup();
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('^ddb2os: scans'),
+      VpcConfig: { SecurityGroupIds: [stack.resolve(group.securityGroupId)], SubnetIds: Match.anyValue() },
+    });
+    expect(Object.keys(template.findResources('AWS::EC2::SecurityGroup'))).toHaveLength(1);
+    expect(template.findResources('AWS::EC2::SecurityGroupIngress')).toEqual({});
+  });
+
+  it("is connectable: a rule on an imported domain's security group lets in the functions' security groups", () => {
+    const { stack, group, workflow } = withOwnSecurityGroup();
     const domainGroup = SecurityGroup.fromSecurityGroupId(stack, 'DomainGroup', 'sg-0123456789abcdef0');
     domainGroup.connections.allowFrom(workflow, Port.tcp(443));
     Template.fromStack(stack).hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
@@ -187,18 +189,9 @@ describe('BackfillWorkflow with your security groups', () => {
 });
 
 describe('BackfillWorkflow network props', () => {
-  function build(props: (vpc: Vpc, stack: Stack) => Partial<BackfillWorkflowProps>): () => BackfillWorkflow {
-    const { stack, table } = stackWithStreamTable();
-    const vpc = new Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 0 });
-    return () =>
-      new BackfillWorkflow(stack, 'Workflow', {
-        table,
-        index: 'orders',
-        domainEndpoint: DOMAIN_ENDPOINT,
-        domainArn: DOMAIN_ARN,
-        ...props(vpc, stack),
-      });
-  }
+  /** A workflow whose props `props` gives, with the app's VPC. */
+  const build = (props: (vpc: Vpc, stack: Stack) => Partial<BackfillWorkflowProps>) =>
+    workflowBuilder((stack) => props(new Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 0 }), stack));
 
   it('rejects subnets without a vpc', () => {
     expect(build(() => ({ vpcSubnets: ISOLATED }))).toThrow(
