@@ -239,7 +239,7 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
   }
   const { domainEndpoint, domainArn } = resolveDomain(props);
   checkNetwork(props);
-  checkDomainAccessPolicy(props);
+  checkDomainAccessPolicy(scope, props);
   const tableEncryptionKey = resolveTableEncryptionKey(props);
   validateIndexName(props.index);
   const mappingIndex = props.mapping?.index;
@@ -415,12 +415,21 @@ function checkNetwork(props: BackfillWorkflowProps): void {
 }
 
 /** The construct can only add to the policy of a domain it can change: a Domain construct of this app. */
-function checkDomainAccessPolicy(props: BackfillWorkflowProps): void {
+function checkDomainAccessPolicy(scope: Construct, props: BackfillWorkflowProps): void {
   if (props.addDomainAccessPolicy !== true) return;
   if (props.domain === undefined || !('addAccessPolicies' in props.domain)) {
     throw new Error(
       'BackfillWorkflow: addDomainAccessPolicy needs domain to be a Domain construct of this app; an imported ' +
         "domain's policy is its owner's: allow the roles of domainAccessPolicyStatements() there instead.",
+    );
+  }
+  // The policy names the workflow's roles and the functions name the domain's endpoint: across two
+  // stacks each would export to the other, a cycle CloudFormation refuses.
+  if (Stack.of(props.domain) !== Stack.of(scope)) {
+    throw new Error(
+      `BackfillWorkflow: addDomainAccessPolicy needs the domain in the workflow's stack (${Stack.of(scope).stackName}), ` +
+        `not in ${Stack.of(props.domain).stackName}: the policy would name the workflow's roles and the ` +
+        "workflow the domain, a cycle between the stacks. Add domainAccessPolicyStatements() in the domain's stack instead.",
     );
   }
 }

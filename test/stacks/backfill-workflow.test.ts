@@ -28,6 +28,7 @@ import type { HandlerFunction } from '../../stacks/handler-function';
 import {
   DOMAIN_ARN,
   DOMAIN_ENDPOINT,
+  importedStreamTable,
   STREAM_ARN,
   stackWithStreamTable,
   synthInChildProcess,
@@ -680,6 +681,23 @@ describe('BackfillWorkflow props', () => {
       addDomainAccessPolicy: true,
     });
     expect(workflowBuilder(importedDomain)).toThrow(message);
+  });
+
+  it('rejects addDomainAccessPolicy for a domain in another stack, which would make the stacks depend on each other', () => {
+    const app = testApp();
+    const domain = new Domain(new Stack(app, 'Search'), 'Domain', { version: EngineVersion.OPENSEARCH_2_19 });
+    const stack = new Stack(app, 'Sync');
+    expect(
+      () =>
+        new BackfillWorkflow(stack, 'Workflow', {
+          table: importedStreamTable(stack),
+          domain,
+          index: 'orders',
+          addDomainAccessPolicy: true,
+        }),
+    ).toThrow(
+      "BackfillWorkflow: addDomainAccessPolicy needs the domain in the workflow's stack (Sync), not in Search",
+    );
   });
 
   it('passes the mapping, bulk size and segment size to the handlers that use them', () => {
