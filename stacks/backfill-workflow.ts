@@ -223,7 +223,7 @@ export class BackfillWorkflow extends Construct implements IConnectable {
       { function: this.summarizeFunction, actions: OPENSEARCH_ACTIONS.summarize },
     ];
     if (network) {
-      allowDomainIngress(props.domain, network);
+      allowDomainIngress(this, props.domain, network);
       acknowledgeNetworkFindings(this);
     }
     if (props.addDomainAccessPolicy) {

@@ -69,13 +69,26 @@ export function networkInterfaceStatement(): PolicyStatement {
 /**
  * Lets the functions into a VPC domain on HTTPS, when the domain is a Domain
  * construct in a VPC (its security groups are known); an imported domain's
- * rules are its owner's.
+ * rules are its owner's. The rules are made in `scope`, the workflow: were they
+ * in the domain's stack, that stack would name the workflow's security group
+ * while the workflow's names the domain, a cycle when they are two stacks.
  */
-export function allowDomainIngress(domain: IDomain | undefined, network: FunctionNetwork): void {
-  const connections = domainConnections(domain);
-  for (const group of connections ? network.securityGroups : []) {
-    connections?.allowFrom(group, Port.tcp(443), 'ddb2os: the functions that call OpenSearch');
-  }
+export function allowDomainIngress(
+  scope: Construct,
+  domain: IDomain | undefined,
+  network: FunctionNetwork,
+): void {
+  const domainGroups = domainConnections(domain)?.securityGroups ?? [];
+  domainGroups.forEach((domainGroup, index) => {
+    const target = SecurityGroup.fromSecurityGroupId(
+      scope,
+      `DomainSecurityGroup${index}`,
+      domainGroup.securityGroupId,
+    );
+    for (const group of network.securityGroups) {
+      target.addIngressRule(group, Port.tcp(443), 'ddb2os: the functions that call OpenSearch');
+    }
+  });
 }
 
 function domainConnections(domain: IDomain | undefined): Connections | undefined {

@@ -1,4 +1,4 @@
-import type { Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Port, SecurityGroup, SubnetType, Vpc } from 'aws-cdk-lib/aws-ec2';
@@ -9,7 +9,9 @@ import { BackfillWorkflow, type BackfillWorkflowProps } from '../../stacks/backf
 import {
   DOMAIN_ARN,
   DOMAIN_ENDPOINT,
+  importedStreamTable,
   stackWithStreamTable,
+  testApp,
   unacknowledgedNagFindings,
   workflowBuilder,
 } from './fixtures';
@@ -131,6 +133,35 @@ describe('BackfillWorkflow in a VPC', () => {
 
   it('leaves no cdk-nag AwsSolutions or Serverless finding of its own unacknowledged', () => {
     expect(unacknowledgedNagFindings(stack).filter((finding) => finding.includes('/Workflow/'))).toEqual([]);
+  });
+});
+
+describe('BackfillWorkflow in a VPC, with the domain in another stack', () => {
+  it("puts the ingress rule in the workflow's stack, so that only the workflow's stack depends on the domain's", () => {
+    const app = testApp();
+    const search = new Stack(app, 'Search');
+    const vpc = new Vpc(search, 'Vpc', { maxAzs: 2, natGateways: 0 });
+    const domain = new Domain(search, 'Domain', {
+      version: EngineVersion.OPENSEARCH_2_19,
+      vpc,
+      vpcSubnets: [{ subnets: vpc.privateSubnets.slice(0, 1) }],
+      zoneAwareness: { enabled: false },
+    });
+    const sync = new Stack(app, 'Sync');
+    new BackfillWorkflow(sync, 'Workflow', {
+      table: importedStreamTable(sync),
+      domain,
+      index: 'orders',
+      vpc,
+    });
+    app.synth();
+    expect(Template.fromStack(search).findResources('AWS::EC2::SecurityGroupIngress')).toEqual({});
+    Template.fromStack(sync).hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      FromPort: 443,
+      ToPort: 443,
+    });
+    expect(search.dependencies).toEqual([]);
+    expect(sync.dependencies).toEqual([search]);
   });
 });
 
