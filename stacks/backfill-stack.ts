@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ArnFormat, CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { EbsDeviceVolumeType } from 'aws-cdk-lib/aws-ec2';
-import { ArnPrincipal, type IRole, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { type IRole, PolicyDocument } from 'aws-cdk-lib/aws-iam';
 import { type CfnDomain, Domain, EngineVersion, TLSSecurityPolicy } from 'aws-cdk-lib/aws-opensearchservice';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
@@ -24,6 +24,7 @@ export type BackfillWorkflowSettings = Omit<
   | 'transformModule'
   | 'indexConfig'
   | 'removalPolicy'
+  | 'addDomainAccessPolicy'
 >;
 
 /**
@@ -109,7 +110,9 @@ export interface BackfillStackProps extends StackProps {
  * table and domain that the stack creates.
  */
 export class BackfillStack extends Stack {
+  /** The backfill workflow and the stream updater. */
   readonly workflow: BackfillWorkflow;
+  /** Segments, documents per second, dead letters and the updater's lag. */
   readonly dashboard: BackfillDashboard;
 
   constructor(scope: Construct, id: string, props: BackfillStackProps = {}) {
@@ -206,14 +209,7 @@ export class BackfillStack extends Stack {
     });
     // One statement per function role, with only the HTTP methods that function uses.
     (domain.node.defaultChild as CfnDomain).accessPolicies = new PolicyDocument({
-      statements: this.workflow.openSearchAccess.map(
-        (access) =>
-          new PolicyStatement({
-            principals: [new ArnPrincipal((access.function.role as IRole).roleArn)],
-            actions: [...access.actions],
-            resources: [`${domainArn}/*`],
-          }),
-      ),
+      statements: this.workflow.domainAccessPolicyStatements(domainArn),
     }).toJSON();
     acknowledgeDemoDomainFindings(domain);
   }

@@ -4,8 +4,10 @@
  * prop fails fast with a message that names it.
  */
 
-import { Duration, Names, RemovalPolicy, Token } from 'aws-cdk-lib';
-import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { CfnResource, Duration, Names, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import type { CfnTable, ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IDomain } from 'aws-cdk-lib/aws-opensearchservice';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
@@ -156,6 +158,50 @@ export interface BackfillWorkflowProps {
    * @default Duration.hours(1)
    */
   readonly iteratorAgeAlarmThreshold?: Duration;
+  /**
+   * The VPC of a VPC-only domain. The functions that call OpenSearch (plan,
+   * worker, updater, summarize) run in it; the others call only AWS APIs and
+   * stay outside. From its subnets the functions must reach DynamoDB, S3, SQS,
+   * Step Functions and X-Ray: through a NAT gateway or VPC endpoints (the
+   * README's "Add to your CDK app" lists them).
+   * @default - the functions run outside any VPC: for a domain with a public endpoint
+   */
+  readonly vpc?: IVpc;
+  /**
+   * The subnets of `vpc` the functions that call OpenSearch run in. Only with `vpc`.
+   * @default - the VPC's private subnets with egress (CDK's default for a Lambda function)
+   */
+  readonly vpcSubnets?: SubnetSelection;
+  /**
+   * The security groups of the functions that call OpenSearch. Only with
+   * `vpc`, and at least one. The domain's security group must let them in on
+   * HTTPS (443); the construct adds that rule itself when `domain` is a
+   * `Domain` construct in a VPC.
+   * @default - one new security group that allows all outbound traffic and no inbound
+   */
+  readonly securityGroups?: ISecurityGroup[];
+  /**
+   * The customer managed KMS key that the table (and so its stream) is
+   * encrypted with. The worker (it scans the table) and the updater (it reads
+   * the stream and single items) get `kms:Decrypt` on it. Needed only for an
+   * imported table whose `Table.fromTableAttributes` was not given its
+   * `encryptionKey`; refused for a table of this app encrypted with an AWS
+   * owned or AWS managed key, which needs no grant.
+   * @default - the table's own `encryptionKey`, if it has one; else no key grant
+   */
+  readonly tableEncryptionKey?: IKey;
+  /**
+   * Whether the construct adds its functions' roles to the domain's access
+   * policy, each with exactly the HTTP methods it uses (`openSearchAccess`).
+   * Only with `domain` as a `Domain` construct of this app: CDK merges the
+   * statements with the domain's own `accessPolicies` (through a custom
+   * resource that calls UpdateDomainConfig). Off by default because the policy
+   * is the domain owner's, and a domain with fine-grained access control also
+   * needs the roles mapped to an OpenSearch role, which only its owner can do;
+   * `domainAccessPolicyStatements()` gives the statements to add yourself.
+   * @default false
+   */
+  readonly addDomainAccessPolicy?: boolean;
 }
 
 /** The props after checking, with every default filled in: what the construct builds from. */
@@ -174,6 +220,8 @@ export interface WorkflowSettings {
   iteratorAgeAlarmThreshold: Duration;
   transformModule?: TransformModule;
   indexConfig?: IndexDefinition;
+  /** The key whose kms:Decrypt the functions reading the table need; none for an AWS owned or managed key. */
+  tableEncryptionKey?: IKey;
 }
 
 /**
@@ -190,6 +238,9 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
     );
   }
   const { domainEndpoint, domainArn } = resolveDomain(props);
+  checkNetwork(props);
+  checkDomainAccessPolicy(scope, props);
+  const tableEncryptionKey = resolveTableEncryptionKey(props);
   validateIndexName(props.index);
   const mappingIndex = props.mapping?.index;
   if (mappingIndex !== undefined && mappingIndex !== props.index) {
@@ -266,8 +317,10 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
       throw new Error(`BackfillWorkflow: ${(error as Error).message}.`, { cause: error });
     }
   }
+  if (props.stateMachineName !== undefined) validateStateMachineName(props.stateMachineName);
   return {
     indexConfig,
+    tableEncryptionKey,
     domainEndpoint,
     domainArn,
     removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
@@ -340,6 +393,99 @@ function resolveDomain(props: BackfillWorkflowProps): { domainEndpoint: string; 
     );
   }
   return { domainEndpoint: domainEndpoint.replace(/\/$/, ''), domainArn };
+}
+
+/** A VPC-only domain: the subnets and security groups only mean something inside the VPC they belong to. */
+function checkNetwork(props: BackfillWorkflowProps): void {
+  if (props.vpc === undefined) {
+    for (const name of ['vpcSubnets', 'securityGroups'] as const) {
+      if (props[name] !== undefined) {
+        throw new Error(
+          `BackfillWorkflow: ${name} is given without vpc; give the VPC of the domain as vpc too ` +
+            '(or leave out both, for a domain with a public endpoint).',
+        );
+      }
+    }
+  }
+  if (props.securityGroups?.length === 0) {
+    throw new Error(
+      'BackfillWorkflow: securityGroups is empty; give at least one security group, or leave it out for a new one.',
+    );
+  }
+}
+
+/** The construct can only add to the policy of a domain it can change: a Domain construct of this app. */
+function checkDomainAccessPolicy(scope: Construct, props: BackfillWorkflowProps): void {
+  if (props.addDomainAccessPolicy !== true) return;
+  if (props.domain === undefined || !('addAccessPolicies' in props.domain)) {
+    throw new Error(
+      'BackfillWorkflow: addDomainAccessPolicy needs domain to be a Domain construct of this app; an imported ' +
+        "domain's policy is its owner's: allow the roles of domainAccessPolicyStatements() there instead.",
+    );
+  }
+  // The policy names the workflow's roles and the functions name the domain's endpoint: across two
+  // stacks each would export to the other, a cycle CloudFormation refuses.
+  if (Stack.of(props.domain) !== Stack.of(scope)) {
+    throw new Error(
+      `BackfillWorkflow: addDomainAccessPolicy needs the domain in the workflow's stack (${Stack.of(scope).stackName}), ` +
+        `not in ${Stack.of(props.domain).stackName}: the policy would name the workflow's roles and the ` +
+        "workflow the domain, a cycle between the stacks. Add domainAccessPolicyStatements() in the domain's stack instead.",
+    );
+  }
+}
+
+/**
+ * The table's key: the prop, or the table's own. A table of this app tells
+ * its encryption, so a key given for one that has none is a mistake (or the
+ * wrong table); an imported table's encryption is unknown until given.
+ */
+function resolveTableEncryptionKey(props: BackfillWorkflowProps): IKey | undefined {
+  const { table, tableEncryptionKey } = props;
+  if (tableEncryptionKey === undefined) return table.encryptionKey;
+  if (table.encryptionKey !== undefined && table.encryptionKey !== tableEncryptionKey) {
+    throw new Error(
+      `BackfillWorkflow: tableEncryptionKey differs from the encryptionKey of the table ${table.node.path}; ` +
+        "leave tableEncryptionKey out, the table's own key is used.",
+    );
+  }
+  const encryption = knownDefaultEncryption(table);
+  if (encryption !== undefined) {
+    throw new Error(
+      `BackfillWorkflow: tableEncryptionKey is given, but the table ${table.node.path} is encrypted with ` +
+        `${encryption} key, which needs no grant; leave tableEncryptionKey out (or encrypt the table with ` +
+        'TableEncryption.CUSTOMER_MANAGED and that key).',
+    );
+  }
+  return tableEncryptionKey;
+}
+
+/** "an AWS owned" or "an AWS managed" for a table of this app without a customer managed key; undefined when not known. */
+function knownDefaultEncryption(table: ITable): string | undefined {
+  if (table.encryptionKey !== undefined) return undefined;
+  const resource = table.node.defaultChild;
+  if (
+    !CfnResource.isCfnResource(resource) ||
+    !['AWS::DynamoDB::Table', 'AWS::DynamoDB::GlobalTable'].includes(resource.cfnResourceType)
+  ) {
+    return undefined;
+  }
+  // Table and TableV2 (CfnTable, CfnGlobalTable) both write SSE as sseSpecification.sseEnabled.
+  const sse = Stack.of(table).resolve((resource as CfnTable).sseSpecification) as
+    | { sseEnabled?: unknown }
+    | undefined;
+  if (Token.isUnresolved(sse?.sseEnabled)) return undefined;
+  return sse?.sseEnabled === true ? 'an AWS managed' : 'an AWS owned';
+}
+
+/** Step Functions' naming rules (letters, digits, - and _ keep the name usable in logs and ARNs), checked at synth. */
+function validateStateMachineName(name: string): void {
+  if (Token.isUnresolved(name)) return;
+  if (!/^[A-Za-z0-9_-]{1,80}$/.test(name)) {
+    throw new Error(
+      `BackfillWorkflow: stateMachineName "${name}" is not a valid state machine name: use 1 to 80 ` +
+        'letters, digits, - and _.',
+    );
+  }
 }
 
 /** OpenSearch index naming rules, so a bad name fails at synth rather than at the first bulk request. */

@@ -1,9 +1,11 @@
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Connections, type IConnectable } from 'aws-cdk-lib/aws-ec2';
+import { ArnPrincipal, type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Domain } from 'aws-cdk-lib/aws-opensearchservice';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
@@ -13,9 +15,19 @@ import { DEFINITION_PATH } from '../pipeline/contract/definition';
 import { ENV } from '../pipeline/contract/env';
 import { indexDefinitionSubstitution } from '../pipeline/index/index-definition';
 import { BackfillAlarms } from './backfill-alarms';
-import { type BackfillWorkflowProps, resolveWorkflowSettings } from './backfill-workflow-props';
+import {
+  type BackfillWorkflowProps,
+  resolveWorkflowSettings,
+  type WorkflowSettings,
+} from './backfill-workflow-props';
 import { HandlerFunction } from './handler-function';
-import { acknowledgeWatchdogFindings, acknowledgeWorkflowFindings } from './nag-acknowledgements';
+import {
+  acknowledgeDomainAccessPolicyFindings,
+  acknowledgeNetworkFindings,
+  acknowledgeWatchdogFindings,
+  acknowledgeWorkflowFindings,
+} from './nag-acknowledgements';
+import { allowDomainIngress, openSearchClientNetwork } from './network';
 import { UpdaterWatchdog } from './updater-watchdog';
 
 /**
@@ -35,7 +47,9 @@ export const OPENSEARCH_ACTIONS = {
 
 /** A function that calls OpenSearch, and the HTTP methods it needs there. */
 export interface OpenSearchAccess {
+  /** The function; its `role` is the principal to allow. */
   readonly function: HandlerFunction;
+  /** The IAM actions (`es:ESHttp<Method>`) it needs on the domain's indices. */
   readonly actions: readonly string[];
 }
 
@@ -47,18 +61,26 @@ export type { BackfillWorkflowProps } from './backfill-workflow-props';
  * worker, the updater with its (disabled) event source mapping, the progress
  * table and the workflow bucket. No business logic lives here.
  */
-export class BackfillWorkflow extends Construct {
+export class BackfillWorkflow extends Construct implements IConnectable {
+  /** The backfill: start an execution with the input `{}` (or `ddb2os start`); its name is `stateMachineName`. */
   readonly stateMachine: StateMachine;
+  /** One message per segment (with the Map item's task token), consumed by the worker. */
   readonly segmentQueue: Queue;
+  /** Segment messages that failed three times. */
   readonly segmentDeadLetterQueue: Queue;
   /** Stream batches that the updater gave up on (the event source's on-failure destination). */
   readonly streamFailureQueue: Queue;
+  /** Segment checkpoints and counts by run, the run lock, and the updater's state. */
   readonly progressTable: Table;
   /** Plans, Map results and dead letters. */
   readonly bucket: Bucket;
+  /** "Plan segments": prepares the indices and writes the run's segment list. Calls OpenSearch. */
   readonly planFunction: HandlerFunction;
+  /** Scans one segment into OpenSearch (bulk create). Calls OpenSearch; reads the table. */
   readonly workerFunction: HandlerFunction;
+  /** Applies the stream's changes to OpenSearch (bulk index and delete). Calls OpenSearch; reads the table and its stream. */
   readonly updaterFunction: HandlerFunction;
+  /** "Summarize": adds up a run's counts and restores the indices' settings. Calls OpenSearch. */
   readonly summarizeFunction: HandlerFunction;
   /** "Validate and lock" and "Release lock": the input check, the table's run lock and the retention clock. */
   readonly runLockFunction: HandlerFunction;
@@ -70,6 +92,13 @@ export class BackfillWorkflow extends Construct {
   readonly watchdog: UpdaterWatchdog;
   /** Every alarm, with the `alarmTopic` as its action. */
   readonly alarms: BackfillAlarms;
+  /**
+   * The security groups of the functions that call OpenSearch (none outside a
+   * VPC): allow them into an imported VPC domain on 443,
+   * `domainSecurityGroup.connections.allowFrom(workflow, Port.tcp(443))`.
+   */
+  readonly connections: Connections;
+  private readonly domainArn: string;
 
   constructor(scope: Construct, id: string, props: BackfillWorkflowProps) {
     super(scope, id);
@@ -77,6 +106,9 @@ export class BackfillWorkflow extends Construct {
     const settings = resolveWorkflowSettings(this, props);
     const { table } = props;
     const { removalPolicy, stateMachineName } = settings;
+    this.domainArn = settings.domainArn;
+    const network = openSearchClientNetwork(this, props);
+    this.connections = new Connections({ securityGroups: network?.securityGroups });
 
     this.progressTable = new Table(this, 'ProgressTable', {
       partitionKey: { name: 'runId', type: AttributeType.STRING },
@@ -139,6 +171,7 @@ export class BackfillWorkflow extends Construct {
 
     this.planFunction = new HandlerFunction(this, 'PlanFunction', {
       handlerName: 'plan',
+      network,
       description: 'ddb2os: plans the backfill segments of a table',
       timeout: Duration.minutes(5),
       memorySize: 1024,
@@ -152,6 +185,7 @@ export class BackfillWorkflow extends Construct {
     });
     this.workerFunction = new HandlerFunction(this, 'WorkerFunction', {
       handlerName: 'worker',
+      network,
       description: 'ddb2os: scans one table segment into OpenSearch',
       transformModule: settings.transformModule,
       timeout: settings.workerTimeout,
@@ -165,6 +199,7 @@ export class BackfillWorkflow extends Construct {
     });
     this.updaterFunction = new HandlerFunction(this, 'UpdaterFunction', {
       handlerName: 'updater',
+      network,
       description: 'ddb2os: applies DynamoDB stream changes to OpenSearch',
       transformModule: settings.transformModule,
       timeout: Duration.minutes(5),
@@ -174,6 +209,7 @@ export class BackfillWorkflow extends Construct {
     });
     this.summarizeFunction = new HandlerFunction(this, 'SummarizeFunction', {
       handlerName: 'summarize',
+      network,
       description: 'ddb2os: adds up the segment counts of a backfill run',
       timeout: Duration.minutes(5),
       memorySize: 1024,
@@ -186,6 +222,16 @@ export class BackfillWorkflow extends Construct {
       { function: this.updaterFunction, actions: OPENSEARCH_ACTIONS.updater },
       { function: this.summarizeFunction, actions: OPENSEARCH_ACTIONS.summarize },
     ];
+    if (network) {
+      allowDomainIngress(this, props.domain, network);
+      acknowledgeNetworkFindings(this);
+    }
+    if (props.addDomainAccessPolicy) {
+      // Checked at synth: a Domain construct, whose addAccessPolicies merges with its own policy.
+      const domain = props.domain as Domain;
+      domain.addAccessPolicies(...this.domainAccessPolicyStatements());
+      acknowledgeDomainAccessPolicyFindings(domain);
+    }
 
     this.workerFunction.addEventSource(
       new SqsEventSource(this.segmentQueue, {
@@ -231,7 +277,7 @@ export class BackfillWorkflow extends Construct {
       },
     });
 
-    this.grantHandlers(props, settings.domainArn);
+    this.grantHandlers(props, settings);
     this.grantRunLock(stateMachineName, updaterSource.eventSourceMappingArn);
 
     const stateMachineLogs = new LogGroup(this, 'StateMachineLogs', {
@@ -279,7 +325,26 @@ export class BackfillWorkflow extends Construct {
     });
   }
 
-  private grantHandlers(props: BackfillWorkflowProps, domainArn: string): void {
+  /**
+   * The domain access policy statements that let the functions in, one per
+   * function role with exactly its HTTP methods on the domain's indices
+   * (`addDomainAccessPolicy` adds them to a Domain construct's policy).
+   * `domainArn` is for a policy that cannot name the domain's own ARN
+   * attribute (the domain's own resource).
+   */
+  domainAccessPolicyStatements(domainArn: string = this.domainArn): PolicyStatement[] {
+    return this.openSearchAccess.map(
+      (access) =>
+        new PolicyStatement({
+          principals: [new ArnPrincipal((access.function.role as IRole).roleArn)],
+          actions: [...access.actions],
+          resources: [`${domainArn}/*`],
+        }),
+    );
+  }
+
+  private grantHandlers(props: BackfillWorkflowProps, settings: WorkflowSettings): void {
+    const { domainArn, tableEncryptionKey } = settings;
     const { table } = props;
     for (const access of this.openSearchAccess) {
       access.function.addToRolePolicy(
@@ -323,6 +388,11 @@ export class BackfillWorkflow extends Construct {
     this.updaterFunction.addToRolePolicy(putDeadLetters);
 
     this.progressTable.grant(this.summarizeFunction, 'dynamodb:Query');
+
+    // A table encrypted with a customer managed key: its items and its stream records are read
+    // through that key (the state machine's DescribeTable is not).
+    tableEncryptionKey?.grantDecrypt(this.workerFunction);
+    tableEncryptionKey?.grantDecrypt(this.updaterFunction);
   }
 
   private grantRunLock(stateMachineName: string, updaterMappingArn: string): void {

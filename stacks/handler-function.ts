@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { PolicyDocument, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
   ApplicationLogLevel,
   Architecture,
@@ -22,6 +22,7 @@ import {
   PACKAGE_ROOT,
   prebuiltHandlerDir,
 } from './handler-bundle';
+import { type FunctionNetwork, networkInterfaceStatement } from './network';
 import { type TransformModule, transformEntry } from './transform-bundle';
 
 /** The package root (a checkout's root, or the installed package's folder). */
@@ -75,6 +76,12 @@ export interface HandlerFunctionProps {
    * @default - the handler alone
    */
   readonly transformModule?: TransformModule;
+  /**
+   * The VPC, subnets and security groups to run in (network.ts): for the
+   * functions that call a VPC-only domain.
+   * @default - outside any VPC
+   */
+  readonly network?: FunctionNetwork;
 }
 
 /**
@@ -93,10 +100,16 @@ export class HandlerFunction extends LambdaFunction {
     const role = new Role(scope, `${id}Role`, {
       assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
       description: props.description,
+      // Inline in the role, not in its default policy: Lambda checks these when it creates the
+      // function, and the role is what the function waits for.
+      inlinePolicies: props.network
+        ? { NetworkInterfaces: new PolicyDocument({ statements: [networkInterfaceStatement()] }) }
+        : undefined,
     });
     logGroup.grantWrite(role);
     super(scope, id, {
       role,
+      ...props.network,
       code: handlerCode(props.handlerName, props.transformModule),
       handler: 'index.handler',
       description: props.description,

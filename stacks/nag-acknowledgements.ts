@@ -61,7 +61,8 @@ export function acknowledgeWorkflowFindings(
           : '') +
         (fn === workflow.runLockFunction
           ? " cloudwatch:GetMetricStatistics (the updater's IteratorAge) supports no resource-level permissions."
-          : ''),
+          : '') +
+        (fn.isBoundToVpc ? ` ${VPC_NETWORK_INTERFACES}` : ''),
     );
   }
   acknowledge(
@@ -157,6 +158,42 @@ export function acknowledgeWorkflowFindings(
       'that fail 3 times to its dead-letter queue instead.',
   );
 }
+
+const VPC_NETWORK_INTERFACES =
+  'The network-interface actions a VPC function needs (those of AWSLambdaVPCAccessExecutionRole): ' +
+  'ec2:Describe* support no resource-level permissions, and Lambda names the interfaces it creates itself.';
+
+/** The network-interface statement of the functions in a VPC (network.ts), inline in their roles. */
+export function acknowledgeNetworkFindings(workflow: BackfillWorkflow): void {
+  for (const { function: fn } of workflow.openSearchAccess) {
+    if (!fn.isBoundToVpc) continue;
+    acknowledge(fn.role as Role, ['Serverless-LambdaStarPermissions'], VPC_NETWORK_INTERFACES);
+  }
+}
+
+/**
+ * The findings of the custom resource that CDK's Domain.addAccessPolicies
+ * builds (addDomainAccessPolicy): one singleton function per stack, CDK's code.
+ */
+export function acknowledgeDomainAccessPolicyFindings(domain: Domain): void {
+  const provider = Stack.of(domain).node.tryFindChild(AWS_CUSTOM_RESOURCE_SINGLETON);
+  if (provider === undefined) return;
+  acknowledge(
+    provider,
+    [
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      'Serverless-LambdaDefaultMemorySize',
+      'Serverless-LambdaDLQ',
+      'Serverless-LambdaTracing',
+    ],
+    "CDK's AwsCustomResource function behind Domain.addAccessPolicies (addDomainAccessPolicy): CDK sets its " +
+      'role, memory and code; CloudFormation invokes it once per stack operation and waits for its answer ' +
+      '(a failure fails that operation, a dead-letter queue would hold nothing anyone acts on).',
+  );
+}
+
+/** The construct id CDK gives the one AwsCustomResource function of a stack. */
+const AWS_CUSTOM_RESOURCE_SINGLETON = 'AWS679f53fac002430cb0da5b7982bd2287';
 
 /** The demo domain's findings: one node, no VPC, short-lived, on purpose. */
 export function acknowledgeDemoDomainFindings(domain: Domain): void {

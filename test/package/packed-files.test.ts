@@ -49,6 +49,7 @@ describe('the packed ddb2os package', () => {
       expect.arrayContaining([
         'package.json',
         'README.md',
+        'LICENSE',
         'dist/lib/index.js',
         'dist/types/lib/index.d.ts',
         'dist/types/stacks/backfill-workflow-props.d.ts',

@@ -2,8 +2,17 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { Table } from 'aws-cdk-lib/aws-dynamodb';
-import { Domain } from 'aws-cdk-lib/aws-opensearchservice';
+import {
+  AttributeType,
+  StreamViewType,
+  Table,
+  TableEncryption,
+  TableEncryptionV2,
+  TableV2,
+} from 'aws-cdk-lib/aws-dynamodb';
+import type { Role } from 'aws-cdk-lib/aws-iam';
+import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
+import { Domain, EngineVersion } from 'aws-cdk-lib/aws-opensearchservice';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFINITION_PATH } from '../../pipeline/contract/definition';
 import { indexDefinitionFromPlanInput } from '../../pipeline/index/index-definition';
@@ -15,14 +24,17 @@ import {
   readWorkerConfig,
 } from '../../pipeline/lambda/config';
 import { BackfillWorkflow, type BackfillWorkflowProps } from '../../stacks/backfill-workflow';
+import type { HandlerFunction } from '../../stacks/handler-function';
 import {
   DOMAIN_ARN,
   DOMAIN_ENDPOINT,
+  importedStreamTable,
   STREAM_ARN,
   stackWithStreamTable,
   synthInChildProcess,
   testApp,
   unacknowledgedNagFindings,
+  workflowBuilder,
 } from './fixtures';
 
 /** The ARN of the updater's event source mapping, as the template builds it. */
@@ -42,6 +54,16 @@ function logicalId(
   pick: (w: BackfillWorkflow) => { node: { defaultChild?: unknown } },
 ): string {
   return stack.getLogicalId(pick(workflow).node.defaultChild as never);
+}
+
+/** Makes the table `Orders` of the app, with a stream, encrypted as `encryption` says. */
+function ordersTable(encryption?: TableEncryption): (stack: Stack) => Table {
+  return (stack) =>
+    new Table(stack, 'Orders', {
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      stream: StreamViewType.NEW_AND_OLD_IMAGES,
+      encryption,
+    });
 }
 
 describe('BackfillWorkflow', () => {
@@ -458,17 +480,7 @@ describe('BackfillWorkflow', () => {
 });
 
 describe('BackfillWorkflow props', () => {
-  function build(props: Partial<BackfillWorkflowProps> = {}): () => BackfillWorkflow {
-    const { stack, table } = stackWithStreamTable();
-    return () =>
-      new BackfillWorkflow(stack, 'Workflow', {
-        table,
-        index: 'orders',
-        domainEndpoint: DOMAIN_ENDPOINT,
-        domainArn: DOMAIN_ARN,
-        ...props,
-      });
-  }
+  const build = (props: Partial<BackfillWorkflowProps> = {}) => workflowBuilder(() => props);
 
   it('accepts an OpenSearch domain construct instead of an endpoint and ARN', () => {
     const { stack, table } = stackWithStreamTable();
@@ -621,6 +633,73 @@ describe('BackfillWorkflow props', () => {
     );
   });
 
+  it('rejects a state machine name that Step Functions logging does not take', () => {
+    expect(build({ stateMachineName: 'orders backfill' })).toThrow(
+      'BackfillWorkflow: stateMachineName "orders backfill" is not a valid state machine name: use 1 to 80 ' +
+        'letters, digits, - and _.',
+    );
+    expect(build({ stateMachineName: 'x'.repeat(81) })).toThrow('is not a valid state machine name');
+  });
+
+  const withKey = (stack: Stack) => ({ tableEncryptionKey: new Key(stack, 'Key') });
+
+  it('rejects a key for a table of this app encrypted with an AWS owned key', () => {
+    expect(workflowBuilder(withKey, ordersTable())).toThrow(
+      'BackfillWorkflow: tableEncryptionKey is given, but the table Test/Orders is encrypted with an AWS owned ' +
+        'key, which needs no grant; leave tableEncryptionKey out',
+    );
+  });
+
+  it('rejects a key for a table of this app encrypted with an AWS managed key', () => {
+    const table = (stack: Stack) =>
+      new TableV2(stack, 'Orders', {
+        partitionKey: { name: 'pk', type: AttributeType.STRING },
+        dynamoStream: StreamViewType.NEW_IMAGE,
+        encryption: TableEncryptionV2.awsManagedKey(),
+      });
+    expect(workflowBuilder(withKey, table)).toThrow(
+      'the table Test/Orders is encrypted with an AWS managed key, which needs no grant',
+    );
+  });
+
+  it("rejects a key other than the table's own customer managed key", () => {
+    expect(workflowBuilder(withKey, ordersTable(TableEncryption.CUSTOMER_MANAGED))).toThrow(
+      'BackfillWorkflow: tableEncryptionKey differs from the encryptionKey of the table Test/Orders; leave ' +
+        "tableEncryptionKey out, the table's own key is used.",
+    );
+  });
+
+  it('rejects addDomainAccessPolicy for a domain given as endpoint and ARN, or imported', () => {
+    const message =
+      'BackfillWorkflow: addDomainAccessPolicy needs domain to be a Domain construct of this app; an imported ' +
+      "domain's policy is its owner's: allow the roles of domainAccessPolicyStatements() there instead.";
+    expect(build({ addDomainAccessPolicy: true })).toThrow(message);
+    const importedDomain = (stack: Stack) => ({
+      domain: Domain.fromDomainEndpoint(stack, 'Domain', DOMAIN_ENDPOINT),
+      domainEndpoint: undefined,
+      domainArn: undefined,
+      addDomainAccessPolicy: true,
+    });
+    expect(workflowBuilder(importedDomain)).toThrow(message);
+  });
+
+  it('rejects addDomainAccessPolicy for a domain in another stack, which would make the stacks depend on each other', () => {
+    const app = testApp();
+    const domain = new Domain(new Stack(app, 'Search'), 'Domain', { version: EngineVersion.OPENSEARCH_2_19 });
+    const stack = new Stack(app, 'Sync');
+    expect(
+      () =>
+        new BackfillWorkflow(stack, 'Workflow', {
+          table: importedStreamTable(stack),
+          domain,
+          index: 'orders',
+          addDomainAccessPolicy: true,
+        }),
+    ).toThrow(
+      "BackfillWorkflow: addDomainAccessPolicy needs the domain in the workflow's stack (Sync), not in Search",
+    );
+  });
+
   it('passes the mapping, bulk size and segment size to the handlers that use them', () => {
     const { stack, table } = stackWithStreamTable();
     new BackfillWorkflow(stack, 'Workflow', {
@@ -656,6 +735,134 @@ describe('BackfillWorkflow props', () => {
       },
     });
     expect(Object.keys(withMapping)).toHaveLength(5);
+  });
+});
+
+describe('BackfillWorkflow table encryption key', () => {
+  /** The roles that the template lets use `key` (kms:Decrypt on its ARN), and those of the worker and the updater. */
+  function decryptingRoles(
+    workflow: BackfillWorkflow,
+    key: IKey,
+  ): { granted: Set<unknown>; expected: Set<unknown> } {
+    const stack = Stack.of(workflow);
+    const keyArn = JSON.stringify(stack.resolve(key.keyArn));
+    const granted = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'))
+      .filter((policy) =>
+        (policy.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]).some(
+          (statement) =>
+            [statement.Action].flat().includes('kms:Decrypt') &&
+            JSON.stringify(statement.Resource) === keyArn,
+        ),
+      )
+      .flatMap((policy) => policy.Properties.Roles);
+    const readers = [workflow.workerFunction, workflow.updaterFunction];
+    return {
+      granted: new Set(granted),
+      expected: new Set(readers.map((fn) => stack.resolve(fn.role?.roleName))),
+    };
+  }
+
+  it("grants kms:Decrypt on the table's customer managed key to the worker and the updater, and no other function", () => {
+    const workflow = workflowBuilder(undefined, ordersTable(TableEncryption.CUSTOMER_MANAGED))();
+    const table = Stack.of(workflow).node.findChild('Orders') as Table;
+    const { granted, expected } = decryptingRoles(workflow, table.encryptionKey as IKey);
+    expect(granted).toEqual(expected);
+  });
+
+  it('grants kms:Decrypt on the key given for an imported table to the worker and the updater', () => {
+    let key: IKey | undefined;
+    const workflow = workflowBuilder((stack) => {
+      key = new Key(stack, 'TableKey');
+      return { tableEncryptionKey: key };
+    })();
+    const { granted, expected } = decryptingRoles(workflow, key as IKey);
+    expect(granted).toEqual(expected);
+  });
+
+  it('grants no key without one', () => {
+    const workflow = workflowBuilder()();
+    expect(JSON.stringify(Template.fromStack(Stack.of(workflow)).toJSON())).not.toContain('kms:');
+  });
+});
+
+describe('BackfillWorkflow domain access policy', () => {
+  function appWithDomain(addDomainAccessPolicy?: boolean): {
+    stack: Stack;
+    workflow: BackfillWorkflow;
+    template: Template;
+  } {
+    const { stack, table } = stackWithStreamTable();
+    const domain = new Domain(stack, 'Domain', { version: EngineVersion.OPENSEARCH_2_19 });
+    const workflow = new BackfillWorkflow(stack, 'Workflow', {
+      table,
+      domain,
+      index: 'orders',
+      ...(addDomainAccessPolicy === undefined ? {} : { addDomainAccessPolicy }),
+    });
+    return { stack, workflow, template: Template.fromStack(stack) };
+  }
+
+  it("leaves the domain's access policy to its owner by default", () => {
+    const { template } = appWithDomain();
+    expect(template.findResources('Custom::OpenSearchAccessPolicy')).toEqual({});
+    template.hasResourceProperties('AWS::OpenSearchService::Domain', { AccessPolicies: Match.absent() });
+  });
+
+  /** The access policy the custom resource sets, with references written `LogicalId.Attr`. */
+  function accessPolicySet(template: Template): { Statement: Record<string, unknown>[] } {
+    const [resource] = Object.values(template.findResources('Custom::OpenSearchAccessPolicy'));
+    const [, parts] = (resource?.Properties.Create ?? { 'Fn::Join': ['', []] })['Fn::Join'] as [
+      string,
+      unknown[],
+    ];
+    const text = parts
+      .map((part) => {
+        if (typeof part === 'string') return part;
+        const { Ref, 'Fn::GetAtt': getAtt } = part as { Ref?: string; 'Fn::GetAtt'?: string[] };
+        return Ref ?? getAtt?.join('.');
+      })
+      .join('');
+    return JSON.parse(JSON.parse(text).parameters.AccessPolicies);
+  }
+
+  it("adds each function's role with exactly its HTTP methods on the domain's indices when asked", () => {
+    const { stack, workflow, template } = appWithDomain(true);
+    const roleOf = (fn: HandlerFunction) =>
+      `${stack.getLogicalId((fn.role as Role).node.defaultChild as never)}.Arn`;
+    const domainArn = `${stack.getLogicalId(stack.node.findChild('Domain').node.defaultChild as never)}.Arn`;
+    expect(accessPolicySet(template).Statement).toEqual([
+      {
+        Effect: 'Allow',
+        Principal: { AWS: roleOf(workflow.planFunction) },
+        Action: ['es:ESHttpHead', 'es:ESHttpPut'],
+        Resource: `${domainArn}/*`,
+      },
+      {
+        Effect: 'Allow',
+        Principal: { AWS: roleOf(workflow.workerFunction) },
+        Action: 'es:ESHttpPost',
+        Resource: `${domainArn}/*`,
+      },
+      {
+        Effect: 'Allow',
+        Principal: { AWS: roleOf(workflow.updaterFunction) },
+        Action: 'es:ESHttpPost',
+        Resource: `${domainArn}/*`,
+      },
+      {
+        Effect: 'Allow',
+        Principal: { AWS: roleOf(workflow.summarizeFunction) },
+        Action: ['es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost'],
+        Resource: `${domainArn}/*`,
+      },
+    ]);
+  });
+
+  it("leaves no cdk-nag finding of CDK's access policy function unacknowledged", () => {
+    const { stack } = appWithDomain(true);
+    expect(unacknowledgedNagFindings(stack).filter((finding) => !finding.includes('Test/Domain/'))).toEqual(
+      [],
+    );
   });
 });
 

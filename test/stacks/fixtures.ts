@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { App, Stack } from 'aws-cdk-lib';
 import { type ITable, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { BackfillWorkflow, type BackfillWorkflowProps } from '../../stacks/backfill-workflow';
 import { nagPacks } from '../../stacks/nag';
 
 export const STREAM_ARN =
@@ -31,11 +32,33 @@ export function testApp(context: Record<string, unknown> = {}): App {
 
 export function stackWithStreamTable(): { stack: Stack; table: ITable } {
   const stack = new Stack(testApp(), 'Test');
-  const table = Table.fromTableAttributes(stack, 'Orders', {
-    tableName: 'orders',
-    tableStreamArn: STREAM_ARN,
-  });
-  return { stack, table };
+  return { stack, table: importedStreamTable(stack) };
+}
+
+/** The table `orders` with a stream, imported (its encryption unknown to the app). */
+export function importedStreamTable(stack: Stack): ITable {
+  return Table.fromTableAttributes(stack, 'Orders', { tableName: 'orders', tableStreamArn: STREAM_ARN });
+}
+
+/**
+ * A BackfillWorkflow for the index `orders` on the domain's endpoint and ARN,
+ * built only when the returned function is called (for `toThrow`): `props`
+ * gives the props over those, `table` makes the table in the test's stack.
+ */
+export function workflowBuilder(
+  props: (stack: Stack) => Partial<BackfillWorkflowProps> = () => ({}),
+  table: (stack: Stack) => ITable = importedStreamTable,
+): () => BackfillWorkflow {
+  const stack = new Stack(testApp(), 'Test');
+  const source = table(stack);
+  return () =>
+    new BackfillWorkflow(stack, 'Workflow', {
+      table: source,
+      index: 'orders',
+      domainEndpoint: DOMAIN_ENDPOINT,
+      domainArn: DOMAIN_ARN,
+      ...props(stack),
+    });
 }
 
 /** The cdk-nag findings (AwsSolutions and Serverless packs) that nobody acknowledged, as `rule at path` lines. */
