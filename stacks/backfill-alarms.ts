@@ -34,8 +34,12 @@ export class BackfillAlarms extends Construct {
   /** The updater is paused outside a backfill, or the watchdog is silent. */
   readonly updaterPaused: Alarm;
   readonly updaterProblem: Alarm;
+  /** The updater lags: its iterator age (stream sources) or the change queue's oldest message (SQS). */
   readonly iteratorAge: Alarm;
-  readonly streamFailures: Alarm;
+  /** A batch is in the stream failure queue; none for an SQS source. */
+  readonly streamFailures?: Alarm;
+  /** A message is in the change queue's dead-letter queue; only for an SQS source whose redrive policy is known here. */
+  readonly changeQueueDeadLetters?: Alarm;
   readonly updaterErrors: Alarm;
   readonly streamDeadLetters: Alarm;
   readonly segmentDeadLetters: Alarm;
@@ -82,31 +86,50 @@ export class BackfillAlarms extends Construct {
       "The updater's event source mapping reports PROBLEM as its last processing result (a permission, " +
         'the function failing as a whole). Read the updater logs and fix the cause; the mapping retries by itself.',
     );
+    const { lag, failureQueue, queueDeadLetterQueue, source } = workflow.updaterSource;
+    const threshold = props.iteratorAgeThreshold.toHumanString();
     this.iteratorAge = new Alarm(this, 'IteratorAgeAlarm', {
       alarmDescription:
-        `The stream updater is more than ${props.iteratorAgeThreshold.toHumanString()} behind the table for ` +
-        '5 minutes. Expected for a while right after a backfill enables it; otherwise it cannot keep up or ' +
-        'keeps failing (see the updater logs). Changes older than 24 hours leave the stream. A paused ' +
-        'updater emits no iterator age, so this alarm stays OK then: the UpdaterPausedOutsideBackfill alarm ' +
-        'covers that case.',
-      metric: workflow.updaterFunction.metric('IteratorAge', { period: minute, statistic: 'Maximum' }),
-      threshold: props.iteratorAgeThreshold.toMilliseconds(),
+        source.kind === 'sqs'
+          ? `The oldest message in the change queue has waited more than ${threshold} for 5 minutes. Expected ` +
+            'during a backfill (the updater is paused and messages wait) and for a while after it; otherwise the ' +
+            'updater cannot keep up or keeps failing (see the updater logs). Messages older than the queue ' +
+            "retention are deleted, and those received too often go to the queue's dead-letter queue."
+          : `The stream updater is more than ${threshold} behind the table for ` +
+            '5 minutes. Expected for a while right after a backfill enables it; otherwise it cannot keep up or ' +
+            `keeps failing (see the updater logs). Changes older than the stream's retention (24 hours for a ` +
+            'DynamoDB stream) leave it. A paused updater emits no iterator age, so this alarm stays OK then: the ' +
+            'UpdaterPausedOutsideBackfill alarm covers that case.',
+      metric: lag.metric,
+      threshold: lag.threshold(props.iteratorAgeThreshold),
       comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 5,
-      // No traffic, or a paused mapping, emits nothing: that is not lag.
+      // No traffic, or a paused stream mapping, emits nothing: that is not lag.
       treatMissingData: Missing.NOT_BREACHING,
     });
-    this.streamFailures = atLeastOne(
-      'StreamFailuresAlarm',
-      workflow.streamFailureQueue.metricApproximateNumberOfMessagesVisible({
-        period: minute,
-        statistic: 'Maximum',
-      }),
-      Missing.NOT_BREACHING,
-      'The updater gave up on a stream batch: its changes are not in OpenSearch. While the stream still ' +
-        'holds them (24 hours), apply them with ddb2os replay; after that, ddb2os verify --repair fixes ' +
-        'the documents from the table.',
-    );
+    if (failureQueue) {
+      this.streamFailures = atLeastOne(
+        'StreamFailuresAlarm',
+        failureQueue.metricApproximateNumberOfMessagesVisible({ period: minute, statistic: 'Maximum' }),
+        Missing.NOT_BREACHING,
+        'The updater gave up on a stream batch: its changes are not in OpenSearch. While the stream still ' +
+          'holds them, apply them with ddb2os replay; after that, ddb2os verify --repair fixes ' +
+          'the documents from the table.',
+      );
+    }
+    if (queueDeadLetterQueue) {
+      this.changeQueueDeadLetters = atLeastOne(
+        'ChangeQueueDeadLettersAlarm',
+        queueDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: minute,
+          statistic: 'Maximum',
+        }),
+        Missing.NOT_BREACHING,
+        "The change queue's redrive policy moved a message the updater kept failing on to its dead-letter " +
+          'queue: that change is not in OpenSearch. Read the updater logs, fix the cause, then ddb2os verify ' +
+          '--repair fixes the documents from the table.',
+      );
+    }
     this.updaterErrors = new Alarm(this, 'UpdaterErrorsAlarm', {
       alarmDescription:
         'The updater has failed stream batches as a whole for 15 minutes (OpenSearch unreachable, a bug): ' +
@@ -165,7 +188,8 @@ export class BackfillAlarms extends Construct {
       this.updaterPaused,
       this.updaterProblem,
       this.iteratorAge,
-      this.streamFailures,
+      ...(this.streamFailures ? [this.streamFailures] : []),
+      ...(this.changeQueueDeadLetters ? [this.changeQueueDeadLetters] : []),
       this.updaterErrors,
       this.streamDeadLetters,
       this.segmentDeadLetters,

@@ -247,10 +247,14 @@ export class BackfillStack extends Stack {
         'worker, updater: POST; summarize: GET, PUT, POST), and map them to a role with write access if ' +
         'fine-grained access control is on',
     });
-    new CfnOutput(this, 'StreamFailureQueueUrl', {
-      value: this.workflow.streamFailureQueue.queueUrl,
-      description: 'Stream batches the updater gave up on: `ddb2os replay --stack <this stack>` applies them',
-    });
+    // An SQS source has none: the change queue's own redrive policy keeps what the updater gave up on.
+    if (this.workflow.streamFailureQueue) {
+      new CfnOutput(this, 'StreamFailureQueueUrl', {
+        value: this.workflow.streamFailureQueue.queueUrl,
+        description:
+          'Stream batches the updater gave up on: `ddb2os replay --stack <this stack>` applies them',
+      });
+    }
     new CfnOutput(this, 'DashboardUrl', {
       value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${this.dashboard.dashboard.dashboardName}`,
       description: 'Segments, documents per second, dead letters and the updater lag',

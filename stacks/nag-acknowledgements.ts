@@ -139,12 +139,22 @@ export function acknowledgeWorkflowFindings(
       "stack's roles write, all expiring by lifecycle rules; CloudTrail data events can audit object access " +
       'where required, without a second bucket for access logs.',
   );
-  acknowledge(
-    workflow.streamFailureQueue,
-    ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'],
-    "This queue is itself a dead-letter destination: the updater's stream event source sends the batches it " +
-      'gave up on here. Nothing consumes it automatically, so it needs no dead-letter queue of its own.',
-  );
+  if (workflow.streamFailureQueue) {
+    acknowledge(
+      workflow.streamFailureQueue,
+      ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'],
+      "This queue is itself a dead-letter destination: the updater's stream event source sends the batches it " +
+        'gave up on here. Nothing consumes it automatically, so it needs no dead-letter queue of its own.',
+    );
+  }
+  if (workflow.updaterSource.source.kind === 'sqs') {
+    acknowledge(
+      workflow.updaterFunction,
+      ['Serverless-LambdaEventSourceMappingDestination'],
+      "SQS event source mappings do not support on-failure destinations; the change queue's own redrive " +
+        "policy (the user's) moves a message the updater keeps failing on to its dead-letter queue.",
+    );
+  }
   acknowledge(
     workflow.segmentDeadLetterQueue,
     ['Serverless-SQSRedrivePolicy'],

@@ -4,6 +4,7 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Domain } from 'aws-cdk-lib/aws-opensearchservice';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFINITION_PATH } from '../../pipeline/contract/definition';
 import { indexDefinitionFromPlanInput } from '../../pipeline/index/index-definition';
@@ -79,7 +80,7 @@ describe('BackfillWorkflow', () => {
       MaximumRetryAttempts: -1,
       MaximumRecordAgeInSeconds: 22 * 3600,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
-      DestinationConfig: { OnFailure: { Destination: arnOf((w) => w.streamFailureQueue) } },
+      DestinationConfig: { OnFailure: { Destination: arnOf((w) => w.streamFailureQueue as Queue) } },
     });
   });
 

@@ -220,7 +220,7 @@ describe('BackfillWorkflow alarms', () => {
         TreatMissingData: 'notBreaching',
       }),
     ],
-    ['a stream batch is in the stream failure queue', queueDepth((w) => w.streamFailureQueue)],
+    ['a stream batch is in the stream failure queue', queueDepth((w) => w.streamFailureQueue as IQueue)],
     ['a segment message is in the dead-letter queue', queueDepth((w) => w.segmentDeadLetterQueue)],
     [
       'the updater fails batches in three 5-minute periods in a row',
