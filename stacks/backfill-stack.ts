@@ -1,8 +1,16 @@
 import { createHash } from 'node:crypto';
 import { ArnFormat, CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import {
+  ApproximateCreationDateTimePrecision,
+  AttributeType,
+  BillingMode,
+  StreamViewType,
+  Table,
+  TableEncryption,
+} from 'aws-cdk-lib/aws-dynamodb';
 import { EbsDeviceVolumeType } from 'aws-cdk-lib/aws-ec2';
 import { ArnPrincipal, type IRole, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Stream, StreamEncryption, StreamMode } from 'aws-cdk-lib/aws-kinesis';
 import { type CfnDomain, Domain, EngineVersion, TLSSecurityPolicy } from 'aws-cdk-lib/aws-opensearchservice';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
@@ -10,6 +18,8 @@ import { BUCKET_PREFIXES } from '../pipeline/contract/bucket';
 import { BackfillDashboard } from './backfill-dashboard';
 import { readExistingResources, readStackSettings } from './backfill-stack-context';
 import { BackfillWorkflow, type BackfillWorkflowProps } from './backfill-workflow';
+import type { ChangeSourceKind } from './change-source';
+import { changeSourceProps } from './change-source-context';
 import { acknowledgeDemoDomainFindings } from './nag-acknowledgements';
 
 /** Workflow settings a stack passes through; table, domain, index and mapping come from the stack props or context. */
@@ -96,6 +106,34 @@ export interface BackfillStackProps extends StackProps {
    */
   readonly workflow?: BackfillWorkflowSettings;
   /**
+   * Where the updater takes the table's changes from (context
+   * `changeSource`): the table's DynamoDB stream, the Kinesis data stream of
+   * `kinesisStreamArn`, or the SQS queue of `changeQueueArn`. In demo mode,
+   * `kinesis` makes the demo table stream to a new Kinesis data stream.
+   * @default 'dynamodb-stream'
+   */
+  readonly changeSource?: ChangeSourceKind;
+  /**
+   * ARN of the Kinesis data stream the table streams to, in the stack's
+   * region (context `kinesisStreamArn`). Only with changeSource `kinesis`.
+   * @default - none: required with changeSource kinesis (but in demo mode)
+   */
+  readonly kinesisStreamArn?: string;
+  /**
+   * ARN of the SQS queue a fan-out of the table's stream fills, in the
+   * stack's region (context `changeQueueArn`); a name ending in `.fifo` is a
+   * FIFO queue. Only with changeSource `sqs`.
+   * @default - none: required with changeSource sqs
+   */
+  readonly changeQueueArn?: string;
+  /**
+   * ARN of the customer managed KMS key the Kinesis stream or the queue is
+   * encrypted with (context `changeSourceKeyArn`): the updater gets
+   * kms:Decrypt on it. Not needed for AWS managed keys.
+   * @default - no customer managed key
+   */
+  readonly changeSourceKeyArn?: string;
+  /**
    * ARN of an SNS topic (in the stack's region) that every alarm notifies
    * (context `alarmTopicArn`); `workflow.alarmTopic` wins over it.
    * @default - alarms without actions
@@ -128,11 +166,15 @@ export class BackfillStack extends Stack {
     };
 
     if (settings.demo) {
+      const kinesisStream = this.demoChangeStream(settings.changeSource.changeSource);
       const table = new Table(this, 'DemoTable', {
         partitionKey: { name: 'pk', type: AttributeType.STRING },
         sortKey: { name: 'sk', type: AttributeType.STRING },
         billingMode: BillingMode.PAY_PER_REQUEST,
         stream: StreamViewType.NEW_AND_OLD_IMAGES,
+        ...(kinesisStream
+          ? { kinesisStream, kinesisPrecisionTimestamp: ApproximateCreationDateTimePrecision.MICROSECOND }
+          : {}),
         pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
         encryption: TableEncryption.AWS_MANAGED,
         removalPolicy: RemovalPolicy.DESTROY,
@@ -152,6 +194,7 @@ export class BackfillStack extends Stack {
         removalPolicy: RemovalPolicy.DESTROY,
       });
       this.workflow = new BackfillWorkflow(this, 'Workflow', {
+        ...(kinesisStream ? { changeSource: 'kinesis', kinesisStream } : {}),
         ...workflowSettings,
         table,
         domain,
@@ -172,8 +215,9 @@ export class BackfillStack extends Stack {
       });
     } else {
       this.workflow = new BackfillWorkflow(this, 'Workflow', {
+        ...changeSourceProps(this, settings.changeSource),
         ...workflowSettings,
-        ...this.existingResources(props),
+        ...this.existingResources(props, settings.changeSource.changeSource),
         mapping,
         transformModule,
         indexConfig,
@@ -188,12 +232,32 @@ export class BackfillStack extends Stack {
   /** The existing table and domain that the settings name. */
   private existingResources(
     props: BackfillStackProps,
+    changeSource: ChangeSourceKind,
   ): Pick<BackfillWorkflowProps, 'table' | 'domainEndpoint' | 'domainArn' | 'index'> {
-    const { table, tableStreamArn, ...domainAndIndex } = readExistingResources(this, props);
+    const { table, tableStreamArn, ...domainAndIndex } = readExistingResources(this, props, changeSource);
     return {
       table: Table.fromTableAttributes(this, 'Table', { ...table, tableStreamArn }),
       ...domainAndIndex,
     };
+  }
+
+  /**
+   * Demo mode with `-c changeSource=kinesis`: a Kinesis data stream the demo
+   * table streams to (on-demand, encrypted with the AWS managed key, 24 hours).
+   */
+  private demoChangeStream(changeSource: ChangeSourceKind): Stream | undefined {
+    if (changeSource === 'dynamodb-stream') return undefined;
+    if (changeSource === 'sqs') {
+      throw new Error(
+        '-c demo=true follows the demo table through its DynamoDB stream or a Kinesis data stream ' +
+          '(-c changeSource=kinesis); an SQS source needs your fan-out: deploy without demo, with -c changeQueueArn.',
+      );
+    }
+    return new Stream(this, 'DemoChangeStream', {
+      streamMode: StreamMode.ON_DEMAND,
+      encryption: StreamEncryption.MANAGED,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
   }
 
   /** Fine-grained access control is off: the domain policy lets in the stack's Lambda roles, and nobody else. */

@@ -127,8 +127,16 @@ const LIMITS: Record<ChangeSourceKind, ChangeSourceLimits> = {
   sqs: { maxRetention: Duration.days(14), retention: '14 days, the longest an SQS queue keeps a message' },
 };
 
-const KINESIS_STREAM_ARN = /^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream\/[A-Za-z0-9_.-]{1,128}$/;
-const SQS_QUEUE_ARN = /^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,75}(\.fifo)?$/;
+/** A Kinesis data stream's ARN; its region is the 4th field. */
+export const KINESIS_STREAM_ARN =
+  /^arn:aws[a-z-]*:kinesis:([a-z0-9-]+):\d{12}:stream\/[A-Za-z0-9_.-]{1,128}$/;
+/** An SQS queue's ARN; a FIFO queue's name ends in `.fifo`. */
+export const SQS_QUEUE_ARN = /^arn:aws[a-z-]*:sqs:([a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,75}(\.fifo)?$/;
+/** The example ARN each message shows. */
+export const EXAMPLE_ARNS = {
+  kinesis: 'arn:aws:kinesis:us-east-1:123456789012:stream/orders',
+  sqs: 'arn:aws:sqs:us-east-1:123456789012:orders-changes',
+} as const;
 
 /** What the check needs besides the source props. */
 interface SourceContext {
@@ -167,12 +175,7 @@ export function resolveChangeSource(props: ChangeSourceProps & SourceContext): C
           '(Kinesis Data Streams for DynamoDB); from context: -c kinesisStreamArn=arn:aws:kinesis:REGION:ACCOUNT:stream/NAME.',
       );
     }
-    requireArn(
-      'kinesisStream',
-      stream.streamArn,
-      KINESIS_STREAM_ARN,
-      'arn:aws:kinesis:us-east-1:123456789012:stream/orders',
-    );
+    requireArn('kinesisStream', stream.streamArn, KINESIS_STREAM_ARN, EXAMPLE_ARNS.kinesis);
     return { kind, limits, stream };
   }
   const queue = props.changeQueue;
@@ -182,12 +185,7 @@ export function resolveChangeSource(props: ChangeSourceProps & SourceContext): C
         '(EventBridge Pipes, SNS, an EventBridge rule); from context: -c changeQueueArn=arn:aws:sqs:REGION:ACCOUNT:NAME.',
     );
   }
-  requireArn(
-    'changeQueue',
-    queue.queueArn,
-    SQS_QUEUE_ARN,
-    'arn:aws:sqs:us-east-1:123456789012:orders-changes',
-  );
+  requireArn('changeQueue', queue.queueArn, SQS_QUEUE_ARN, EXAMPLE_ARNS.sqs);
   if (props.updaterMaxRecordAge !== undefined) {
     throw new Error(
       "BackfillWorkflow: updaterMaxRecordAge applies to stream sources, not to changeSource 'sqs': Lambda retries a " +
