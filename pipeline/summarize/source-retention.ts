@@ -58,6 +58,16 @@ export function retentionBudgetHours(retentionHours: number): number {
 }
 
 /**
+ * The default budget of a deployed workflow: the deployment's (the stack's
+ * `retentionBudget`, 20 hours unless set), lowered to the source's own
+ * budget when the source keeps less (an SQS queue that keeps 12 hours); the
+ * source's budget when the deployment gives none.
+ */
+export function deployedBudgetHours(deployed: unknown, retention: SourceRetention): number {
+  return typeof deployed === 'number' ? Math.min(deployed, retention.budgetHours) : retention.budgetHours;
+}
+
+/**
  * Kinesis APIs take a stream by name or ARN; kinesalite accepts only the
  * name (docs/local-engines.md), so an ARN is passed as its name, which AWS
  * accepts as well.
