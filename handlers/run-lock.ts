@@ -59,6 +59,11 @@ function sourceWithClient(source: RunLockChangeSource): ChangeSource {
   return { kind: 'stream' };
 }
 
+/** A queue URL's last path segment is the queue's name (the metrics' QueueName). */
+function queueNameOf(queueUrl: string): string {
+  return queueUrl.slice(queueUrl.lastIndexOf('/') + 1);
+}
+
 export type RunLockEvent = ({ action: 'start' } & StartRunEvent) | { action: 'release'; runId: string };
 
 export const handler = async (event: RunLockEvent, context: Context): Promise<StartRunResult | null> => {
@@ -104,6 +109,9 @@ export const handler = async (event: RunLockEvent, context: Context): Promise<St
               cloudwatch,
               mappingUuid: config.updaterMappingUuid,
               updaterFunctionName: config.updaterFunctionName,
+              ...(config.changeSource.kind === 'sqs'
+                ? { changeQueueName: queueNameOf(config.changeSource.queueUrl) }
+                : {}),
               everEnabled,
               now: runStart,
             }),
