@@ -112,9 +112,12 @@ export class BackfillAlarms extends Construct {
         'StreamFailuresAlarm',
         failureQueue.metricApproximateNumberOfMessagesVisible({ period: minute, statistic: 'Maximum' }),
         Missing.NOT_BREACHING,
-        'The updater gave up on a stream batch: its changes are not in OpenSearch. While the stream still ' +
-          'holds them, apply them with ddb2os replay; after that, ddb2os verify --repair fixes ' +
-          'the documents from the table.',
+        source.kind === 'kinesis'
+          ? 'The updater gave up on a Kinesis batch: its changes are not in OpenSearch. ddb2os verify --repair ' +
+              'fixes the documents from the table (ddb2os replay reads DynamoDB stream batches only).'
+          : 'The updater gave up on a stream batch: its changes are not in OpenSearch. While the stream still ' +
+              'holds them, apply them with ddb2os replay; after that, ddb2os verify --repair fixes ' +
+              'the documents from the table.',
       );
     }
     if (queueDeadLetterQueue) {
