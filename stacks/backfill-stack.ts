@@ -20,7 +20,8 @@ import { readExistingResources, readStackSettings } from './backfill-stack-conte
 import { BackfillWorkflow, type BackfillWorkflowProps } from './backfill-workflow';
 import type { ChangeSourceKind } from './change-source';
 import { changeSourceProps } from './change-source-context';
-import { acknowledgeDemoDomainFindings } from './nag-acknowledgements';
+import { DemoFanOut } from './demo-fan-out';
+import { acknowledgeDemoDomainFindings, acknowledgeDemoFanOutFindings } from './nag-acknowledgements';
 
 /** Workflow settings a stack passes through; table, domain, index and mapping come from the stack props or context. */
 export type BackfillWorkflowSettings = Omit<
@@ -109,7 +110,8 @@ export interface BackfillStackProps extends StackProps {
    * Where the updater takes the table's changes from (context
    * `changeSource`): the table's DynamoDB stream, the Kinesis data stream of
    * `kinesisStreamArn`, or the SQS queue of `changeQueueArn`. In demo mode,
-   * `kinesis` makes the demo table stream to a new Kinesis data stream.
+   * `kinesis` makes the demo table stream to a new Kinesis data stream, and
+   * `sqs` fans its stream out to a new queue through an EventBridge pipe.
    * @default 'dynamodb-stream'
    */
   readonly changeSource?: ChangeSourceKind;
@@ -193,8 +195,14 @@ export class BackfillStack extends Stack {
         tlsSecurityPolicy: TLSSecurityPolicy.TLS_1_2,
         removalPolicy: RemovalPolicy.DESTROY,
       });
+      const fanOut =
+        settings.changeSource.changeSource === 'sqs'
+          ? new DemoFanOut(this, 'DemoFanOut', { table })
+          : undefined;
+      if (fanOut) acknowledgeDemoFanOutFindings(fanOut);
       this.workflow = new BackfillWorkflow(this, 'Workflow', {
         ...(kinesisStream ? { changeSource: 'kinesis', kinesisStream } : {}),
+        ...(fanOut ? { changeSource: 'sqs', changeQueue: fanOut.changeQueue } : {}),
         ...workflowSettings,
         table,
         domain,
@@ -244,15 +252,10 @@ export class BackfillStack extends Stack {
   /**
    * Demo mode with `-c changeSource=kinesis`: a Kinesis data stream the demo
    * table streams to (on-demand, encrypted with the AWS managed key, 24 hours).
+   * With `sqs` the table keeps its stream, which a pipe fans out (demo-fan-out.ts).
    */
   private demoChangeStream(changeSource: ChangeSourceKind): Stream | undefined {
-    if (changeSource === 'dynamodb-stream') return undefined;
-    if (changeSource === 'sqs') {
-      throw new Error(
-        '-c demo=true follows the demo table through its DynamoDB stream or a Kinesis data stream ' +
-          '(-c changeSource=kinesis); an SQS source needs your fan-out: deploy without demo, with -c changeQueueArn.',
-      );
-    }
+    if (changeSource !== 'kinesis') return undefined;
     return new Stream(this, 'DemoChangeStream', {
       streamMode: StreamMode.ON_DEMAND,
       encryption: StreamEncryption.MANAGED,

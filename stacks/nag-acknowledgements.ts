@@ -10,6 +10,7 @@ import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import type { Domain } from 'aws-cdk-lib/aws-opensearchservice';
 import { BUCKET_PREFIXES } from '../pipeline/contract/bucket';
 import type { BackfillWorkflow } from './backfill-workflow';
+import type { DemoFanOut } from './demo-fan-out';
 import { acknowledge, wildcardResourceFinding } from './nag';
 import type { UpdaterWatchdog } from './updater-watchdog';
 
@@ -192,6 +193,15 @@ export function acknowledgeDemoDomainFindings(domain: Domain): void {
     ['AwsSolutions-OS9[LogExport::SEARCH_SLOW_LOGS]', 'AwsSolutions-OS9[LogExport::INDEX_SLOW_LOGS]'],
     'Publishing slow logs needs a CloudWatch Logs resource policy set by a custom resource; the demo ' +
       'domain is short-lived and the handlers log every rejected request themselves.',
+  );
+}
+
+/** The demo fan-out's findings (`-c demo=true -c changeSource=sqs`). */
+export function acknowledgeDemoFanOutFindings(fanOut: DemoFanOut): void {
+  acknowledge(
+    fanOut.deadLetterQueue,
+    ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'],
+    "This is the dead-letter queue of the demo's change queue; a dead-letter queue of a dead-letter queue would add nothing.",
   );
 }
 

@@ -1,4 +1,5 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BackfillStack } from '../../stacks/backfill-stack';
 import { EXISTING_CONTEXT, testApp, unacknowledgedNagFindings } from './fixtures';
@@ -117,6 +118,53 @@ describe('BackfillStack in demo mode with -c changeSource=kinesis', () => {
   });
 });
 
+describe('BackfillStack in demo mode with -c changeSource=sqs', () => {
+  let stack: BackfillStack;
+  let template: Template;
+
+  beforeAll(() => {
+    stack = synth({ demo: 'true', changeSource: 'sqs' })();
+    template = Template.fromStack(stack);
+  });
+
+  it("fans the demo table's stream out to a change queue through an EventBridge pipe, and follows the queue", () => {
+    const [tableId] = Object.keys(
+      template.findResources('AWS::DynamoDB::Table', {
+        Properties: { StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' } },
+      }),
+    );
+    const queueId = stack.getLogicalId(
+      (stack.node.findChild('DemoFanOut').node.findChild('ChangeQueue') as Queue).node.defaultChild as never,
+    );
+    template.hasResourceProperties('AWS::Pipes::Pipe', {
+      Source: { 'Fn::GetAtt': [tableId, 'StreamArn'] },
+      SourceParameters: { DynamoDBStreamParameters: Match.objectLike({ StartingPosition: 'TRIM_HORIZON' }) },
+      Target: { 'Fn::GetAtt': [queueId, 'Arn'] },
+    });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [queueId, 'Arn'] },
+      Enabled: false,
+    });
+    // The updater reads no stream: only the pipe does.
+    template.resourcePropertiesCountIs(
+      'AWS::Lambda::EventSourceMapping',
+      { EventSourceArn: { 'Fn::GetAtt': [tableId, 'StreamArn'] } },
+      0,
+    );
+  });
+
+  it("alarms on the change queue's dead-letter queue", () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmDescription: Match.stringLikeRegexp("^The change queue's redrive policy moved a message"),
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+    });
+  });
+
+  it('leaves no cdk-nag AwsSolutions or Serverless finding unacknowledged', () => {
+    expect(unacknowledgedNagFindings(stack)).toEqual([]);
+  });
+});
+
 describe('BackfillStack change source context', () => {
   it('rejects a change source it does not know', () => {
     expect(synth({ ...EXISTING_CONTEXT, changeSource: 'sns' })).toThrow(
@@ -171,11 +219,10 @@ describe('BackfillStack change source context', () => {
     ).toThrow('-c kinesisStreamArn is in us-east-1, but the stack deploys to eu-west-1');
   });
 
-  it('rejects a key for the DynamoDB stream, and an SQS source in demo mode', () => {
+  it('rejects a key for the DynamoDB stream, and a stream named in demo mode', () => {
     expect(synth({ ...EXISTING_CONTEXT, changeSourceKeyArn: KEY_ARN })).toThrow(
       '-c changeSourceKeyArn is for a Kinesis stream or an SQS queue encrypted with a customer managed key',
     );
-    expect(synth({ demo: 'true', changeSource: 'sqs' })).toThrow('an SQS source needs your fan-out');
     expect(synth({ demo: 'true', changeSource: 'kinesis', kinesisStreamArn: KINESIS_ARN })).toThrow(
       '-c kinesisStreamArn is not for demo mode, which makes its own stream',
     );
