@@ -19,10 +19,12 @@ import { BackfillWorkflow, type BackfillWorkflowProps } from '../../stacks/backf
 import {
   DOMAIN_ARN,
   DOMAIN_ENDPOINT,
+  environmentStandIns,
   STREAM_ARN,
   stackWithStreamTable,
   synthInChildProcess,
   testApp,
+  UPDATER_STREAM_MAPPING,
   unacknowledgedNagFindings,
 } from './fixtures';
 
@@ -73,13 +75,7 @@ describe('BackfillWorkflow', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: STREAM_ARN,
       FunctionName: ref((w) => w.updaterFunction),
-      Enabled: false,
-      StartingPosition: 'TRIM_HORIZON',
-      BisectBatchOnFunctionError: true,
-      // -1: CloudFormation's "retry until the records expire"; the record age ends the retries.
-      MaximumRetryAttempts: -1,
-      MaximumRecordAgeInSeconds: 22 * 3600,
-      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ...UPDATER_STREAM_MAPPING,
       DestinationConfig: { OnFailure: { Destination: arnOf((w) => w.streamFailureQueue as Queue) } },
     });
   });
@@ -307,12 +303,7 @@ describe('BackfillWorkflow', () => {
           Properties: { Role: arnOf((w) => pick(w).role as never) },
         }),
       );
-      // Tokens (Ref, Fn::GetAtt) become values at deploy time: any non-empty string stands in for them.
-      return Object.fromEntries(
-        Object.entries(fn?.Properties.Environment.Variables as Record<string, unknown>).map(
-          ([name, value]) => [name, typeof value === 'string' ? value : `<${name}>`],
-        ),
-      );
+      return environmentStandIns(fn?.Properties.Environment.Variables as Record<string, unknown>);
     };
     expect(readPlanConfig(environment((w) => w.planFunction))).toMatchObject({
       index: 'orders',

@@ -8,7 +8,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readRunLockConfig } from '../../pipeline/lambda/config';
 import { BackfillWorkflow, type BackfillWorkflowProps } from '../../stacks/backfill-workflow';
 import { acknowledge } from '../../stacks/nag';
-import { DOMAIN_ARN, DOMAIN_ENDPOINT, testApp, unacknowledgedNagFindings } from './fixtures';
+import {
+  environmentStandIns,
+  testApp,
+  UPDATER_STREAM_MAPPING,
+  unacknowledgedNagFindings,
+  WORKFLOW_TARGET,
+} from './fixtures';
 
 const KINESIS_ARN = 'arn:aws:kinesis:us-east-1:123456789012:stream/orders-changes';
 const QUEUE_ARN = 'arn:aws:sqs:us-east-1:123456789012:orders-changes';
@@ -29,10 +35,7 @@ function workflowOn(source: (stack: Stack) => Partial<BackfillWorkflowProps>): {
   const { stack, table } = stackWithTable();
   const workflow = new BackfillWorkflow(stack, 'Workflow', {
     table,
-    index: 'orders',
-    domainEndpoint: DOMAIN_ENDPOINT,
-    domainArn: DOMAIN_ARN,
-    stateMachineName: 'ddb2os-test-backfill',
+    ...WORKFLOW_TARGET,
     ...source(stack),
   });
   return { stack, workflow, template: Template.fromStack(stack) };
@@ -85,12 +88,7 @@ describe('change source: a Kinesis data stream', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: KINESIS_ARN,
       FunctionName: { Ref: logicalId(stack, workflow.updaterFunction) },
-      Enabled: false,
-      StartingPosition: 'TRIM_HORIZON',
-      BisectBatchOnFunctionError: true,
-      MaximumRetryAttempts: -1,
-      MaximumRecordAgeInSeconds: 22 * 3600,
-      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ...UPDATER_STREAM_MAPPING,
       DestinationConfig: {
         OnFailure: {
           Destination: { 'Fn::GetAtt': [logicalId(stack, workflow.streamFailureQueue as Queue), 'Arn'] },
@@ -294,14 +292,8 @@ describe('change source: an SQS queue', () => {
       DDB2OS_CHANGE_SOURCE: 'sqs',
       DDB2OS_CHANGE_QUEUE_URL: { Ref: logicalId(stack, queue) },
     });
-    // The run-lock function starts with these settings (tokens stand for their values).
-    const stand = Object.fromEntries(
-      Object.entries(variables).map(([name, value]) => [
-        name,
-        typeof value === 'string' ? value : `<${name}>`,
-      ]),
-    );
-    expect(readRunLockConfig(stand)).toMatchObject({ table: 'orders' });
+    // The run-lock function starts with these settings.
+    expect(readRunLockConfig(environmentStandIns(variables))).toMatchObject({ table: 'orders' });
   });
 
   it("alarms on the age of the queue's oldest message (in seconds) and on its dead-letter queue", () => {

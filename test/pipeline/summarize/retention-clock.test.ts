@@ -35,10 +35,12 @@ function stubs(mapping: { State: string; LastModified?: Date }, maxima: number[]
   return { lambda, cloudwatch, windows };
 }
 
+/** Where the clock starts for that mapping and those metric maxima; an SQS source reads its queue's. */
 async function clock(
   mapping: { State: string; LastModified?: Date },
   maxima: number[],
   everEnabled: boolean,
+  changeQueueName?: string,
 ) {
   const { lambda, cloudwatch, windows } = stubs(mapping, maxima);
   const position = await readUpdaterPosition({
@@ -46,6 +48,7 @@ async function clock(
     cloudwatch,
     mappingUuid: 'uuid-1',
     updaterFunctionName: 'ddb2os-updater',
+    ...(changeQueueName ? { changeQueueName } : {}),
     everEnabled,
     now: runStart,
   });
@@ -90,23 +93,11 @@ describe('where the retention clock starts (Lambda and CloudWatch stubs)', () =>
 });
 
 describe('where the retention clock starts for an SQS source (Lambda and CloudWatch stubs)', () => {
-  async function queueClock(
+  const queueClock = (
     mapping: { State: string; LastModified?: Date },
     maxima: number[],
     everEnabled: boolean,
-  ) {
-    const { lambda, cloudwatch, windows } = stubs(mapping, maxima);
-    const position = await readUpdaterPosition({
-      lambda,
-      cloudwatch,
-      mappingUuid: 'uuid-1',
-      updaterFunctionName: 'ddb2os-updater',
-      changeQueueName: 'orders-changes',
-      everEnabled,
-      now: runStart,
-    });
-    return { oldest: oldestUnappliedAt(position, runStart), windows };
-  }
+  ) => clock(mapping, maxima, everEnabled, 'orders-changes');
 
   it("a paused updater: now minus the queue's oldest message (seconds), not when it was paused", async () => {
     const pausedAt = new Date(runStart.getTime() - 5 * HOUR);
