@@ -313,6 +313,13 @@ describe('change source: an SQS queue', () => {
       Threshold: 1,
     });
     expect(JSON.stringify(template.findResources('AWS::CloudWatch::Alarm'))).not.toContain('"IteratorAge"');
+    // Its description names the updater's function (a token), so it is a join.
+    const paused = template.findResources('AWS::CloudWatch::Alarm', {
+      Properties: { MetricName: 'UpdaterPausedOutsideBackfill' },
+    });
+    expect(JSON.stringify(paused)).toContain(
+      'changes wait in the change queue, which keeps them for its message retention period',
+    );
   });
 
   it('leaves no cdk-nag AwsSolutions or Serverless finding unacknowledged', () => {
