@@ -66,7 +66,7 @@ export class DemoFanOut extends Construct {
       },
       target: this.changeQueue.queueArn,
     });
-    // The pipe checks its role when it is created.
-    this.pipe.node.addDependency(role);
+    // The pipe checks its role's permissions when it is created: after the policy (the role itself it names).
+    this.pipe.node.addDependency(role.node.findChild('DefaultPolicy'));
   }
 }
