@@ -194,7 +194,7 @@ function describeFeature(target: ForwardTarget): string {
 }
 
 /** A change as the forwarder sends it: the DynamoDB stream record and the Kinesis record, built once. */
-interface ForwardedRecord {
+export interface ForwardedRecord {
   /** Hash of the item's key: Kinesis partition key, FIFO message group. */
   partitionKey: string;
   eventID: string;
@@ -204,8 +204,8 @@ interface ForwardedRecord {
   kinesisData: string;
 }
 
-/** Builds both wire forms of a change. */
-class RecordEncoder {
+/** Builds both wire forms of a change (exported for the tests that read them back with the updater's decoders). */
+export class RecordEncoder {
   /** The last microsecond time given: times increase strictly in stream order (see the header). */
   private lastMicros = 0;
 

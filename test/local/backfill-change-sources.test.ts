@@ -28,7 +28,7 @@ import type { ChangeSource } from '../../pipeline/summarize/source-retention';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import { verifyIndex } from '../../pipeline/verify/verify';
 import { useChangeSourceEngines } from '../support/change-source-engines';
-import { createTable, uniqueName, useEngines } from '../support/engines';
+import { useEngines } from '../support/engines';
 
 const keySchema: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
 const ITEMS = 1_500;
