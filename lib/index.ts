@@ -29,4 +29,5 @@ export {
   OPENSEARCH_ACTIONS,
   type OpenSearchAccess,
 } from '../stacks/backfill-workflow';
+export type { ChangeSourceKind, ChangeSourceProps, UpdaterSource } from '../stacks/change-source';
 export type { HandlerFunction, HandlerFunctionProps, HandlerName } from '../stacks/handler-function';

@@ -1,7 +1,8 @@
 /**
  * A whole backfill on one machine: the workflow definition run by the local
  * interpreter, every Task state bound to the same code the Lambdas run, the
- * same progress table for checkpoints, and a stream follower in place of the
+ * same progress table for checkpoints, and a follower of the change source
+ * (the table's stream, a Kinesis stream, an SQS queue) in place of the
  * updater's event source mapping. `ddb2os run`, `ddb2os demo`, the benchmarks
  * and the reliability tests all come through here.
  */
@@ -10,6 +11,7 @@ import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { Client } from '@opensearch-project/opensearch';
 import { applyStreamRecords } from '../pipeline/apply/apply-stream';
 import { writeFailedBatch } from '../pipeline/apply/failed-batches';
+import { readKinesisData, readSqsMessage, type StreamBatchRecord } from '../pipeline/apply/stream-records';
 import type { BulkPolicy } from '../pipeline/bulk/bulk-writer';
 import type { WorkflowInput } from '../pipeline/contract/workflow';
 import { DirectoryDeadLetterSink } from '../pipeline/dead-letter/dead-letter';
@@ -27,9 +29,16 @@ import { readResyncState } from '../pipeline/resync/resync-state';
 import { type SegmentProgress, scanSegment } from '../pipeline/scan/scan-segment';
 import { prepareSegmentWork } from '../pipeline/scan/segment-message';
 import { retentionNeed } from '../pipeline/summarize/retention-clock';
+import {
+  type ChangeSource,
+  kinesisStreamName,
+  readSourceRetention,
+} from '../pipeline/summarize/source-retention';
 import { summarizeRun } from '../pipeline/summarize/summarize-run';
 import { describeSourceTable, requireStream, type SourceTable } from '../pipeline/table/describe';
 import type { KeySchema, SegmentMessage, SegmentResult } from '../pipeline/table/types';
+import { KinesisChangeLog } from './kinesis-follower';
+import { SqsFollower } from './sqs-follower';
 import { type FollowerBatchInfo, StreamFollower, type StreamFollowerOptions } from './stream-follower';
 import { type RunSummary, runWorkflowLocally, WorkflowAbortedError } from './workflow';
 
@@ -89,6 +98,12 @@ export interface LocalBackfillOptions {
    * the run. @default 0
    */
   updaterLagSeconds?: number;
+  /**
+   * Where the updater takes its changes from: its retention bounds the
+   * retention budget (five sixths of it by default, source-retention.ts).
+   * @default the table's DynamoDB stream
+   */
+  changeSource?: ChangeSource;
 }
 
 export interface LocalBackfillResult {
@@ -131,6 +146,13 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
   const checkpoints = new SegmentCheckpointStore(dynamodb, progressTable);
   const deadLetters = new DirectoryDeadLetterSink(options.deadLetterDir ?? '.ddb2os');
   const markers = new RunMarkerStore(dynamodb, progressTable);
+  const retention = await readSourceRetention(options.changeSource ?? { kind: 'stream' });
+  if (!retention.reported) {
+    options.onEvent?.({
+      type: 'warning',
+      message: `the change source did not report its retention; assuming ${retention.retentionHours} hours, SQS's default`,
+    });
+  }
   const { runId, resumed, firstStartedAt } = await resolveRunId(markers, table, index, options);
   const emit = options.onEvent ?? (() => {});
   let updater: 'Disabled' | 'Enabled' = 'Disabled';
@@ -204,6 +226,7 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
       table,
       index,
       input: options.input,
+      defaults: { retentionBudgetHours: retention.budgetHours },
       indexConfig: options.indexConfig,
       segmentRetryIntervalMs: options.segmentRetryIntervalMs,
       signal: options.signal,
@@ -214,6 +237,7 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
             progressTable,
             table,
             routeIndices: (mapping.routes ?? []).map((route) => route.index),
+            sourceRetentionHours: retention.retentionHours,
             isLive: holderLiveness({}),
             leaseUntil: (now) => new Date(now.getTime() + LOCAL_LEASE_MS),
             // A resumed run's changes have waited since its first start; the follower's lag adds to the run's.
@@ -254,7 +278,11 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
         updaterState: () => updater,
         describeTable: async () => source.description,
         planSegments: async (input) => {
-          const plan = await planBackfill(input, { opensearch, mapping });
+          const plan = await planBackfill(input, {
+            opensearch,
+            mapping,
+            sourceRetentionHours: retention.retentionHours,
+          });
           // A resumed run finds the index its first attempt created (or found, and then said so).
           if (!resumed) for (const message of plan.warnings ?? []) emit({ type: 'warning', message });
           emit({
@@ -312,18 +340,89 @@ export interface LocalUpdaterOptions {
   maxRecordAgeSeconds?: number;
   /** The bulk writer's bounds and retries. @default its defaults */
   bulk?: BulkPolicy;
+  /** Where the changes come from. @default the table's DynamoDB stream */
+  changeSource?: ChangeSource;
+}
+
+/** What runs in place of the updater's event source mapping: paused = not consuming. */
+export interface LocalUpdater {
+  /** Applies everything the source holds now, then resolves. */
+  drain(): Promise<{ records: number }>;
+  /** Keeps consuming until stop(). */
+  start(): void;
+  /** Stops consuming; resolves when the batch being applied is done. */
+  stop(): Promise<void>;
 }
 
 /**
- * The stand-in for the updater's event source mapping: a follower of the
- * table's stream that retries a page until its records are older than the
- * max record age, then writes the on-failure record Lambda would send to the
- * failure queue into `<deadLetterDir>/failed-batches/` and goes on.
+ * The stand-in for the updater's event source mapping, on the change source:
+ * - the table's stream: a follower that retries a page until its records
+ *   are older than the max record age, then writes the on-failure record
+ *   Lambda would send to the failure queue into
+ *   `<deadLetterDir>/failed-batches/` and goes on;
+ * - a Kinesis stream: the same follower on the Kinesis shards (positions
+ *   `kinesis#<stream>`), retrying a page until it is applied;
+ * - an SQS queue: receivers that delete what was applied and dead-letter a
+ *   message received too often or too old (sqs-follower.ts).
+ * The two fan-out sources repeat and reorder changes: they are applied with
+ * ordering 'unordered'.
  */
-export async function createLocalUpdater(options: LocalUpdaterOptions): Promise<StreamFollower> {
+export async function createLocalUpdater(options: LocalUpdaterOptions): Promise<LocalUpdater> {
   const deadLetterDir = options.deadLetterDir ?? '.ddb2os';
   const deadLetters = new DirectoryDeadLetterSink(deadLetterDir);
   const progressTable = options.progressTable ?? DEFAULT_PROGRESS_TABLE;
+  const source = options.changeSource ?? { kind: 'stream' };
+  const apply = (changes: StreamBatchRecord[]) =>
+    applyStreamRecords(changes, {
+      opensearch: options.opensearch,
+      dynamodb: options.dynamodb,
+      table: options.table,
+      keySchema: options.keySchema,
+      mapping: options.mapping,
+      deadLetters,
+      runId: 'updater',
+      // A resync of the table (this process's or another's) is read before each page, as the Lambda does.
+      resync: () => readResyncState(options.dynamodb, progressTable, options.table),
+      ...(options.bulk ? { bulk: options.bulk } : {}),
+      ...(source.kind === 'stream' ? {} : { ordering: 'unordered' as const }),
+    });
+  const onBatch = (info: FollowerBatchInfo) => {
+    options.onAttempt?.(info);
+    options.onBatch?.(info.result.applied, info.lagSeconds);
+  };
+  if (source.kind === 'sqs') {
+    return new SqsFollower({
+      sqs: source.sqs,
+      queueUrl: source.queueUrl,
+      table: options.table,
+      decode: readSqsMessage,
+      apply,
+      deadLetters,
+      onBatch,
+      ...(options.maxRecordAgeSeconds === undefined
+        ? {}
+        : { maxRecordAgeSeconds: options.maxRecordAgeSeconds }),
+    });
+  }
+  if (source.kind === 'kinesis') {
+    const changeLog = new KinesisChangeLog(source.kinesis, source.stream, (record) =>
+      readKinesisData(record.Data ?? new Uint8Array(), record.SequenceNumber ?? ''),
+    );
+    return new StreamFollower({
+      changeLog,
+      table: options.table,
+      positions: await DynamoDBStreamPositionStore.open({
+        dynamodb: options.dynamodb,
+        progressTable,
+        table: options.table,
+        positionsId: `kinesis#${kinesisStreamName(source.stream)}`,
+      }),
+      apply,
+      onBatch,
+      // No on-failure record: `ddb2os replay` reads the table's stream. A page is retried until it is applied.
+      ...(options.retry ? { retry: options.retry } : {}),
+    });
+  }
   const positions = await DynamoDBStreamPositionStore.open({
     dynamodb: options.dynamodb,
     progressTable,
@@ -334,23 +433,8 @@ export async function createLocalUpdater(options: LocalUpdaterOptions): Promise<
     dynamodb: options.dynamodb,
     table: options.table,
     positions,
-    apply: (changes) =>
-      applyStreamRecords(changes, {
-        opensearch: options.opensearch,
-        dynamodb: options.dynamodb,
-        table: options.table,
-        keySchema: options.keySchema,
-        mapping: options.mapping,
-        deadLetters,
-        runId: 'updater',
-        // A resync of the table (this process's or another's) is read before each page, as the Lambda does.
-        resync: () => readResyncState(options.dynamodb, progressTable, options.table),
-        ...(options.bulk ? { bulk: options.bulk } : {}),
-      }),
-    onBatch: (info) => {
-      options.onAttempt?.(info);
-      options.onBatch?.(info.result.applied, info.lagSeconds);
-    },
+    apply,
+    onBatch,
     onFailedBatch: async (batch) => {
       const path = await writeFailedBatch(deadLetterDir, batch);
       const { shardId, startSequenceNumber, endSequenceNumber } = batch.DDBStreamBatchInfo;

@@ -20,6 +20,11 @@
  *   folder for `ddb2os replay`) and the shard moves on. Without
  *   `onFailedBatch` it never gives up: a record is never skipped silently.
  *
+ * The same reading serves every sharded log of changes (`ShardedChangeLog`):
+ * the table's DynamoDB streams (the default), or a Kinesis data stream the
+ * table streams to (kinesis-follower.ts); local/change-forwarder.ts reads
+ * the table's stream through it too, to feed the other change sources.
+ *
  * One follower per table at a time: two would both apply and store positions.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -29,7 +34,6 @@ import {
   ExpiredIteratorException,
   GetShardIteratorCommand,
   ListStreamsCommand,
-  type Shard,
   TrimmedDataAccessException,
 } from '@aws-sdk/client-dynamodb-streams';
 import type { ApplyResult } from '../pipeline/apply/apply-stream';
@@ -39,7 +43,13 @@ import {
   readLambdaRecord,
   type StreamBatchRecord,
 } from '../pipeline/apply/stream-records';
-import { BackfillError, describeError, SinkUnavailableError, SourceTableError } from '../pipeline/errors';
+import {
+  BackfillError,
+  ConfigurationError,
+  describeError,
+  SinkUnavailableError,
+  SourceTableError,
+} from '../pipeline/errors';
 import type { StreamPositionStore } from '../pipeline/progress/stream-positions';
 import { describeSourceTable, noStreamError } from '../pipeline/table/describe';
 import { getRecordsPage } from '../pipeline/table/reads';
@@ -57,10 +67,43 @@ export interface FollowerBatchInfo {
   lagSeconds?: number;
 }
 
+/** A shard as the follower reads it: a DynamoDB stream's or a Kinesis stream's (which may have two parents). */
+export interface LogShard {
+  ShardId?: string;
+  ParentShardId?: string;
+  /** The other parent of a shard made by merging two (Kinesis only). */
+  AdjacentParentShardId?: string;
+  SequenceNumberRange?: { StartingSequenceNumber?: string; EndingSequenceNumber?: string };
+}
+
+/**
+ * A sharded, ordered log of a table's changes, read shard by shard with
+ * iterators: the table's DynamoDB streams, or a Kinesis data stream.
+ */
+export interface ShardedChangeLog {
+  /** The streams to read, oldest first (a disabled stream's changes came before the current one's). */
+  streams(): Promise<string[]>;
+  /** Every shard of `stream` listed now. */
+  shards(stream: string): Promise<LogShard[]>;
+  /**
+   * An iterator at the start of the shard (no position yet) or after
+   * `position`; a clear error when the log no longer holds what follows it.
+   */
+  iterator(stream: string, shardId: string, position: string | undefined): Promise<string>;
+  /** One page from `iterator`, its records in the apply code's form. */
+  records(iterator: string, limit: number): Promise<RecordsPage>;
+  /** True for the error of an iterator that timed out: the follower asks for a new one. */
+  isExpiredIterator(error: unknown): boolean;
+}
+
 export interface StreamFollowerOptions {
-  streams: DynamoDBStreamsClient;
-  dynamodb: DynamoDBClient;
+  /** The table's DynamoDB Streams (with `dynamodb`), unless `changeLog` is given. */
+  streams?: DynamoDBStreamsClient;
+  dynamodb?: DynamoDBClient;
+  /** The table followed, for messages. */
   table: string;
+  /** Another log of the table's changes to read instead of its DynamoDB streams (a Kinesis stream). */
+  changeLog?: ShardedChangeLog;
   /** The updater's apply code, e.g. `(changes) => applyStreamRecords(changes, deps)`. */
   apply: (changes: StreamBatchRecord[]) => Promise<ApplyResult>;
   positions: StreamPositionStore;
@@ -88,7 +131,7 @@ export interface StreamFollowerOptions {
 }
 
 /** A GetRecords answer, its records already in the apply code's form. */
-interface RecordsPage {
+export interface RecordsPage {
   changes: StreamBatchRecord[];
   NextShardIterator?: string;
 }
@@ -112,8 +155,18 @@ export class StreamFollower {
   private stopping = false;
   private wake?: () => void;
   private interruptible = false;
+  private readonly log: ShardedChangeLog;
 
-  constructor(private readonly options: StreamFollowerOptions) {}
+  constructor(private readonly options: StreamFollowerOptions) {
+    if (options.changeLog) this.log = options.changeLog;
+    else if (options.streams && options.dynamodb) {
+      this.log = new DynamoDBStreamLog(options.streams, options.dynamodb, options.table);
+    } else {
+      throw new ConfigurationError(
+        'a stream follower needs a change log, or the DynamoDB Streams and DynamoDB clients',
+      );
+    }
+  }
 
   /**
    * Applies everything the stream holds up to now (all shards, parents before
@@ -183,7 +236,7 @@ export class StreamFollower {
     this.positions ??= await this.options.positions.load();
     const listed = new Set<string>();
     let records = 0;
-    for (const streamArn of await this.streamArns()) records += await this.passStream(streamArn, listed);
+    for (const streamArn of await this.log.streams()) records += await this.passStream(streamArn, listed);
     if (this.interrupted()) return records;
     // Only a complete pass knows every shard that is still listed.
     const gone = [...this.positions.keys()].filter((id) => !listed.has(id));
@@ -194,39 +247,20 @@ export class StreamFollower {
     return records;
   }
 
-  /** The table's streams, oldest first: a disabled stream's changes came before the current one's. */
-  private async streamArns(): Promise<string[]> {
-    const { streams, dynamodb, table } = this.options;
-    const described = await describeSourceTable(dynamodb, table);
-    const labelled = new Map<string, string>();
-    let ExclusiveStartStreamArn: string | undefined;
-    do {
-      const page = await streams.send(new ListStreamsCommand({ TableName: table, ExclusiveStartStreamArn }));
-      for (const stream of page.Streams ?? []) {
-        if (stream.StreamArn) labelled.set(stream.StreamArn, stream.StreamLabel ?? '');
-      }
-      ExclusiveStartStreamArn = page.LastEvaluatedStreamArn;
-    } while (ExclusiveStartStreamArn);
-    const latest = described.streamArn;
-    if (latest) labelled.set(latest, described.streamLabel ?? labelled.get(latest) ?? '');
-    if (labelled.size === 0) throw noStreamError(table);
-    return [...labelled.entries()]
-      .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
-      .map(([arn]) => arn);
-  }
-
   private async passStream(streamArn: string, listed: Set<string>): Promise<number> {
     let records = 0;
     for (;;) {
-      const shards = await this.describeShards(streamArn);
+      const shards = await this.log.shards(streamArn);
       const byId = new Map(shards.map((shard) => [shard.ShardId!, shard]));
       for (const id of byId.keys()) listed.add(id);
       let finishedOne = false;
       for (const shard of orderShards(shards)) {
         if (this.interrupted()) return records;
         if (this.isFinished(shard)) continue;
-        const parent = shard.ParentShardId === undefined ? undefined : byId.get(shard.ParentShardId);
-        if (parent && !this.isFinished(parent)) continue;
+        const parents = [shard.ParentShardId, shard.AdjacentParentShardId].map((id) =>
+          id === undefined ? undefined : byId.get(id),
+        );
+        if (parents.some((parent) => parent && !this.isFinished(parent))) continue;
         const read = await this.readShard(streamArn, shard);
         records += read.records;
         finishedOne ||= read.finished;
@@ -236,24 +270,11 @@ export class StreamFollower {
     }
   }
 
-  private async describeShards(streamArn: string): Promise<Shard[]> {
-    const shards: Shard[] = [];
-    let ExclusiveStartShardId: string | undefined;
-    do {
-      const { StreamDescription } = await this.options.streams.send(
-        new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId }),
-      );
-      shards.push(...(StreamDescription?.Shards ?? []).filter((shard) => shard.ShardId));
-      ExclusiveStartShardId = StreamDescription?.LastEvaluatedShardId;
-    } while (ExclusiveStartShardId);
-    return shards;
-  }
-
   private interrupted(): boolean {
     return this.interruptible && this.stopping;
   }
 
-  private isFinished(shard: Shard): boolean {
+  private isFinished(shard: LogShard): boolean {
     const id = shard.ShardId!;
     if (this.finished.has(id)) return true;
     const ending = shard.SequenceNumberRange?.EndingSequenceNumber;
@@ -262,7 +283,10 @@ export class StreamFollower {
   }
 
   /** Reads one shard until its end (closed) or until it has nothing more (open). */
-  private async readShard(streamArn: string, shard: Shard): Promise<{ records: number; finished: boolean }> {
+  private async readShard(
+    streamArn: string,
+    shard: LogShard,
+  ): Promise<{ records: number; finished: boolean }> {
     const id = shard.ShardId!;
     let iterator = this.iterators.get(id) ?? (await this.newIterator(streamArn, id));
     this.iterators.delete(id);
@@ -271,13 +295,13 @@ export class StreamFollower {
     // The next page, read while the current one is applied; pages are still applied one after the other.
     let ahead: Promise<RecordsPage> | undefined;
     for (;;) {
-      const reading = ahead ?? this.getRecords(iterator);
+      const reading = ahead ?? this.log.records(iterator, this.options.recordsPerPage ?? 1000);
       ahead = undefined;
       let page: RecordsPage;
       try {
         page = await reading;
       } catch (error) {
-        if (!(error instanceof ExpiredIteratorException) || renewed) throw error;
+        if (!this.log.isExpiredIterator(error) || renewed) throw error;
         // From the stored position: everything before it is applied.
         iterator = await this.newIterator(streamArn, id);
         renewed = true;
@@ -285,7 +309,7 @@ export class StreamFollower {
       }
       const batch = page.changes;
       if (batch.length > 0 && page.NextShardIterator !== undefined && !this.interrupted()) {
-        ahead = this.getRecords(page.NextShardIterator);
+        ahead = this.log.records(page.NextShardIterator, this.options.recordsPerPage ?? 1000);
         // It may fail while this page is applied, long before it is awaited (or never, if the apply fails).
         ahead.catch(() => undefined);
       }
@@ -315,46 +339,8 @@ export class StreamFollower {
     }
   }
 
-  /**
-   * One GetRecords page, read as the records of a Lambda stream event; DynamoDB
-   * Local's empty-map quirk is undone here, where that engine is read.
-   */
-  private async getRecords(iterator: string): Promise<RecordsPage> {
-    const page = await getRecordsPage(this.options.streams, {
-      ShardIterator: iterator,
-      Limit: this.options.recordsPerPage ?? 1000,
-    });
-    for (const record of page.records) restoreEmptyMaps(record);
-    return { changes: page.records.map(readLambdaRecord), NextShardIterator: page.nextShardIterator };
-  }
-
-  private async newIterator(streamArn: string, shardId: string): Promise<string> {
-    const position = this.positions!.get(shardId);
-    try {
-      const { ShardIterator } = await this.options.streams.send(
-        new GetShardIteratorCommand(
-          position === undefined
-            ? { StreamArn: streamArn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }
-            : {
-                StreamArn: streamArn,
-                ShardId: shardId,
-                ShardIteratorType: 'AFTER_SEQUENCE_NUMBER',
-                SequenceNumber: position,
-              },
-        ),
-      );
-      if (!ShardIterator) throw new Error('GetShardIterator returned no iterator');
-      return ShardIterator;
-    } catch (error) {
-      if (error instanceof TrimmedDataAccessException) {
-        throw new SourceTableError(
-          `the stream of ${this.options.table} no longer holds the records after ${position} in shard ${shardId} ` +
-            '(streams keep 24 hours): changes were missed, run a new backfill',
-          { cause: error },
-        );
-      }
-      throw error;
-    }
+  private newIterator(streamArn: string, shardId: string): Promise<string> {
+    return this.log.iterator(streamArn, shardId, this.positions!.get(shardId));
   }
 
   /**
@@ -449,6 +435,96 @@ export class StreamFollower {
   }
 }
 
+/**
+ * The table's DynamoDB streams as a change log: every stream of the table
+ * that ListStreams still lists (oldest label first), read through the
+ * DynamoDB Streams API.
+ */
+export class DynamoDBStreamLog implements ShardedChangeLog {
+  constructor(
+    private readonly streamsClient: DynamoDBStreamsClient,
+    private readonly dynamodb: DynamoDBClient,
+    private readonly table: string,
+  ) {}
+
+  async streams(): Promise<string[]> {
+    const { streamsClient, dynamodb, table } = this;
+    const described = await describeSourceTable(dynamodb, table);
+    const labelled = new Map<string, string>();
+    let ExclusiveStartStreamArn: string | undefined;
+    do {
+      const page = await streamsClient.send(
+        new ListStreamsCommand({ TableName: table, ExclusiveStartStreamArn }),
+      );
+      for (const stream of page.Streams ?? []) {
+        if (stream.StreamArn) labelled.set(stream.StreamArn, stream.StreamLabel ?? '');
+      }
+      ExclusiveStartStreamArn = page.LastEvaluatedStreamArn;
+    } while (ExclusiveStartStreamArn);
+    const latest = described.streamArn;
+    if (latest) labelled.set(latest, described.streamLabel ?? labelled.get(latest) ?? '');
+    if (labelled.size === 0) throw noStreamError(table);
+    return [...labelled.entries()]
+      .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+      .map(([arn]) => arn);
+  }
+
+  async shards(streamArn: string): Promise<LogShard[]> {
+    const shards: LogShard[] = [];
+    let ExclusiveStartShardId: string | undefined;
+    do {
+      const { StreamDescription } = await this.streamsClient.send(
+        new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId }),
+      );
+      shards.push(...(StreamDescription?.Shards ?? []).filter((shard) => shard.ShardId));
+      ExclusiveStartShardId = StreamDescription?.LastEvaluatedShardId;
+    } while (ExclusiveStartShardId);
+    return shards;
+  }
+
+  async iterator(streamArn: string, shardId: string, position: string | undefined): Promise<string> {
+    try {
+      const { ShardIterator } = await this.streamsClient.send(
+        new GetShardIteratorCommand(
+          position === undefined
+            ? { StreamArn: streamArn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }
+            : {
+                StreamArn: streamArn,
+                ShardId: shardId,
+                ShardIteratorType: 'AFTER_SEQUENCE_NUMBER',
+                SequenceNumber: position,
+              },
+        ),
+      );
+      if (!ShardIterator) throw new Error('GetShardIterator returned no iterator');
+      return ShardIterator;
+    } catch (error) {
+      if (error instanceof TrimmedDataAccessException) {
+        throw new SourceTableError(
+          `the stream of ${this.table} no longer holds the records after ${position} in shard ${shardId} ` +
+            '(streams keep 24 hours): changes were missed, run a new backfill',
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * One GetRecords page, read as the records of a Lambda stream event; DynamoDB
+   * Local's empty-map quirk is undone here, where that engine is read.
+   */
+  async records(iterator: string, limit: number): Promise<RecordsPage> {
+    const page = await getRecordsPage(this.streamsClient, { ShardIterator: iterator, Limit: limit });
+    for (const record of page.records) restoreEmptyMaps(record);
+    return { changes: page.records.map(readLambdaRecord), NextShardIterator: page.nextShardIterator };
+  }
+
+  isExpiredIterator(error: unknown): boolean {
+    return error instanceof ExpiredIteratorException;
+  }
+}
+
 /** An attribute value as a stream image holds it, binary in either form. */
 interface ImageValue {
   M?: Record<string, ImageValue>;
@@ -492,21 +568,23 @@ function isEmptyObject(value: object): boolean {
 }
 
 /**
- * Shards in the order they must be read: every parent before its children,
- * otherwise by starting sequence number. A parent that is no longer listed
- * (trimmed) does not hold a child back.
+ * Shards in the order they must be read: every parent (both, for a Kinesis
+ * merge) before its children, otherwise by starting sequence number. A parent
+ * that is no longer listed (trimmed) does not hold a child back.
  */
-export function orderShards(shards: Shard[]): Shard[] {
+export function orderShards<S extends LogShard>(shards: S[]): S[] {
   const byId = new Map(shards.map((shard) => [shard.ShardId, shard]));
-  const start = (shard: Shard) => shard.SequenceNumberRange?.StartingSequenceNumber ?? '0';
+  const start = (shard: S) => shard.SequenceNumberRange?.StartingSequenceNumber ?? '0';
   const sorted = [...shards].sort((a, b) => compareSequenceNumbers(start(a), start(b)));
-  const ordered: Shard[] = [];
-  const visited = new Set<Shard>();
-  const visit = (shard: Shard) => {
+  const ordered: S[] = [];
+  const visited = new Set<S>();
+  const visit = (shard: S) => {
     if (visited.has(shard)) return;
     visited.add(shard);
-    const parent = shard.ParentShardId === undefined ? undefined : byId.get(shard.ParentShardId);
-    if (parent) visit(parent);
+    for (const id of [shard.ParentShardId, shard.AdjacentParentShardId]) {
+      const parent = id === undefined ? undefined : byId.get(id);
+      if (parent) visit(parent);
+    }
     ordered.push(shard);
   };
   for (const shard of sorted) visit(shard);

@@ -49,6 +49,14 @@ export class SourceTableError extends BackfillError {
   }
 }
 
+/** The updater's change source (a Kinesis data stream, an SQS queue) is missing or cannot be read. */
+export class ChangeSourceError extends BackfillError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ChangeSourceError';
+  }
+}
+
 /** OpenSearch could not be reached or kept failing after every retry. Retryable by the workflow. */
 export class SinkUnavailableError extends BackfillError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -12,8 +12,16 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { UPDATER_METRICS } from '../pipeline/contract/metrics';
 import type { BackfillWorkflow } from './backfill-workflow';
+import type { ChangeSourceKind } from './change-source';
 import { METRICS_NAMESPACE, SERVICE_NAME } from './handler-function';
 import type { UpdaterWatchdog } from './updater-watchdog';
+
+/** Where changes wait while the updater is paused, and for how long, per change source. */
+const WAITING: Record<ChangeSourceKind, string> = {
+  'dynamodb-stream': 'the stream, which keeps them for 24 hours',
+  kinesis: 'the Kinesis stream, which keeps them for its retention period',
+  sqs: 'the change queue, which keeps them for its message retention period',
+};
 
 export interface BackfillAlarmsProps {
   readonly workflow: BackfillWorkflow;
@@ -34,8 +42,12 @@ export class BackfillAlarms extends Construct {
   /** The updater is paused outside a backfill, or the watchdog is silent. */
   readonly updaterPaused: Alarm;
   readonly updaterProblem: Alarm;
+  /** The updater lags: its iterator age (stream sources) or the change queue's oldest message (SQS). */
   readonly iteratorAge: Alarm;
-  readonly streamFailures: Alarm;
+  /** A batch is in the stream failure queue; none for an SQS source. */
+  readonly streamFailures?: Alarm;
+  /** A message is in the change queue's dead-letter queue; only for an SQS source whose redrive policy is known here. */
+  readonly changeQueueDeadLetters?: Alarm;
   readonly updaterErrors: Alarm;
   readonly streamDeadLetters: Alarm;
   readonly segmentDeadLetters: Alarm;
@@ -69,7 +81,7 @@ export class BackfillAlarms extends Construct {
       // stopped, and a silent watchdog would hide a paused updater.
       Missing.BREACHING,
       'The stream updater is paused although a backfill has completed and none runs (or the watchdog ' +
-        'could not check it): changes wait in the stream, which keeps them for 24 hours. The watchdog log ' +
+        `could not check it): changes wait in ${WAITING[workflow.updaterSource.source.kind]}. The watchdog log ` +
         `(${watchdog.watchdogFunction.functionName}) says what to run: aws lambda ` +
         `update-event-source-mapping --uuid ${uuid} --enabled, or a redrive of the failed backfill that ` +
         'holds the run lock.',
@@ -82,31 +94,53 @@ export class BackfillAlarms extends Construct {
       "The updater's event source mapping reports PROBLEM as its last processing result (a permission, " +
         'the function failing as a whole). Read the updater logs and fix the cause; the mapping retries by itself.',
     );
+    const { lag, failureQueue, queueDeadLetterQueue, source } = workflow.updaterSource;
+    const threshold = props.iteratorAgeThreshold.toHumanString();
     this.iteratorAge = new Alarm(this, 'IteratorAgeAlarm', {
       alarmDescription:
-        `The stream updater is more than ${props.iteratorAgeThreshold.toHumanString()} behind the table for ` +
-        '5 minutes. Expected for a while right after a backfill enables it; otherwise it cannot keep up or ' +
-        'keeps failing (see the updater logs). Changes older than 24 hours leave the stream. A paused ' +
-        'updater emits no iterator age, so this alarm stays OK then: the UpdaterPausedOutsideBackfill alarm ' +
-        'covers that case.',
-      metric: workflow.updaterFunction.metric('IteratorAge', { period: minute, statistic: 'Maximum' }),
-      threshold: props.iteratorAgeThreshold.toMilliseconds(),
+        source.kind === 'sqs'
+          ? `The oldest message in the change queue has waited more than ${threshold} for 5 minutes. Expected ` +
+            'during a backfill (the updater is paused and messages wait) and for a while after it; otherwise the ' +
+            'updater cannot keep up or keeps failing (see the updater logs). Messages older than the queue ' +
+            "retention are deleted, and those received too often go to the queue's dead-letter queue."
+          : `The stream updater is more than ${threshold} behind the table for ` +
+            '5 minutes. Expected for a while right after a backfill enables it; otherwise it cannot keep up or ' +
+            `keeps failing (see the updater logs). Changes older than the stream's retention (24 hours for a ` +
+            'DynamoDB stream) leave it. A paused updater emits no iterator age, so this alarm stays OK then: the ' +
+            'UpdaterPausedOutsideBackfill alarm covers that case.',
+      metric: lag.metric,
+      threshold: lag.threshold(props.iteratorAgeThreshold),
       comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 5,
-      // No traffic, or a paused mapping, emits nothing: that is not lag.
+      // No traffic, or a paused stream mapping, emits nothing: that is not lag.
       treatMissingData: Missing.NOT_BREACHING,
     });
-    this.streamFailures = atLeastOne(
-      'StreamFailuresAlarm',
-      workflow.streamFailureQueue.metricApproximateNumberOfMessagesVisible({
-        period: minute,
-        statistic: 'Maximum',
-      }),
-      Missing.NOT_BREACHING,
-      'The updater gave up on a stream batch: its changes are not in OpenSearch. While the stream still ' +
-        'holds them (24 hours), apply them with ddb2os replay; after that, ddb2os verify --repair fixes ' +
-        'the documents from the table.',
-    );
+    if (failureQueue) {
+      this.streamFailures = atLeastOne(
+        'StreamFailuresAlarm',
+        failureQueue.metricApproximateNumberOfMessagesVisible({ period: minute, statistic: 'Maximum' }),
+        Missing.NOT_BREACHING,
+        source.kind === 'kinesis'
+          ? 'The updater gave up on a Kinesis batch: its changes are not in OpenSearch. ddb2os verify --repair ' +
+              'fixes the documents from the table (ddb2os replay reads DynamoDB stream batches only).'
+          : 'The updater gave up on a stream batch: its changes are not in OpenSearch. While the stream still ' +
+              'holds them, apply them with ddb2os replay; after that, ddb2os verify --repair fixes ' +
+              'the documents from the table.',
+      );
+    }
+    if (queueDeadLetterQueue) {
+      this.changeQueueDeadLetters = atLeastOne(
+        'ChangeQueueDeadLettersAlarm',
+        queueDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          period: minute,
+          statistic: 'Maximum',
+        }),
+        Missing.NOT_BREACHING,
+        "The change queue's redrive policy moved a message the updater kept failing on to its dead-letter " +
+          'queue: that change is not in OpenSearch. Read the updater logs, fix the cause, then ddb2os verify ' +
+          '--repair fixes the documents from the table.',
+      );
+    }
     this.updaterErrors = new Alarm(this, 'UpdaterErrorsAlarm', {
       alarmDescription:
         'The updater has failed stream batches as a whole for 15 minutes (OpenSearch unreachable, a bug): ' +
@@ -165,7 +199,8 @@ export class BackfillAlarms extends Construct {
       this.updaterPaused,
       this.updaterProblem,
       this.iteratorAge,
-      this.streamFailures,
+      ...(this.streamFailures ? [this.streamFailures] : []),
+      ...(this.changeQueueDeadLetters ? [this.changeQueueDeadLetters] : []),
       this.updaterErrors,
       this.streamDeadLetters,
       this.segmentDeadLetters,

@@ -57,11 +57,27 @@ export class BackfillDashboard extends Construct {
       period,
       statistic: 'Maximum',
     });
-    const streamFailures = workflow.streamFailureQueue.metricApproximateNumberOfMessagesVisible({
-      period,
-      statistic: 'Maximum',
-    });
-    const iteratorAge = workflow.updaterFunction.metric('IteratorAge', { period, statistic: 'Maximum' });
+    const { failureQueue, queueDeadLetterQueue, lag } = workflow.updaterSource;
+    const sourceFailures = [
+      ...(failureQueue
+        ? [
+            failureQueue.metricApproximateNumberOfMessagesVisible({
+              period,
+              statistic: 'Maximum',
+              label: 'Stream failures',
+            }),
+          ]
+        : []),
+      ...(queueDeadLetterQueue
+        ? [
+            queueDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+              period,
+              statistic: 'Maximum',
+              label: 'Change queue dead letters',
+            }),
+          ]
+        : []),
+    ];
     const executionsFailed = workflow.stateMachine.metricFailed({ period });
 
     this.dashboard = new Dashboard(this, 'Dashboard', {
@@ -111,15 +127,15 @@ export class BackfillDashboard extends Construct {
     this.dashboard.addWidgets(
       new GraphWidget({
         title: 'Dead-letter queues',
-        left: [
-          segmentDeadLetters.with({ label: 'Segment dead letters' }),
-          streamFailures.with({ label: 'Stream failures' }),
-        ],
+        left: [segmentDeadLetters.with({ label: 'Segment dead letters' }), ...sourceFailures],
         width: 12,
       }),
       new GraphWidget({
-        title: 'Stream updater iterator age',
-        left: [iteratorAge.with({ label: 'Updater iterator age (ms)' })],
+        title:
+          workflow.updaterSource.source.kind === 'sqs'
+            ? 'Change queue oldest message'
+            : 'Stream updater iterator age',
+        left: [lag.metric.with({ label: lag.label })],
         width: 12,
       }),
     );

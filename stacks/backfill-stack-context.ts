@@ -6,8 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { ArnFormat, type Stack, Token } from 'aws-cdk-lib';
+import type { ChangeSourceKind } from '../pipeline/contract/change-source';
 import { parseIndexDefinitionText } from '../pipeline/index/index-definition';
 import type { BackfillStackProps, BackfillWorkflowSettings } from './backfill-stack';
+import { type ChangeSourceContext, readChangeSourceContext } from './change-source-context';
 
 const EXAMPLE_CONTEXT =
   '-c tableName=orders -c tableStreamArn=arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2024-01-01T00:00:00.000 ' +
@@ -26,13 +28,16 @@ export interface StackSettings {
   readonly workflow: BackfillWorkflowSettings;
   /** `-c alarmTopicArn`, checked; the workflow's `alarmTopic` prop wins over it. */
   readonly alarmTopicArn?: string;
+  /** `-c changeSource` and the stream or queue it names, checked. */
+  readonly changeSource: ChangeSourceContext;
 }
 
 /** An existing table and domain as the settings name them, checked against each other and the stack's region. */
 export interface ExistingResources {
   /** The table's ARN, given or read from its stream ARN; its name only when neither gives the ARN. */
   readonly table: { tableArn: string } | { tableName: string };
-  readonly tableStreamArn: string;
+  /** Only for the DynamoDB stream source (or when given anyway). */
+  readonly tableStreamArn?: string;
   readonly domainEndpoint: string;
   readonly domainArn: string;
   readonly index: string;
@@ -59,6 +64,7 @@ export function readStackSettings(stack: Stack, props: BackfillStackProps): Stac
     parseWholeNumber('maxConcurrency', stack.node.tryGetContext('maxConcurrency'));
   return {
     demo,
+    changeSource: readChangeSourceContext(stack, setting, demo),
     alarmTopicArn: parseAlarmTopicArn(stack, setting<string>('alarmTopicArn')),
     index: setting<string>('index'),
     mapping,
@@ -72,8 +78,16 @@ export function readStackSettings(stack: Stack, props: BackfillStackProps): Stac
   };
 }
 
-/** The existing table and domain (the mode without `demo`); says which `-c` to pass when one is missing. */
-export function readExistingResources(stack: Stack, props: BackfillStackProps): ExistingResources {
+/**
+ * The existing table and domain (the mode without `demo`); says which `-c` to
+ * pass when one is missing. The table's stream is needed only when it is the
+ * change source.
+ */
+export function readExistingResources(
+  stack: Stack,
+  props: BackfillStackProps,
+  changeSource: ChangeSourceKind,
+): ExistingResources {
   const setting = settingsOf(stack, props);
   const tableName = setting<string>('tableName');
   const tableArn = setting<string>('tableArn');
@@ -85,7 +99,7 @@ export function readExistingResources(stack: Stack, props: BackfillStackProps): 
 
   const missing = [
     ...(tableName || tableArn ? [] : ['tableName (or tableArn)']),
-    ...(tableStreamArn ? [] : ['tableStreamArn']),
+    ...(tableStreamArn || changeSource !== 'dynamodb-stream' ? [] : ['tableStreamArn']),
     ...(domainEndpoint ? [] : ['domainEndpoint']),
     ...(domainArn || domainName ? [] : ['domainArn (or domainName)']),
     ...(index ? [] : ['index']),
@@ -97,11 +111,12 @@ export function readExistingResources(stack: Stack, props: BackfillStackProps): 
         'or deploy a demo table and domain with: npx cdk deploy -c demo=true',
     );
   }
-  const streamArn = tableStreamArn as string;
-  const stream = /^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/([A-Za-z0-9_.-]+)\/stream\/.+$/.exec(
-    streamArn,
-  );
-  if (!Token.isUnresolved(streamArn) && !stream) {
+  const streamArn = tableStreamArn ?? '';
+  const stream =
+    streamArn === ''
+      ? null
+      : /^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table\/([A-Za-z0-9_.-]+)\/stream\/.+$/.exec(streamArn);
+  if (streamArn !== '' && !Token.isUnresolved(streamArn) && !stream) {
     throw new Error(
       `-c tableStreamArn must be a DynamoDB stream ARN like arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2024-01-01T00:00:00.000 (got ${streamArn}). ` +
         'aws dynamodb describe-table --table-name NAME --query Table.LatestStreamArn prints it.',
@@ -133,7 +148,7 @@ export function readExistingResources(stack: Stack, props: BackfillStackProps): 
     tableArn ?? (stream ? streamArn.slice(0, streamArn.indexOf('/stream/')) : undefined);
   return {
     table: resolvedTableArn ? { tableArn: resolvedTableArn } : { tableName: tableName as string },
-    tableStreamArn: streamArn,
+    ...(tableStreamArn ? { tableStreamArn } : {}),
     domainEndpoint: domainEndpoint as string,
     domainArn:
       domainArn ??

@@ -1,8 +1,16 @@
 import { createHash } from 'node:crypto';
 import { ArnFormat, CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import {
+  ApproximateCreationDateTimePrecision,
+  AttributeType,
+  BillingMode,
+  StreamViewType,
+  Table,
+  TableEncryption,
+} from 'aws-cdk-lib/aws-dynamodb';
 import { EbsDeviceVolumeType } from 'aws-cdk-lib/aws-ec2';
 import { type IRole, PolicyDocument } from 'aws-cdk-lib/aws-iam';
+import { Stream, StreamEncryption, StreamMode } from 'aws-cdk-lib/aws-kinesis';
 import { type CfnDomain, Domain, EngineVersion, TLSSecurityPolicy } from 'aws-cdk-lib/aws-opensearchservice';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
@@ -10,7 +18,10 @@ import { BUCKET_PREFIXES } from '../pipeline/contract/bucket';
 import { BackfillDashboard } from './backfill-dashboard';
 import { readExistingResources, readStackSettings } from './backfill-stack-context';
 import { BackfillWorkflow, type BackfillWorkflowProps } from './backfill-workflow';
-import { acknowledgeDemoDomainFindings } from './nag-acknowledgements';
+import type { ChangeSourceKind } from './change-source';
+import { changeSourceProps } from './change-source-context';
+import { DemoFanOut } from './demo-fan-out';
+import { acknowledgeDemoDomainFindings, acknowledgeDemoFanOutFindings } from './nag-acknowledgements';
 
 /** Workflow settings a stack passes through; table, domain, index and mapping come from the stack props or context. */
 export type BackfillWorkflowSettings = Omit<
@@ -97,6 +108,35 @@ export interface BackfillStackProps extends StackProps {
    */
   readonly workflow?: BackfillWorkflowSettings;
   /**
+   * Where the updater takes the table's changes from (context
+   * `changeSource`): the table's DynamoDB stream, the Kinesis data stream of
+   * `kinesisStreamArn`, or the SQS queue of `changeQueueArn`. In demo mode,
+   * `kinesis` makes the demo table stream to a new Kinesis data stream, and
+   * `sqs` fans its stream out to a new queue through an EventBridge pipe.
+   * @default 'dynamodb-stream'
+   */
+  readonly changeSource?: ChangeSourceKind;
+  /**
+   * ARN of the Kinesis data stream the table streams to, in the stack's
+   * region (context `kinesisStreamArn`). Only with changeSource `kinesis`.
+   * @default - none: required with changeSource kinesis (but in demo mode)
+   */
+  readonly kinesisStreamArn?: string;
+  /**
+   * ARN of the SQS queue a fan-out of the table's stream fills, in the
+   * stack's region (context `changeQueueArn`); a name ending in `.fifo` is a
+   * FIFO queue. Only with changeSource `sqs`.
+   * @default - none: required with changeSource sqs
+   */
+  readonly changeQueueArn?: string;
+  /**
+   * ARN of the customer managed KMS key the Kinesis stream or the queue is
+   * encrypted with (context `changeSourceKeyArn`): the updater gets
+   * kms:Decrypt on it. Not needed for AWS managed keys.
+   * @default - no customer managed key
+   */
+  readonly changeSourceKeyArn?: string;
+  /**
    * ARN of an SNS topic (in the stack's region) that every alarm notifies
    * (context `alarmTopicArn`); `workflow.alarmTopic` wins over it.
    * @default - alarms without actions
@@ -131,11 +171,15 @@ export class BackfillStack extends Stack {
     };
 
     if (settings.demo) {
+      const kinesisStream = this.demoChangeStream(settings.changeSource.changeSource);
       const table = new Table(this, 'DemoTable', {
         partitionKey: { name: 'pk', type: AttributeType.STRING },
         sortKey: { name: 'sk', type: AttributeType.STRING },
         billingMode: BillingMode.PAY_PER_REQUEST,
         stream: StreamViewType.NEW_AND_OLD_IMAGES,
+        ...(kinesisStream
+          ? { kinesisStream, kinesisPrecisionTimestamp: ApproximateCreationDateTimePrecision.MICROSECOND }
+          : {}),
         pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
         encryption: TableEncryption.AWS_MANAGED,
         removalPolicy: RemovalPolicy.DESTROY,
@@ -154,7 +198,14 @@ export class BackfillStack extends Stack {
         tlsSecurityPolicy: TLSSecurityPolicy.TLS_1_2,
         removalPolicy: RemovalPolicy.DESTROY,
       });
+      const fanOut =
+        settings.changeSource.changeSource === 'sqs'
+          ? new DemoFanOut(this, 'DemoFanOut', { table })
+          : undefined;
+      if (fanOut) acknowledgeDemoFanOutFindings(fanOut);
       this.workflow = new BackfillWorkflow(this, 'Workflow', {
+        ...(kinesisStream ? { changeSource: 'kinesis', kinesisStream } : {}),
+        ...(fanOut ? { changeSource: 'sqs', changeQueue: fanOut.changeQueue } : {}),
         ...workflowSettings,
         table,
         domain,
@@ -175,8 +226,9 @@ export class BackfillStack extends Stack {
       });
     } else {
       this.workflow = new BackfillWorkflow(this, 'Workflow', {
+        ...changeSourceProps(this, settings.changeSource),
         ...workflowSettings,
-        ...this.existingResources(props),
+        ...this.existingResources(props, settings.changeSource.changeSource),
         mapping,
         transformModule,
         indexConfig,
@@ -191,12 +243,27 @@ export class BackfillStack extends Stack {
   /** The existing table and domain that the settings name. */
   private existingResources(
     props: BackfillStackProps,
+    changeSource: ChangeSourceKind,
   ): Pick<BackfillWorkflowProps, 'table' | 'domainEndpoint' | 'domainArn' | 'index'> {
-    const { table, tableStreamArn, ...domainAndIndex } = readExistingResources(this, props);
+    const { table, tableStreamArn, ...domainAndIndex } = readExistingResources(this, props, changeSource);
     return {
       table: Table.fromTableAttributes(this, 'Table', { ...table, tableStreamArn }),
       ...domainAndIndex,
     };
+  }
+
+  /**
+   * Demo mode with `-c changeSource=kinesis`: a Kinesis data stream the demo
+   * table streams to (on-demand, encrypted with the AWS managed key, 24 hours).
+   * With `sqs` the table keeps its stream, which a pipe fans out (demo-fan-out.ts).
+   */
+  private demoChangeStream(changeSource: ChangeSourceKind): Stream | undefined {
+    if (changeSource !== 'kinesis') return undefined;
+    return new Stream(this, 'DemoChangeStream', {
+      streamMode: StreamMode.ON_DEMAND,
+      encryption: StreamEncryption.MANAGED,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
   }
 
   /** Fine-grained access control is off: the domain policy lets in the stack's Lambda roles, and nobody else. */
@@ -243,10 +310,14 @@ export class BackfillStack extends Stack {
         'worker, updater: POST; summarize: GET, PUT, POST), and map them to a role with write access if ' +
         'fine-grained access control is on',
     });
-    new CfnOutput(this, 'StreamFailureQueueUrl', {
-      value: this.workflow.streamFailureQueue.queueUrl,
-      description: 'Stream batches the updater gave up on: `ddb2os replay --stack <this stack>` applies them',
-    });
+    // An SQS source has none: the change queue's own redrive policy keeps what the updater gave up on.
+    if (this.workflow.streamFailureQueue) {
+      new CfnOutput(this, 'StreamFailureQueueUrl', {
+        value: this.workflow.streamFailureQueue.queueUrl,
+        description:
+          'Stream batches the updater gave up on: `ddb2os replay --stack <this stack>` applies them',
+      });
+    }
     new CfnOutput(this, 'DashboardUrl', {
       value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${this.dashboard.dashboard.dashboardName}`,
       description: 'Segments, documents per second, dead letters and the updater lag',

@@ -14,14 +14,15 @@ import type { Construct } from 'constructs';
 import { UPDATER_MAX_RECORD_AGE_HOURS } from '../pipeline/apply/failed-batches';
 import { indexNameProblem } from '../pipeline/contract/index-name';
 import { type IndexDefinition, readIndexDefinition } from '../pipeline/index/index-definition';
+import { type ChangeSource, type ChangeSourceProps, resolveChangeSource } from './change-source';
 import { checkTransformModule, type TransformModule } from './transform-bundle';
 
 /** What BackfillWorkflow syncs (table, domain, index, mapping) and how it runs; checked at synth. */
-export interface BackfillWorkflowProps {
+export interface BackfillWorkflowProps extends ChangeSourceProps {
   /**
-   * The DynamoDB table to backfill and follow. It must have a stream (NEW_IMAGE
-   * or NEW_AND_OLD_IMAGES); for an imported table pass `tableStreamArn` to
-   * `Table.fromTableAttributes`.
+   * The DynamoDB table to backfill and follow. With the default
+   * `changeSource` it must have a stream (NEW_IMAGE or NEW_AND_OLD_IMAGES);
+   * for an imported table pass `tableStreamArn` to `Table.fromTableAttributes`.
    */
   readonly table: ITable;
   /**
@@ -107,8 +108,9 @@ export interface BackfillWorkflowProps {
    * The oldest a change the updater has not applied may be, plus the time
    * estimated to drain the backlog, when a backfill ends and would enable the
    * updater (see pipeline/summarize/retention-clock.ts). Must be less than the
-   * stream's 24-hour retention, with room to spare, and less than
-   * `updaterMaxRecordAge`.
+   * change source's retention, with room to spare (the DynamoDB stream's 24
+   * hours; a Kinesis stream's or a queue's retention is read at each start),
+   * and less than `updaterMaxRecordAge`.
    * @default Duration.hours(20)
    */
   readonly retentionBudget?: Duration;
@@ -116,10 +118,11 @@ export interface BackfillWorkflowProps {
    * How old a stream record may grow while the updater retries its batch
    * (OpenSearch or DynamoDB unavailable) before the event source mapping
    * gives up on the batch and sends its on-failure record to the stream
-   * failure queue. From 1 to 24 hours, and more than `retentionBudget` (after
-   * a backfill the updater resumes with changes as old as the backfill).
-   * Keep it below 24 hours so that `ddb2os replay` can still re-read the
-   * records from the stream.
+   * failure queue. From 1 to 24 hours (7 days for a Kinesis stream), and more
+   * than `retentionBudget` (after a backfill the updater resumes with changes
+   * as old as the backfill). Keep it below the stream's retention so that
+   * `ddb2os replay` can still re-read the records from the stream. Not for
+   * an SQS source, whose queue's redrive policy ends the retries.
    * @default Duration.hours(22)
    */
   readonly updaterMaxRecordAge?: Duration;
@@ -153,8 +156,10 @@ export interface BackfillWorkflowProps {
    */
   readonly alarmTopic?: ITopic;
   /**
-   * The updater's iterator age above which its alarm fires (5 minutes in a
-   * row). More than 0 and less than 24 hours, the stream retention.
+   * The updater's iterator age (for an SQS source, the age of the oldest
+   * message in the change queue) above which its alarm fires (5 minutes in a
+   * row). More than 0 and less than the source's retention (24 hours for the
+   * DynamoDB stream).
    * @default Duration.hours(1)
    */
   readonly iteratorAgeAlarmThreshold?: Duration;
@@ -222,6 +227,7 @@ export interface WorkflowSettings {
   indexConfig?: IndexDefinition;
   /** The key whose kms:Decrypt the functions reading the table need; none for an AWS owned or managed key. */
   tableEncryptionKey?: IKey;
+  changeSource: ChangeSource;
 }
 
 /**
@@ -230,13 +236,8 @@ export interface WorkflowSettings {
  * when no name is given.
  */
 export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflowProps): WorkflowSettings {
-  if (!props.table.tableStreamArn) {
-    throw new Error(
-      `BackfillWorkflow: the table ${props.table.node.path} has no stream, and the updater follows the stream. ` +
-        'Enable a stream (NEW_AND_OLD_IMAGES or NEW_IMAGE) on the table; for an imported table, ' +
-        'pass its stream ARN as tableStreamArn to Table.fromTableAttributes.',
-    );
-  }
+  const changeSource = resolveChangeSource(props);
+  const { limits } = changeSource;
   const { domainEndpoint, domainArn } = resolveDomain(props);
   checkNetwork(props);
   checkDomainAccessPolicy(scope, props);
@@ -275,16 +276,22 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
     );
   }
   const retentionBudget = props.retentionBudget ?? Duration.hours(20);
-  if (retentionBudget.toSeconds() <= 0 || retentionBudget.toSeconds() >= Duration.hours(24).toSeconds()) {
+  if (retentionBudget.toSeconds() <= 0 || retentionBudget.toSeconds() >= limits.maxRetention.toSeconds()) {
     throw new Error(
       `BackfillWorkflow: retentionBudget (${retentionBudget.toHumanString()}) must be more than 0 and ` +
-        'less than 24 hours, the DynamoDB stream retention: the updater can only catch up on changes ' +
-        'that are still in the stream.',
+        `less than ${limits.retention}: the updater can only catch up on changes ` +
+        'that are still in the source.',
     );
   }
   const updaterMaxRecordAge = props.updaterMaxRecordAge ?? Duration.hours(UPDATER_MAX_RECORD_AGE_HOURS);
-  requireDuration('updaterMaxRecordAge', updaterMaxRecordAge, Duration.hours(1), Duration.hours(24));
-  if (retentionBudget.toSeconds() >= updaterMaxRecordAge.toSeconds()) {
+  requireDuration(
+    'updaterMaxRecordAge',
+    updaterMaxRecordAge,
+    Duration.hours(1),
+    limits.maxRecordAge ?? Duration.days(7),
+  );
+  // A queue's mapping has no record age: its redrive policy and retention end the retries.
+  if (limits.maxRecordAge && retentionBudget.toSeconds() >= updaterMaxRecordAge.toSeconds()) {
     throw new Error(
       `BackfillWorkflow: retentionBudget (${retentionBudget.toHumanString()}) must be less than ` +
         `updaterMaxRecordAge (${updaterMaxRecordAge.toHumanString()}): after a backfill the updater resumes ` +
@@ -293,10 +300,10 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
   }
   const iteratorAgeAlarmThreshold = props.iteratorAgeAlarmThreshold ?? Duration.hours(1);
   const threshold = iteratorAgeAlarmThreshold.toSeconds();
-  if (threshold <= 0 || threshold >= Duration.hours(24).toSeconds()) {
+  if (threshold <= 0 || threshold >= limits.maxRetention.toSeconds()) {
     throw new Error(
       `BackfillWorkflow: iteratorAgeAlarmThreshold (${iteratorAgeAlarmThreshold.toHumanString()}) must be more ` +
-        'than 0 and less than 24 hours: the stream drops changes after 24 hours, so the alarm must fire before.',
+        `than 0 and less than ${limits.retention}: the source drops changes after that, so the alarm must fire before.`,
     );
   }
   if (props.targetSegmentBytes !== undefined) {
@@ -319,6 +326,7 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
   }
   if (props.stateMachineName !== undefined) validateStateMachineName(props.stateMachineName);
   return {
+    changeSource,
     indexConfig,
     tableEncryptionKey,
     domainEndpoint,

@@ -2,8 +2,7 @@ import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, type ITable, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { Connections, type IConnectable } from 'aws-cdk-lib/aws-ec2';
 import { ArnPrincipal, type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
-import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Domain } from 'aws-cdk-lib/aws-opensearchservice';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
@@ -20,6 +19,7 @@ import {
   resolveWorkflowSettings,
   type WorkflowSettings,
 } from './backfill-workflow-props';
+import { addUpdaterSource, retentionReader, type UpdaterSource } from './change-source';
 import { HandlerFunction } from './handler-function';
 import {
   acknowledgeDomainAccessPolicyFindings,
@@ -68,9 +68,11 @@ export class BackfillWorkflow extends Construct implements IConnectable {
   readonly segmentQueue: Queue;
   /** Segment messages that failed three times. */
   readonly segmentDeadLetterQueue: Queue;
-  /** Stream batches that the updater gave up on (the event source's on-failure destination). */
-  readonly streamFailureQueue: Queue;
-  /** Segment checkpoints and counts by run, the run lock, and the updater's state. */
+  /**
+   * Stream batches that the updater gave up on (the event source's on-failure
+   * destination). None for an SQS source: the queue's redrive policy keeps those.
+   */
+  readonly streamFailureQueue?: Queue;
   readonly progressTable: Table;
   /** Plans, Map results and dead letters. */
   readonly bucket: Bucket;
@@ -86,6 +88,8 @@ export class BackfillWorkflow extends Construct implements IConnectable {
   readonly runLockFunction: HandlerFunction;
   /** UUID of the updater's event source mapping, which the workflow pauses and enables. */
   readonly updaterMappingId: string;
+  /** The updater's change source, its event source mapping and how far behind it is. */
+  readonly updaterSource: UpdaterSource;
   /** The functions that call OpenSearch, with their methods: allow exactly these in the domain's access policy. */
   readonly openSearchAccess: OpenSearchAccess[];
   /** Checks every 5 minutes that the updater runs outside a backfill; resumes it after a deploy paused it. */
@@ -145,11 +149,6 @@ export class BackfillWorkflow extends Construct implements IConnectable {
       visibilityTimeout: Duration.seconds(settings.workerTimeout.toSeconds() * 6),
       retentionPeriod: Duration.days(4),
       deadLetterQueue: { queue: this.segmentDeadLetterQueue, maxReceiveCount: 3 },
-    });
-    this.streamFailureQueue = new Queue(this, 'StreamFailureQueue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
     });
 
     // Every function that talks to OpenSearch: where it is, the default index and the mapping's routes.
@@ -240,26 +239,15 @@ export class BackfillWorkflow extends Construct implements IConnectable {
         maxConcurrency: settings.workerMaxConcurrency,
       }),
     );
-    const updaterSource = new DynamoEventSource(table, {
-      // The workflow enables the mapping after the first backfill; from then on the
-      // updater replays the stream from the oldest record it has not applied.
-      enabled: false,
-      startingPosition: StartingPosition.TRIM_HORIZON,
-      batchSize: 100,
-      // A poison record is isolated and dead-lettered by the updater's own code; bisection is
-      // Lambda's second line, for a batch that fails as a whole (the function crashes).
-      bisectBatchOnError: true,
-      // Retry until OpenSearch answers or the records are too old: a few failed retries must never
-      // skip changes (-1 is CloudFormation's "infinite"; maxRecordAge ends it).
-      retryAttempts: -1,
-      // Short of the stream's 24 h, so the on-failure record reaches the queue while the stream
-      // still holds the records and `ddb2os replay` can re-read them.
-      maxRecordAge: settings.updaterMaxRecordAge,
-      reportBatchItemFailures: true,
-      onFailure: new SqsDlq(this.streamFailureQueue),
+    this.updaterSource = addUpdaterSource({
+      scope: this,
+      updater: this.updaterFunction,
+      table,
+      source: settings.changeSource,
+      updaterMaxRecordAge: settings.updaterMaxRecordAge,
     });
-    this.updaterFunction.addEventSource(updaterSource);
-    this.updaterMappingId = updaterSource.eventSourceMappingId;
+    this.streamFailureQueue = this.updaterSource.failureQueue;
+    this.updaterMappingId = this.updaterSource.mappingId;
     this.runLockFunction = new HandlerFunction(this, 'RunLockFunction', {
       handlerName: 'run-lock',
       description:
@@ -276,9 +264,14 @@ export class BackfillWorkflow extends Construct implements IConnectable {
         [ENV.UPDATER_FUNCTION_NAME]: this.updaterFunction.functionName,
       },
     });
+    for (const [name, value] of Object.entries(
+      retentionReader(settings.changeSource, this.runLockFunction),
+    )) {
+      this.runLockFunction.addEnvironment(name, value);
+    }
 
     this.grantHandlers(props, settings);
-    this.grantRunLock(stateMachineName, updaterSource.eventSourceMappingArn);
+    this.grantRunLock(stateMachineName, this.updaterSource.mappingArn);
 
     const stateMachineLogs = new LogGroup(this, 'StateMachineLogs', {
       retention: RetentionDays.ONE_MONTH,
@@ -307,7 +300,7 @@ export class BackfillWorkflow extends Construct implements IConnectable {
       logs: { destination: stateMachineLogs, level: LogLevel.ALL, includeExecutionData: true },
       tracingEnabled: true,
     });
-    this.grantStateMachine(table, stateMachineName, updaterSource.eventSourceMappingArn);
+    this.grantStateMachine(table, stateMachineName, this.updaterSource.mappingArn);
     this.watchdog = new UpdaterWatchdog(this, 'UpdaterWatchdog', {
       table,
       updaterFunction: this.updaterFunction,

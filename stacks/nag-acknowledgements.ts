@@ -10,6 +10,7 @@ import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import type { Domain } from 'aws-cdk-lib/aws-opensearchservice';
 import { BUCKET_PREFIXES } from '../pipeline/contract/bucket';
 import type { BackfillWorkflow } from './backfill-workflow';
+import type { DemoFanOut } from './demo-fan-out';
 import { acknowledge, wildcardResourceFinding } from './nag';
 import type { UpdaterWatchdog } from './updater-watchdog';
 
@@ -140,12 +141,22 @@ export function acknowledgeWorkflowFindings(
       "stack's roles write, all expiring by lifecycle rules; CloudTrail data events can audit object access " +
       'where required, without a second bucket for access logs.',
   );
-  acknowledge(
-    workflow.streamFailureQueue,
-    ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'],
-    "This queue is itself a dead-letter destination: the updater's stream event source sends the batches it " +
-      'gave up on here. Nothing consumes it automatically, so it needs no dead-letter queue of its own.',
-  );
+  if (workflow.streamFailureQueue) {
+    acknowledge(
+      workflow.streamFailureQueue,
+      ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'],
+      "This queue is itself a dead-letter destination: the updater's stream event source sends the batches it " +
+        'gave up on here. Nothing consumes it automatically, so it needs no dead-letter queue of its own.',
+    );
+  }
+  if (workflow.updaterSource.source.kind === 'sqs') {
+    acknowledge(
+      workflow.updaterFunction,
+      ['Serverless-LambdaEventSourceMappingDestination'],
+      "SQS event source mappings do not support on-failure destinations; the change queue's own redrive " +
+        "policy (the user's) moves a message the updater keeps failing on to its dead-letter queue.",
+    );
+  }
   acknowledge(
     workflow.segmentDeadLetterQueue,
     ['Serverless-SQSRedrivePolicy'],
@@ -219,6 +230,15 @@ export function acknowledgeDemoDomainFindings(domain: Domain): void {
     ['AwsSolutions-OS9[LogExport::SEARCH_SLOW_LOGS]', 'AwsSolutions-OS9[LogExport::INDEX_SLOW_LOGS]'],
     'Publishing slow logs needs a CloudWatch Logs resource policy set by a custom resource; the demo ' +
       'domain is short-lived and the handlers log every rejected request themselves.',
+  );
+}
+
+/** The demo fan-out's findings (`-c demo=true -c changeSource=sqs`). */
+export function acknowledgeDemoFanOutFindings(fanOut: DemoFanOut): void {
+  acknowledge(
+    fanOut.deadLetterQueue,
+    ['AwsSolutions-SQS3', 'Serverless-SQSRedrivePolicy'],
+    "This is the dead-letter queue of the demo's change queue; a dead-letter queue of a dead-letter queue would add nothing.",
   );
 }
 

@@ -4,7 +4,8 @@
  * OPENSEARCH_URL), fills a demo table, backfills it through the same workflow
  * definition the cloud runs, turns the stream updater on, makes live changes
  * and shows them arrive, runs a search, verifies index = table, and stops the
- * engines.
+ * engines. With `--change-source kinesis|sqs` the updater reads kinesalite or
+ * ElasticMQ, fed by the change forwarder (the stand-in for the AWS feature).
  */
 import { DynamoDBClient, UpdateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
@@ -18,6 +19,7 @@ import { createOpenSearchClient } from '../../pipeline/index/opensearch';
 import { targetIndices } from '../../pipeline/plan/plan-segments';
 import { indexMatchesTable, verifyIndex } from '../../pipeline/verify/verify';
 import { type CommandSpec, optionalInteger, optionalString } from '../args';
+import { CHANGE_SOURCE_FLAGS, changeSourceFromArgs, checkChangeSourceArgs } from '../change-source';
 import { EXIT } from '../cli-error';
 import type { Command } from '../command';
 import { INDEX_CONFIG_FLAGS, readIndexConfigFile } from '../endpoints';
@@ -31,13 +33,18 @@ export const DEMO_INDEX = 'ddb2os-demo';
 export const demoSpec: CommandSpec = {
   name: 'demo',
   summary: 'run the whole mission on local engines: backfill, live changes, search',
-  usage: 'ddb2os demo [--items N] [--segments N] [--concurrency N] [--index-config FILE] [--json]',
+  usage:
+    'ddb2os demo [--items N] [--segments N] [--concurrency N] [--index-config FILE] [--json] ' +
+    '[--change-source stream|kinesis|sqs [--sqs-envelope E] [--fifo]]',
   flags: {
     items: { type: 'string', value: 'N', description: 'items in the demo table (default 50,000)' },
     segments: { type: 'string', value: 'N', description: 'parallel-scan segments (default 8)' },
     concurrency: { type: 'string', value: 'N', description: 'segments worked on at once (default 4)' },
     ...INDEX_CONFIG_FLAGS,
     json: { type: 'boolean', description: 'print one summary object as the last line of stdout' },
+    'change-source': CHANGE_SOURCE_FLAGS['change-source']!,
+    'sqs-envelope': CHANGE_SOURCE_FLAGS['sqs-envelope']!,
+    fifo: CHANGE_SOURCE_FLAGS.fifo!,
   },
   details: [
     'Starts DynamoDB Local and OpenSearch on loopback (unless DYNAMODB_ENDPOINT / OPENSEARCH_URL point at running',
@@ -45,11 +52,15 @@ export const demoSpec: CommandSpec = {
     `combine into one document), backfills it into "${DEMO_INDEX}-products" and "${DEMO_INDEX}-customers", enables`,
     'the stream updater, makes live changes, shows them arrive, searches, verifies, and stops the engines.',
     'With --index-config FILE, both indices are created with those settings and mappings (see `ddb2os run --help`).',
+    'With --change-source kinesis or sqs it also starts kinesalite or ElasticMQ (unless KINESIS_ENDPOINT /',
+    `SQS_ENDPOINT), creates "${DEMO_TABLE}-changes" there, and a change forwarder carries the table stream to it,`,
+    'standing in for Kinesis Data Streams for DynamoDB or a fan-out (Pipes, SNS, EventBridge).',
   ].join('\n'),
   examples: [
     'ddb2os demo',
     'ddb2os demo --items 200000 --segments 16 --concurrency 8',
     'ddb2os demo --items 2000 --index-config my-index.json',
+    'ddb2os demo --items 2000 --change-source sqs --sqs-envelope sns',
   ],
 };
 
@@ -76,11 +87,16 @@ export const demoCommand: Command = {
     const concurrency = optionalInteger(args, 'concurrency', 1, 1_000) ?? 4;
     // Before the engines start: a bad file costs nothing.
     const indexConfig = await readIndexConfigFile(optionalString(args, 'index-config'));
+    const sourceKind = checkChangeSourceArgs(args);
     const started = Date.now();
     const step = (text: string) => say(io, `\n== ${text}`);
 
     step('Starting the local engines');
-    const engines: Engines = await startEngines({ log: (line) => io.stderr.write(`   ${line}\n`) });
+    const engines: Engines = await startEngines({
+      log: (line) => io.stderr.write(`   ${line}\n`),
+      sqs: sourceKind === 'sqs',
+      kinesis: sourceKind === 'kinesis',
+    });
     say(io, `   ${engines.describe()}`);
     const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
     const dynamodb = new DynamoDBClient({ endpoint: engines.dynamodb.url, region: 'us-east-1', credentials });
@@ -93,6 +109,7 @@ export const demoCommand: Command = {
     const mapping = demoMapping(DEMO_INDEX);
     const progressTable = 'ddb2os-demo-progress';
     const deadLetterDir = '.ddb2os/demo';
+    let closeSource = async () => {};
     try {
       step(`Creating table ${DEMO_TABLE} with ${fmt(itemCount)} items`);
       await createDemoTable(dynamodb, DEMO_TABLE, { stream: false });
@@ -111,6 +128,15 @@ export const demoCommand: Command = {
         `   ${fmt(itemCount)} items written in ${duration((Date.now() - loadStarted) / 1000)}; stream enabled`,
       );
       await opensearch.indices.delete({ index: targetIndices(mapping), ignore_unavailable: true });
+      const changeSource = await changeSourceFromArgs(
+        args,
+        { ...io, env: { ...io.env, KINESIS_ENDPOINT: engines.kinesis?.url, SQS_ENDPOINT: engines.sqs?.url } },
+        { client: dynamodb, url: engines.dynamodb.url, region: 'us-east-1', local: true },
+        DEMO_TABLE,
+        progressTable,
+      );
+      closeSource = changeSource.close;
+      changeSource.forwarder?.start();
 
       step(
         `Backfill through statemachines/backfill.asl.json (${segments} segments, ${concurrency} at a time)`,
@@ -132,13 +158,14 @@ export const demoCommand: Command = {
           input: { totalSegments: segments, maxConcurrency: concurrency },
           onEvent: reporter.onEvent,
           signal: io.signal,
+          changeSource: changeSource.source,
         });
       } finally {
         reporter.display()?.finish();
       }
       for (const line of summaryLines(result)) say(io, `   ${line}`);
 
-      step('Stream updater on: live changes');
+      step(`Stream updater on, reading ${changeSource.label}: live changes`);
       const updater = await createLocalUpdater({
         dynamodb,
         streams,
@@ -148,10 +175,12 @@ export const demoCommand: Command = {
         mapping,
         progressTable,
         deadLetterDir,
+        changeSource: changeSource.source,
       });
       const changes = liveChanges(DEMO_INDEX, Math.round(itemCount * 0.4));
       for (const change of changes) await change.apply(dynamodb, DEMO_TABLE);
       const changed = Date.now();
+      await changeSource.forwarder?.drain();
       const applied = await updater.drain();
       let arrived = 0;
       for (const change of changes) {
@@ -232,6 +261,7 @@ export const demoCommand: Command = {
       }
       throw error;
     } finally {
+      await closeSource();
       dynamodb.destroy();
       streams.destroy();
       await opensearch.close();

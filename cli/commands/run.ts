@@ -1,7 +1,8 @@
 /**
  * `ddb2os run`: the backfill workflow on this machine against any DynamoDB and
  * OpenSearch (local engines or real AWS), then, optionally, the stream
- * updater for a while or until Ctrl-C.
+ * updater for a while or until Ctrl-C, on the change source of
+ * `--change-source` (../change-source.ts).
  */
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import {
@@ -22,6 +23,13 @@ import {
   type ParsedArgs,
   requiredString,
 } from '../args';
+import {
+  CHANGE_SOURCE_DETAILS,
+  CHANGE_SOURCE_FLAGS,
+  type CliChangeSource,
+  changeSourceFromArgs,
+  checkChangeSourceArgs,
+} from '../change-source';
 import { EXIT, UsageError } from '../cli-error';
 import type { Command } from '../command';
 import {
@@ -50,7 +58,8 @@ export const runSpec: CommandSpec = {
   usage:
     'ddb2os run --table T --index I [--dynamodb-endpoint URL] [--opensearch-url URL] [--region R] [--mapping FILE] ' +
     '[--index-config FILE] [--segments N] ' +
-    '[--concurrency N] [--read-units-per-second N] [--follow | --follow-for SECONDS] [--json]',
+    '[--concurrency N] [--read-units-per-second N] [--follow | --follow-for SECONDS] [--json] ' +
+    '[--change-source stream|kinesis|sqs [--kinesis-stream NAME] [--change-queue URL|NAME] [--sqs-envelope E] [--fifo]]',
   flags: {
     table: {
       type: 'string',
@@ -100,6 +109,7 @@ export const runSpec: CommandSpec = {
     },
     restart: { type: 'boolean', description: 'start a new run even if an unfinished one exists' },
     json: { type: 'boolean', description: 'print one summary object as the last line of stdout' },
+    ...CHANGE_SOURCE_FLAGS,
   },
   details: [
     'The backfill only creates documents (existing ones are counted as already present); the stream updater is',
@@ -112,6 +122,8 @@ export const runSpec: CommandSpec = {
     'stops the run before anything starts (exit 2); a setting or mapping OpenSearch refuses stops it before any',
     "item is read (exit 1, with OpenSearch's reason). An index that exists is used as it is, with a warning.",
     '',
+    CHANGE_SOURCE_DETAILS,
+    '',
     ENDPOINT_DETAILS,
   ].join('\n'),
   examples: [
@@ -119,6 +131,7 @@ export const runSpec: CommandSpec = {
     'ddb2os run --table orders --index orders --region eu-west-1 --opensearch-url https://search-x.eu-west-1.es.amazonaws.com --read-units-per-second 200',
     'ddb2os run --table orders --index orders --follow-for 60 --json',
     'ddb2os run --table orders --index orders --index-config orders-index.json',
+    'ddb2os run --table orders --index orders --change-source kinesis --kinesis-stream orders-changes --follow',
   ],
 };
 
@@ -255,6 +268,7 @@ export const runCommand: Command = {
   spec: runSpec,
   async run(args, io) {
     const settings = runSettings(args);
+    checkChangeSourceArgs(args);
     const dynamodb = await dynamoDbFromArgs(args, io);
     const opensearch = openSearchFromArgs(args, io, 'run');
     const mapping = await readMappingFile(optionalString(args, 'mapping'), settings.index);
@@ -262,6 +276,10 @@ export const runCommand: Command = {
     const progressTable = optionalString(args, 'progress-table') ?? DEFAULT_PROGRESS_TABLE;
     const deadLetterDir = optionalString(args, 'dead-letter-dir') ?? '.ddb2os';
     await preflight(dynamodb, opensearch);
+    let following = settings.follow || settings.followForSeconds !== undefined;
+    const changeSource = await changeSourceFromArgs(args, io, dynamodb, settings.table, progressTable);
+    // The AWS feature it stands in for runs all along; the updater (paused) does not consume meanwhile.
+    changeSource.forwarder?.start();
     const reporter = progressReporter(io);
     const streams = streamsClientFor(dynamodb);
     let result: LocalBackfillResult;
@@ -285,8 +303,10 @@ export const runCommand: Command = {
         },
         onEvent: reporter.onEvent,
         signal: io.signal,
+        changeSource: changeSource.source,
       });
     } catch (error) {
+      following = false;
       reporter.display()?.finish();
       if (error instanceof WorkflowAbortedError) {
         io.stderr.write(`ddb2os: ${error.message}\n`);
@@ -312,13 +332,15 @@ export const runCommand: Command = {
       throw explainEndpointError(error, dynamodb, opensearch);
     } finally {
       streams.destroy();
+      if (!following) await changeSource.close();
     }
     reporter.display()?.finish();
     for (const line of summaryLines(result)) io.stdout.write(`${line}\n`);
 
     let stream: { records: number; seconds: number } | undefined;
-    if (settings.follow || settings.followForSeconds !== undefined) {
+    if (following) {
       stream = await followStream(args, io, settings, result, {
+        changeSource,
         dynamodb,
         mapping,
         progressTable,
@@ -355,6 +377,7 @@ async function followStream(
     mapping: Awaited<ReturnType<typeof readMappingFile>>;
     progressTable: string;
     deadLetterDir: string;
+    changeSource: CliChangeSource;
   },
 ): Promise<{ records: number; seconds: number }> {
   const started = Date.now();
@@ -369,30 +392,39 @@ async function followStream(
     mapping: context.mapping,
     progressTable: context.progressTable,
     deadLetterDir: context.deadLetterDir,
+    changeSource: context.changeSource.source,
     onBatch: (applied, lag) => {
       records += applied;
       if (applied > 0) {
         io.stderr.write(
-          `${new Date().toISOString()} stream: ${fmt(applied)} records applied${lag === undefined ? '' : `, lag ${lag.toFixed(1)} s`}\n`,
+          `${new Date().toISOString()} ${context.changeSource.source.kind}: ${fmt(applied)} records applied${lag === undefined ? '' : `, lag ${lag.toFixed(1)} s`}\n`,
         );
       }
     },
   });
+  const { forwarder, label } = context.changeSource;
+  // Locally the forwarder stands in for the AWS feature: what the table stream holds reaches the source first.
+  const drain = async () => {
+    await forwarder?.drain();
+    return updater.drain();
+  };
   try {
     io.stderr.write(
       settings.follow
-        ? 'following the table stream (Ctrl-C to stop)…\n'
-        : `following the table stream for ${settings.followForSeconds} s…\n`,
+        ? `following ${label} (Ctrl-C to stop)…\n`
+        : `following ${label} for ${settings.followForSeconds} s…\n`,
     );
-    await updater.drain();
+    await drain();
     updater.start();
     await sleep(settings.follow ? 2 ** 31 - 1 : (settings.followForSeconds ?? 0) * 1000, io.signal);
     await updater.stop();
     // Everything written before this moment reaches the index before we exit.
-    if (!io.signal.aborted || !settings.follow) await updater.drain();
-    else await updater.drain().catch((error) => io.stderr.write(`ddb2os: ${describeError(error)}\n`));
+    await forwarder?.stop();
+    if (!io.signal.aborted || !settings.follow) await drain();
+    else await drain().catch((error) => io.stderr.write(`ddb2os: ${describeError(error)}\n`));
   } finally {
     streams.destroy();
+    await context.changeSource.close();
   }
   return { records, seconds: (Date.now() - started) / 1000 };
 }

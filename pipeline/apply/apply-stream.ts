@@ -51,6 +51,7 @@ import {
   mapItem,
 } from '../mapping/mapping';
 import { type TelemetryLogger, withDefaults } from '../observability';
+import { type RepairResult, type RepairTarget, repairKeys } from '../repair/repair-keys';
 import type { ResyncState } from '../resync/resync-state';
 import { asResyncDelete, withResyncWrites } from '../resync/resync-targets';
 import { getItem, queryPartition } from '../table/reads';
@@ -92,6 +93,16 @@ export interface ApplyStreamDeps {
    * also go to the indices being filled. A failed read retries the batch. @default no resync
    */
   resync?: () => Promise<ResyncState | undefined>;
+  /**
+   * How far the batch's order can be trusted. 'stream': a DynamoDB stream
+   * shard's, each item's changes once and in order. 'unordered': a source
+   * that may repeat and reorder an item's changes (Kinesis Data Streams for
+   * DynamoDB, an SQS queue fed by a fan-out): a record only says that its
+   * key changed, and the key's current state is read from the table and
+   * written under the document's version (docs/stream-updater.md, "Order
+   * and duplicates"). @default 'stream'
+   */
+  ordering?: 'stream' | 'unordered';
 }
 
 export interface ApplyResult {
@@ -105,8 +116,18 @@ export interface ApplyResult {
   skipped: number;
   /** Dead-letter records written (items that cannot be mapped, documents OpenSearch rejects, poison records). */
   deadLettered: number;
-  /** Sequence number of the first record that must be retried, if any. */
+  /**
+   * Sequence number of the first record that must be retried, if any; with
+   * ordering 'unordered', of the first of `retryPositions` (a Kinesis
+   * sequence number: Lambda resumes a Kinesis shard from the lowest one reported).
+   */
   firstFailedSequenceNumber?: string;
+  /**
+   * With ordering 'unordered': the positions in the batch of every record
+   * that must come again, the others are done whatever their order (an SQS
+   * partial batch response names each of their messages).
+   */
+  retryPositions?: number[];
 }
 
 /** One bulk action, standing for changes `first` … `last` (positions in the batch). */
@@ -148,6 +169,8 @@ interface Group {
   changes: StreamChange[];
   first: number;
   last: number;
+  /** Positions of its changes in the batch. */
+  positions: number[];
 }
 
 /**
@@ -159,6 +182,7 @@ export async function applyStreamRecords(
   deps: ApplyStreamDeps,
 ): Promise<ApplyResult> {
   if (records.length === 0) return emptyResult();
+  if (deps.ordering === 'unordered') return applyUnordered(records, deps);
   let resync: ResyncState | undefined;
   try {
     // Read after the records exist: a batch that finds no resync holds only changes made before it began.
@@ -379,9 +403,10 @@ function groupChanges(
     const group = byKey.get(name);
     if (group) {
       group.changes.push(change);
+      group.positions.push(position);
       group.last = position;
     } else {
-      byKey.set(name, { keys, changes: [change], first: position, last: position });
+      byKey.set(name, { keys, changes: [change], first: position, last: position, positions: [position] });
     }
   });
   return { groups: [...byKey.values()], problems };
@@ -442,7 +467,7 @@ async function planItem(group: Group, deps: ApplyStreamDeps, plan: GroupPlan): P
   }
 
   const earlier = mapping.transform
-    ? earlierTransformTargets(group, deps, documents.length === 0)
+    ? earlierTransformTargets(group, deps, documents.length === 0, false)
     : keyTarget;
   const produced = new Set(documents.map((document) => `${document.index}\n${document.id}`));
   const deleted = new Set<string>();
@@ -485,12 +510,18 @@ interface Target {
 
 /**
  * Where a transform put the item's earlier states: from the old images, and
- * from the new images of all but the last change. Without an old image of the
+ * from the new images of all but the last change (of every change when the
+ * batch's order says nothing, `everyImage`). Without an old image of the
  * state before the batch (KEYS_ONLY and NEW_IMAGE streams) those documents are
  * unknown; then, when the final state produces nothing, the item's id in the
  * default index is deleted, the one place a transform most likely used.
  */
-function earlierTransformTargets(group: Group, deps: ApplyStreamDeps, producesNothing: boolean): Target[] {
+function earlierTransformTargets(
+  group: Group,
+  deps: ApplyStreamDeps,
+  producesNothing: boolean,
+  everyImage: boolean,
+): Target[] {
   const targets: Target[] = [];
   const addFrom = (image: Item) => {
     try {
@@ -503,7 +534,7 @@ function earlierTransformTargets(group: Group, deps: ApplyStreamDeps, producesNo
   };
   group.changes.forEach((change, i) => {
     if (change.oldImage) addFrom(change.oldImage);
-    if (change.newImage && i < group.changes.length - 1) addFrom(change.newImage);
+    if (change.newImage && (everyImage || i < group.changes.length - 1)) addFrom(change.newImage);
   });
   const first = group.changes[0]!;
   const stateBeforeUnknown = first.eventName !== 'INSERT' && first.oldImage === undefined;
@@ -558,6 +589,149 @@ async function planPartition(group: Group, deps: ApplyStreamDeps, plan: GroupPla
 
 function problemOf(error: unknown): { reason: string; errorType: string } {
   return { reason: describeError(error), errorType: error instanceof Error ? error.name : 'Error' };
+}
+
+// --- sources that repeat and reorder (ordering 'unordered') ----------------------
+
+/**
+ * A batch of a source that may repeat and reorder an item's changes. No
+ * record's image is written, since a later change may already be in the
+ * index: a record only says that its key changed. Each key of the batch is
+ * brought to the table's current state by the repair primitive (repairKeys):
+ * the document read with its version, then the item with a consistent read,
+ * then a write held to that version, a create checked against the table
+ * again afterwards. docs/stream-updater.md, "Order and duplicates", gives the
+ * argument. The records' positions are independent: a key that could not be
+ * applied leaves its records to come again, the others are done.
+ */
+async function applyUnordered(records: StreamBatchRecord[], deps: ApplyStreamDeps): Promise<ApplyResult> {
+  const logger = deps.telemetry?.logger;
+  const result = emptyResult();
+  const retry = new Set<number>();
+  const everything = () => records.map((_, position) => position);
+  let resync: ResyncState | undefined;
+  try {
+    resync = await deps.resync?.();
+  } catch (error) {
+    logger?.warn('could not read the resync state; the batch will be retried', {
+      error: describeError(error),
+    });
+    return retryingAt(records, everything(), result);
+  }
+  if (resync !== undefined) {
+    // The index being filled needs tombstones for deletes; repairKeys writes none yet.
+    logger?.warn(
+      'a resync is in progress, which an unordered change source cannot follow yet; the batch will be retried',
+      {
+        runId: resync.runId,
+      },
+    );
+    return retryingAt(records, everything(), result);
+  }
+
+  const { groups, problems } = groupChanges(records, deps);
+  const targets: { target: RepairTarget; group: Group }[] = [];
+  for (const group of groups) {
+    try {
+      const places = deps.mapping.transform ? earlierTransformTargets(group, deps, true, true) : [];
+      targets.push({ target: { key: group.keys, ...(places.length > 0 ? { places } : {}) }, group });
+    } catch (error) {
+      problems.push({ key: group.keys, ...poisonOf(group, error), first: group.first });
+    }
+  }
+
+  const { results, failures } = await repairEach(targets, deps);
+  for (const repaired of results) {
+    result.indexed += repaired.indexed;
+    result.deleted += repaired.deleted;
+    result.deadLettered += repaired.deadLettered;
+  }
+  for (const { group, error, reason } of failures) {
+    if (error !== undefined && !isSourceUnavailable(error)) {
+      problems.push({ key: group.keys, ...poisonOf(group, error), first: group.first });
+      continue;
+    }
+    logger?.warn('a changed key could not be brought to its current state; its records will be retried', {
+      sequenceNumber: records[group.first]!.sequenceNumber,
+      reason: reason ?? describeError(error),
+    });
+    for (const position of group.positions) retry.add(position);
+  }
+
+  if (problems.length > 0) {
+    if (await putDeadLetters(problems, deps)) result.deadLettered += problems.length;
+    else for (const problem of problems) retry.add(problem.first);
+  }
+  const done = retryingAt(records, [...retry], result);
+  logger?.debug('applied unordered records', { ...done, records: records.length });
+  return done;
+}
+
+/** A key repairEach did not apply: repairKeys said why (`reason`), or threw (`error`). */
+interface KeyFailure {
+  group: Group;
+  reason?: string;
+  error?: unknown;
+}
+
+/**
+ * repairKeys over the batch's keys at once; when it throws (a failure of
+ * this code that no key explains), key by key, so that only the key it
+ * belongs to is set aside.
+ */
+async function repairEach(
+  targets: { target: RepairTarget; group: Group }[],
+  deps: ApplyStreamDeps,
+): Promise<{ results: RepairResult[]; failures: KeyFailure[] }> {
+  if (targets.length === 0) return { results: [], failures: [] };
+  const repairDeps = { ...deps, runId: deps.runId ?? 'updater' };
+  const failuresOf = (repaired: RepairResult, among: typeof targets): KeyFailure[] =>
+    repaired.failed.flatMap((failure) => {
+      const entry = among.find(({ target }) => target.key === failure.key);
+      return entry ? [{ group: entry.group, reason: failure.reason }] : [];
+    });
+  try {
+    const repaired = await repairKeys(
+      targets.map(({ target }) => target),
+      repairDeps,
+    );
+    return { results: [repaired], failures: failuresOf(repaired, targets) };
+  } catch (error) {
+    if (targets.length === 1 || isSourceUnavailable(error)) {
+      return { results: [], failures: targets.map(({ group }) => ({ group, error })) };
+    }
+    const results: RepairResult[] = [];
+    const failures: KeyFailure[] = [];
+    await mapWithConcurrency(targets, deps.readConcurrency ?? 16, async (entry) => {
+      try {
+        const repaired = await repairKeys([entry.target], repairDeps);
+        results.push(repaired);
+        failures.push(...failuresOf(repaired, [entry]));
+      } catch (alone) {
+        failures.push({ group: entry.group, error: alone });
+      }
+    });
+    return { results, failures };
+  }
+}
+
+function poisonOf(group: Group, error: unknown): { reason: string; errorType: string } {
+  return {
+    reason: `the change at stream record ${group.changes[0]!.sequenceNumber} could not be applied: ${describeError(error)}`,
+    errorType: error instanceof Error ? error.name : 'Error',
+  };
+}
+
+/** An unordered batch's result: every record done but those at `positions`. */
+function retryingAt(records: StreamBatchRecord[], positions: number[], counts: ApplyResult): ApplyResult {
+  if (positions.length === 0) return { ...counts, applied: records.length };
+  const sorted = [...new Set(positions)].sort((a, b) => a - b);
+  return {
+    ...counts,
+    applied: records.length - sorted.length,
+    firstFailedSequenceNumber: records[sorted[0]!]!.sequenceNumber,
+    retryPositions: sorted,
+  };
 }
 
 interface WriteOutcome {

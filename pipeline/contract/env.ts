@@ -34,6 +34,12 @@ export const ENV = {
   UPDATER_MAPPING_UUID: 'DDB2OS_UPDATER_MAPPING_UUID',
   /** Name of the updater function (its IteratorAge metric's dimension). */
   UPDATER_FUNCTION_NAME: 'DDB2OS_UPDATER_FUNCTION_NAME',
+  /** Where the updater takes changes from (`ChangeSourceKind`); the run-lock function reads that source's retention. */
+  CHANGE_SOURCE: 'DDB2OS_CHANGE_SOURCE',
+  /** ARN of the Kinesis data stream or the SQS queue the updater reads (unset for the DynamoDB stream). */
+  CHANGE_SOURCE_ARN: 'DDB2OS_CHANGE_SOURCE_ARN',
+  /** URL of the SQS queue the updater reads (GetQueueAttributes takes a URL, not an ARN). */
+  CHANGE_QUEUE_URL: 'DDB2OS_CHANGE_QUEUE_URL',
   /** Endpoint override for DynamoDB (local runs and tests only). */
   DYNAMODB_ENDPOINT: 'DYNAMODB_ENDPOINT',
   /** Powertools service name. */

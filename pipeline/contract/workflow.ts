@@ -16,9 +16,12 @@ export interface WorkflowInput {
   readUnitsPerSecond?: number | null;
   /** The index to fill instead of the deployment's default index. */
   index?: string;
-  /** Hours the backfill may take before the updater is left paused (at most 24, the stream's retention). */
+  /** Hours the backfill may take before the updater is left paused (at most the change source's retention: 24 for the stream). */
   retentionBudgetHours?: number;
 }
+
+/** Hours the table's DynamoDB stream keeps a change (fixed by DynamoDB): the default bound of the retention budget. */
+export const DYNAMODB_STREAM_RETENTION_HOURS = 24;
 
 /** Every key the workflow input may have. */
 export const WORKFLOW_INPUT_KEYS = [

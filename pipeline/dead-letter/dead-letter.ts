@@ -11,6 +11,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { BUCKET_PREFIXES } from '../contract/bucket';
+import { binaryAsBase64 } from '../table/sdk-json';
 import type { DeadLetterRecord } from '../table/types';
 
 export interface DeadLetterSink {
@@ -29,11 +30,6 @@ function objectKey(records: DeadLetterRecord[]): string {
 
 function toJsonLines(records: DeadLetterRecord[]): string {
   return `${records.map((record) => JSON.stringify(record, binaryAsBase64)).join('\n')}\n`;
-}
-
-/** Keys may hold binary values (B): store them as base64 so the record stays JSON. */
-function binaryAsBase64(_key: string, value: unknown): unknown {
-  return value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value;
 }
 
 export class S3DeadLetterSink implements DeadLetterSink {

@@ -4,6 +4,7 @@
  * reader for all: a missing or malformed variable fails fast with a
  * ConfigurationError that names it.
  */
+import { type ChangeSourceKind, isChangeSourceKind } from '../contract/change-source';
 import { ENV } from '../contract/env';
 import { ConfigurationError } from '../errors';
 import type { OpenSearchSigning } from '../index/opensearch';
@@ -55,7 +56,15 @@ export interface RunLockConfig {
   /** DDB2OS_MAPPING as given (JSON), if set: its routes explain a refused index. */
   mapping?: string;
   dynamodbEndpoint?: string;
+  /** Where the updater reads changes, whose retention bounds the run's budget. @default the DynamoDB stream */
+  changeSource: RunLockChangeSource;
 }
+
+/** The change source as the run-lock function reads its retention. */
+export type RunLockChangeSource =
+  | { kind: 'dynamodb-stream' }
+  | { kind: 'kinesis'; streamArn: string }
+  | { kind: 'sqs'; queueUrl: string };
 
 /** The updater's settings. */
 export interface UpdaterConfig extends SinkConfig {
@@ -139,7 +148,23 @@ export function readRunLockConfig(env: Env = process.env): RunLockConfig {
     updaterFunctionName: read.required(ENV.UPDATER_FUNCTION_NAME),
     mapping: read.optional(ENV.MAPPING),
     dynamodbEndpoint: read.optional(ENV.DYNAMODB_ENDPOINT),
+    changeSource: readChangeSource(read),
   };
+}
+
+function readChangeSource(read: ReturnType<typeof reader>): RunLockChangeSource {
+  const kind = read.optional(ENV.CHANGE_SOURCE) ?? 'dynamodb-stream';
+  if (!isChangeSourceKind(kind)) {
+    throw new ConfigurationError(
+      `environment variable ${ENV.CHANGE_SOURCE} must be dynamodb-stream, kinesis or sqs, not "${kind}"`,
+    );
+  }
+  const source: Record<ChangeSourceKind, () => RunLockChangeSource> = {
+    'dynamodb-stream': () => ({ kind: 'dynamodb-stream' }),
+    kinesis: () => ({ kind: 'kinesis', streamArn: read.required(ENV.CHANGE_SOURCE_ARN) }),
+    sqs: () => ({ kind: 'sqs', queueUrl: read.required(ENV.CHANGE_QUEUE_URL) }),
+  };
+  return source[kind]();
 }
 
 /** The watchdog's (and the deploy guard's) settings; throws ConfigurationError naming the first missing variable. */

@@ -12,7 +12,11 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@opensearch-project/opensearch';
 import { planListKey } from '../contract/bucket';
 import { indexNameProblem } from '../contract/index-name';
-import { WORKFLOW_INPUT_KEYS, type WorkflowInput } from '../contract/workflow';
+import {
+  DYNAMODB_STREAM_RETENTION_HOURS,
+  WORKFLOW_INPUT_KEYS,
+  type WorkflowInput,
+} from '../contract/workflow';
 import { ConfigurationError } from '../errors';
 import {
   createIndicesWithDefinition,
@@ -73,13 +77,21 @@ export interface PlanSettings {
   /** Bucket for a long segment list; without one the list always travels inline (local runs). */
   bucket?: string;
   now?: () => Date;
+  /**
+   * Hours the change source keeps a change, the most `retentionBudgetHours`
+   * may be (source-retention.ts). @default 24, the table's DynamoDB stream
+   */
+  sourceRetentionHours?: number;
 }
 
 /**
  * Checks the workflow input (after the state machine's defaults, the "Plan
  * segments" state's `config`); one ConfigurationError naming the first bad field.
  */
-export function validateWorkflowConfig(raw: unknown): WorkflowInput {
+export function validateWorkflowConfig(
+  raw: unknown,
+  sourceRetentionHours = DYNAMODB_STREAM_RETENTION_HOURS,
+): WorkflowInput {
   if (raw === undefined || raw === null) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigurationError('the workflow input must be a JSON object');
@@ -111,9 +123,13 @@ export function validateWorkflowConfig(raw: unknown): WorkflowInput {
   if (input.index !== undefined && input.index !== null) config.index = checkedIndex(input.index);
   if (input.retentionBudgetHours !== undefined && input.retentionBudgetHours !== null) {
     const value = input.retentionBudgetHours;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > 24) {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > sourceRetentionHours) {
+      const keeps =
+        sourceRetentionHours === DYNAMODB_STREAM_RETENTION_HOURS
+          ? 'the stream keeps 24 hours'
+          : `the change source keeps ${sourceRetentionHours} hours`;
       throw new ConfigurationError(
-        `retentionBudgetHours must be a number of hours above 0 and at most 24 (the stream keeps 24 hours), not ${JSON.stringify(value)}`,
+        `retentionBudgetHours must be a number of hours above 0 and at most ${sourceRetentionHours} (${keeps}), not ${JSON.stringify(value)}`,
       );
     }
     config.retentionBudgetHours = value;
@@ -168,7 +184,7 @@ export function segmentListBytes(count: number): number {
  * the segments and decides where their list goes.
  */
 export function planSegments(input: PlanInput, settings: PlanSettings = {}): SegmentPlan {
-  const config = validateWorkflowConfig(input.config);
+  const config = validateWorkflowConfig(input.config, settings.sourceRetentionHours);
   const table = readTableDescription(input.table);
   const index = config.index ?? (settings.defaultIndex ? checkedIndex(settings.defaultIndex) : undefined);
   if (index === undefined) {

@@ -19,6 +19,8 @@ export interface DeploymentLimits {
   updaterIndex: string;
   /** Indices the mapping's routes send items to, whatever `index` says. */
   routeIndices?: string[];
+  /** Hours the updater's change source keeps a change: the most the retention budget may be. @default 24 */
+  sourceRetentionHours?: number;
 }
 
 /** The workflow's config after defaults: every key present, `null` where the planner decides. */
@@ -35,8 +37,8 @@ export interface RunConfig {
  * default) and checks the result; ConfigurationError naming the field.
  */
 export function resolveRunInput(input: unknown, defaults: unknown, limits: DeploymentLimits): RunConfig {
-  const given = validateWorkflowConfig(input);
-  const fallback = validateWorkflowConfig(defaults);
+  const given = validateWorkflowConfig(input, limits.sourceRetentionHours);
+  const fallback = validateWorkflowConfig(defaults, limits.sourceRetentionHours);
   const pick = <K extends keyof WorkflowInput>(key: K): WorkflowInput[K] => given[key] ?? fallback[key];
   const maxConcurrency = pick('maxConcurrency');
   const retentionBudgetHours = pick('retentionBudgetHours');

@@ -40,6 +40,8 @@ export interface StartRunDeps {
   table: string;
   /** Indices the mapping's routes write to, to explain a refused index. */
   routeIndices?: string[];
+  /** Hours the updater's change source keeps a change (source-retention.ts). @default 24 */
+  sourceRetentionHours?: number;
   isLive: HolderLiveness;
   /** A local run's lease end; absent in the cloud, where the execution's status decides. */
   leaseUntil?: (now: Date) => Date;
@@ -57,6 +59,7 @@ export async function startRun(event: StartRunEvent, deps: StartRunDeps): Promis
     workerMaxConcurrency: event.deployment.workerMaxConcurrency,
     updaterIndex: event.deployment.index,
     routeIndices: deps.routeIndices,
+    sourceRetentionHours: deps.sourceRetentionHours,
   });
   const now = deps.now?.() ?? new Date();
   const { tookOverFrom } = await acquireRunLock(

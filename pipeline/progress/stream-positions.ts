@@ -2,7 +2,10 @@
  * Stream positions in the progress table: where the local stream follower
  * stands in each shard of the table's streams. One item per followed table,
  * `runId = "stream#<table>"`, `segment = 0`, holding the map `shards`
- * (shardId → sequence number of the last record applied).
+ * (shardId → sequence number of the last record applied). A follower of
+ * another log of the table's changes names its own item (`positionsId`):
+ * `kinesis#<stream>` for a Kinesis stream, `forward#<table>` for the local
+ * change forwarder, so no two readers share positions.
  *
  * A position is written only after every record up to it is in the index,
  * so a follower that stops anywhere resumes after it without a gap; applying
@@ -35,6 +38,8 @@ export interface DynamoDBStreamPositionStoreOptions {
   progressTable: string;
   /** The table whose stream is followed. */
   table: string;
+  /** The positions item's `runId` when another log than the table's stream is read. @default `stream#<table>` */
+  positionsId?: string;
 }
 
 /** The positions item this file's header describes. */
@@ -43,7 +48,7 @@ export class DynamoDBStreamPositionStore implements StreamPositionStore {
   private readonly key: { runId: { S: string }; segment: { N: string } };
 
   private constructor(private readonly options: DynamoDBStreamPositionStoreOptions) {
-    this.runId = `stream#${options.table}`;
+    this.runId = options.positionsId ?? `stream#${options.table}`;
     this.key = { runId: { S: this.runId }, segment: { N: '0' } };
   }
 

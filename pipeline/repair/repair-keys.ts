@@ -59,6 +59,11 @@ export interface RepairTarget {
    * "absent" is no better than a fresh read).
    */
   seen?: SeenDocument | null;
+  /**
+   * Other places the key's earlier states may have written to (a transform's
+   * documents, which the key alone does not name): read now and repaired too.
+   */
+  places?: { index: string; id: string }[];
 }
 
 /**
@@ -135,6 +140,10 @@ export async function repairKeys(targets: RepairTarget[], deps: RepairDeps): Pro
     if (!work) {
       work = { key: target.key, places: new Map() };
       works.set(name, work);
+    }
+    for (const place of target.places ?? []) {
+      const name = placeName(place);
+      if (!work.places.has(name)) work.places.set(name, { place: { index: place.index, id: place.id } });
     }
     if (target.seen) {
       const place = { index: target.seen.index, id: target.seen.id };

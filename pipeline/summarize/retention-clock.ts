@@ -24,6 +24,11 @@
  *   largest iterator age of the 15 minutes before it.
  * - Disabled and no backfill ever enabled it (no lastCompleted): the run's
  *   start; it has not applied anything, and the backfill scans all before.
+ *
+ * An SQS change source has no iterator age, and a queue keeps what a paused
+ * mapping has not received: the oldest unapplied change is the queue's
+ * oldest message (its ApproximateAgeOfOldestMessage, the largest of the last
+ * 15 minutes), enabled or paused, once a backfill has enabled the updater.
  */
 import { type CloudWatchClient, GetMetricStatisticsCommand } from '@aws-sdk/client-cloudwatch';
 import { GetEventSourceMappingCommand, type LambdaClient } from '@aws-sdk/client-lambda';
@@ -68,13 +73,17 @@ export interface UpdaterPosition {
   iteratorAgeMs?: number;
   /** A backfill has enabled the updater before (the run lock's lastCompleted). */
   everEnabled: boolean;
+  /** For a queue: when `iteratorAgeMs` (the oldest message's age) was measured, whatever the mapping's state. */
+  queueAgeAt?: Date;
 }
 
 /** The oldest change the updater has not applied (see the file header), never later than the run's start. */
 export function oldestUnappliedAt(position: UpdaterPosition, runStart: Date): Date {
   const age = position.iteratorAgeMs ?? 0;
   let at: Date;
-  if (position.state === 'Disabled' || position.state === 'Disabling') {
+  if (position.queueAgeAt) {
+    at = position.everEnabled ? new Date(position.queueAgeAt.getTime() - age) : runStart;
+  } else if (position.state === 'Disabled' || position.state === 'Disabling') {
     at =
       position.everEnabled && position.lastModified
         ? new Date(position.lastModified.getTime() - age)
@@ -91,34 +100,64 @@ export async function readUpdaterPosition(deps: {
   cloudwatch: CloudWatchClient;
   mappingUuid: string;
   updaterFunctionName: string;
+  /** The SQS change queue's name, for an SQS source: its oldest message replaces the iterator age. */
+  changeQueueName?: string;
   everEnabled: boolean;
   now: Date;
 }): Promise<UpdaterPosition> {
   const mapping = await deps.lambda.send(new GetEventSourceMappingCommand({ UUID: deps.mappingUuid }));
   const state = mapping.State ?? 'Unknown';
   const lastModified = mapping.LastModified ? new Date(mapping.LastModified) : undefined;
+  if (deps.changeQueueName !== undefined) {
+    if (!deps.everEnabled) return { state, everEnabled: false };
+    const ages = await metricMaxima(deps.cloudwatch, {
+      namespace: 'AWS/SQS',
+      metricName: 'ApproximateAgeOfOldestMessage',
+      dimension: { Name: 'QueueName', Value: deps.changeQueueName },
+      end: deps.now,
+    });
+    return {
+      state,
+      everEnabled: true,
+      queueAgeAt: deps.now,
+      // Seconds in CloudWatch; milliseconds here, as IteratorAge.
+      ...(ages.length > 0 ? { iteratorAgeMs: Math.max(...ages) * 1000 } : {}),
+    };
+  }
   const paused = state === 'Disabled' || state === 'Disabling';
   // A mapping never enabled read nothing: its clock is the run's start, no metric needed.
   if (paused && !(deps.everEnabled && lastModified)) return { state, everEnabled: deps.everEnabled };
-  const end = paused && lastModified ? lastModified : deps.now;
-  const { Datapoints } = await deps.cloudwatch.send(
-    new GetMetricStatisticsCommand({
-      Namespace: 'AWS/Lambda',
-      MetricName: 'IteratorAge',
-      Dimensions: [{ Name: 'FunctionName', Value: deps.updaterFunctionName }],
-      StartTime: new Date(end.getTime() - ITERATOR_AGE_WINDOW_MINUTES * 60_000),
-      EndTime: end,
-      Period: 60,
-      Statistics: ['Maximum'],
-    }),
-  );
-  const ages = (Datapoints ?? []).map((point) => point.Maximum ?? 0);
+  const ages = await metricMaxima(deps.cloudwatch, {
+    namespace: 'AWS/Lambda',
+    metricName: 'IteratorAge',
+    dimension: { Name: 'FunctionName', Value: deps.updaterFunctionName },
+    end: paused && lastModified ? lastModified : deps.now,
+  });
   return {
     state,
     ...(lastModified ? { lastModified } : {}),
     ...(ages.length > 0 ? { iteratorAgeMs: Math.max(...ages) } : {}),
     everEnabled: deps.everEnabled,
   };
+}
+
+/** The per-minute maxima of a metric over the window that ends at `end`. */
+async function metricMaxima(
+  cloudwatch: CloudWatchClient,
+  metric: { namespace: string; metricName: string; dimension: { Name: string; Value: string }; end: Date },
+): Promise<number[]> {
+  const { Datapoints } = await cloudwatch.send(
+    new GetMetricStatisticsCommand({
+      Namespace: metric.namespace,
+      MetricName: metric.metricName,
+      Dimensions: [metric.dimension],
+      StartTime: new Date(metric.end.getTime() - ITERATOR_AGE_WINDOW_MINUTES * 60_000),
+      EndTime: metric.end,
+      Period: 60,
+      Statistics: ['Maximum'],
+    }),
+  );
+  return (Datapoints ?? []).map((point) => point.Maximum ?? 0);
 }
 
 function hours(value: number): number {

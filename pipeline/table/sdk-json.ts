@@ -138,3 +138,12 @@ function decodeValue(value: WireValue): void {
 function base64Bytes(value: unknown): unknown {
   return typeof value === 'string' ? new Uint8Array(Buffer.from(value, 'base64')) : value;
 }
+
+/**
+ * The reverse of decodeWireItem, as a JSON.stringify replacer: binary values
+ * (Uint8Array) become base64 strings, DynamoDB's wire form, so items and
+ * stream records written as JSON read back with decodeWireItem.
+ */
+export function binaryAsBase64(_key: string, value: unknown): unknown {
+  return value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value;
+}

@@ -35,6 +35,34 @@ describe('ddb2os demo (npm start)', () => {
     });
   });
 
+  it('--change-source sqs: the updater reads a queue fed through an EventBridge envelope, and the changes arrive', async () => {
+    process.env.DYNAMODB_ENDPOINT = dynamodbEndpoint();
+    process.env.OPENSEARCH_URL = opensearchUrl();
+
+    const result = await runCli([
+      'demo',
+      '--items',
+      '200',
+      '--segments',
+      '2',
+      '--change-source',
+      'sqs',
+      '--sqs-envelope',
+      'eventbridge',
+      '--json',
+    ]);
+
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('change forwarder: standing in for a fan-out of the table');
+    expect(result.stdout).toContain('Stream updater on, reading queue ');
+    expect(result.stdout).toContain('5/5 changes in the index');
+    expect(lastJsonLine(result.stdout)).toMatchObject({
+      items: 200,
+      liveChangesArrived: 5,
+      verify: { missing: 0, extra: 0, differing: 0 },
+    });
+  });
+
   describe('--index-config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ddb2os-demo-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -361,8 +361,9 @@ describe('the backfill workflow, run locally from the same definition file', () 
     expect((error as WorkflowFailedError).error).toBe('RetentionBudgetExceededError');
     expect((error as WorkflowFailedError).causeText).toBe(
       'The stream updater stays paused: the oldest change it has not applied is 30 hours old and draining needs ' +
-        'about 3.25 hours more, beyond the retention budget of 23 hours, so changes could leave the stream (it keeps ' +
-        'them 24 hours) before the updater applies them; delete the index, then start a new execution with a higher ' +
+        'about 3.25 hours more, beyond the retention budget of 23 hours, so changes could leave the change source (a ' +
+        'DynamoDB stream keeps them 24 hours; a Kinesis stream or a queue its retention period) before the updater ' +
+        'applies them; delete the index, then start a new execution with a higher ' +
         'maxConcurrency or totalSegments so that it finishes within the budget, and that execution enables the ' +
         'updater when it succeeds. Or keep search serving and rebuild the index with ddb2os resync: the updater ' +
         'never pauses during a resync, so no retention budget applies.',

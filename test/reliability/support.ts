@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { type DynamoDBClient, ScanCommand, UpdateTableCommand } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { expect } from 'vitest';
-import { createLocalUpdater, type LocalUpdaterOptions } from '../../local/backfill';
-import type { StreamFollower } from '../../local/stream-follower';
+import { createLocalUpdater, type LocalUpdater, type LocalUpdaterOptions } from '../../local/backfill';
 import type { MappingConfig } from '../../pipeline/mapping/mapping';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import { type VerifyReport, verifyIndex } from '../../pipeline/verify/verify';
@@ -90,7 +89,7 @@ export function reliabilityUpdater(
   clients: EngineClients,
   run: { table: string; mapping: MappingConfig; progressTable: string },
   more: Partial<LocalUpdaterOptions> = {},
-): Promise<StreamFollower> {
+): Promise<LocalUpdater> {
   const { dynamodb, streams, opensearch } = clients;
   return createLocalUpdater({ dynamodb, streams, opensearch, keySchema: KEY_SCHEMA, ...run, ...more });
 }

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { indexDefinitionFromPlanInput } from '../../pipeline/index/index-definition';
 import { BackfillStack } from '../../stacks/backfill-stack';
@@ -91,7 +92,7 @@ describe('BackfillStack with an existing table and domain', () => {
   });
 
   it('outputs the stream failure queue that `ddb2os replay --stack` reads', () => {
-    const queue = stack.getLogicalId(stack.workflow.streamFailureQueue.node.defaultChild as never);
+    const queue = stack.getLogicalId((stack.workflow.streamFailureQueue as Queue).node.defaultChild as never);
     template.hasOutput('StreamFailureQueueUrl', { Value: { Ref: queue } });
   });
 

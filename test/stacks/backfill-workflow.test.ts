@@ -13,6 +13,7 @@ import {
 import type { Role } from 'aws-cdk-lib/aws-iam';
 import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import { Domain, EngineVersion } from 'aws-cdk-lib/aws-opensearchservice';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFINITION_PATH } from '../../pipeline/contract/definition';
 import { indexDefinitionFromPlanInput } from '../../pipeline/index/index-definition';
@@ -28,11 +29,13 @@ import type { HandlerFunction } from '../../stacks/handler-function';
 import {
   DOMAIN_ARN,
   DOMAIN_ENDPOINT,
+  environmentStandIns,
   importedStreamTable,
   STREAM_ARN,
   stackWithStreamTable,
   synthInChildProcess,
   testApp,
+  UPDATER_STREAM_MAPPING,
   unacknowledgedNagFindings,
   workflowBuilder,
 } from './fixtures';
@@ -94,14 +97,8 @@ describe('BackfillWorkflow', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: STREAM_ARN,
       FunctionName: ref((w) => w.updaterFunction),
-      Enabled: false,
-      StartingPosition: 'TRIM_HORIZON',
-      BisectBatchOnFunctionError: true,
-      // -1: CloudFormation's "retry until the records expire"; the record age ends the retries.
-      MaximumRetryAttempts: -1,
-      MaximumRecordAgeInSeconds: 22 * 3600,
-      FunctionResponseTypes: ['ReportBatchItemFailures'],
-      DestinationConfig: { OnFailure: { Destination: arnOf((w) => w.streamFailureQueue) } },
+      ...UPDATER_STREAM_MAPPING,
+      DestinationConfig: { OnFailure: { Destination: arnOf((w) => w.streamFailureQueue as Queue) } },
     });
   });
 
@@ -328,12 +325,7 @@ describe('BackfillWorkflow', () => {
           Properties: { Role: arnOf((w) => pick(w).role as never) },
         }),
       );
-      // Tokens (Ref, Fn::GetAtt) become values at deploy time: any non-empty string stands in for them.
-      return Object.fromEntries(
-        Object.entries(fn?.Properties.Environment.Variables as Record<string, unknown>).map(
-          ([name, value]) => [name, typeof value === 'string' ? value : `<${name}>`],
-        ),
-      );
+      return environmentStandIns(fn?.Properties.Environment.Variables as Record<string, unknown>);
     };
     expect(readPlanConfig(environment((w) => w.planFunction))).toMatchObject({
       index: 'orders',

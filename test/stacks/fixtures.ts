@@ -13,6 +13,14 @@ export const STREAM_ARN =
 export const DOMAIN_ENDPOINT = 'https://search-x.us-east-1.es.amazonaws.com';
 export const DOMAIN_ARN = 'arn:aws:es:us-east-1:123456789012:domain/x';
 
+/** The workflow props every construct test shares: where the documents go, and the state machine's name its grants name. */
+export const WORKFLOW_TARGET = {
+  index: 'orders',
+  domainEndpoint: DOMAIN_ENDPOINT,
+  domainArn: DOMAIN_ARN,
+  stateMachineName: 'ddb2os-test-backfill',
+};
+
 /** Context for the existing-resources mode, as `-c` flags would give it. */
 export const EXISTING_CONTEXT = {
   tableName: 'orders',
@@ -94,4 +102,30 @@ export async function synthInChildProcess(context: Record<string, string> = {}):
     maxBuffer: 64 * 1024 * 1024,
   });
   return directory;
+}
+
+/**
+ * What the updater's mapping on a stream (DynamoDB or Kinesis) always has:
+ * disabled until a backfill enables it, from TRIM_HORIZON, bisection, retries
+ * until the records are 22 hours old (-1 is CloudFormation's "retry until
+ * the records expire"; the record age ends the retries), partial batch responses.
+ */
+export const UPDATER_STREAM_MAPPING = {
+  Enabled: false,
+  StartingPosition: 'TRIM_HORIZON',
+  BisectBatchOnFunctionError: true,
+  MaximumRetryAttempts: -1,
+  MaximumRecordAgeInSeconds: 22 * 3600,
+  FunctionResponseTypes: ['ReportBatchItemFailures'],
+};
+
+/**
+ * A function's environment variables as the handler would read them:
+ * tokens (Ref, Fn::GetAtt) become values at deploy time, so any non-empty
+ * string stands in for them.
+ */
+export function environmentStandIns(variables: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(variables).map(([name, value]) => [name, typeof value === 'string' ? value : `<${name}>`]),
+  );
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigurationError } from '../../../pipeline/errors';
 import {
   readPlanConfig,
+  readRunLockConfig,
   readSummarizeConfig,
   readUpdaterConfig,
   readWatchdogConfig,
@@ -107,6 +108,45 @@ describe('watchdog and deploy guard configuration', () => {
     const { DDB2OS_UPDATER_MAPPING_UUID: _, ...withoutMapping } = complete;
     expect(() => readWatchdogConfig(withoutMapping)).toThrow(
       new ConfigurationError('environment variable DDB2OS_UPDATER_MAPPING_UUID is not set'),
+    );
+  });
+});
+
+describe('run-lock configuration', () => {
+  const runLockEnv = {
+    DDB2OS_TABLE_NAME: 'orders',
+    DDB2OS_INDEX_NAME: 'orders',
+    DDB2OS_PROGRESS_TABLE: 'progress',
+    DDB2OS_UPDATER_MAPPING_UUID: 'b6b3c6a2-0000-4000-8000-000000000000',
+    DDB2OS_UPDATER_FUNCTION_NAME: 'updater',
+  };
+
+  it("reads the change source whose retention bounds the budget: the table's stream unless told", () => {
+    expect(readRunLockConfig(runLockEnv).changeSource).toEqual({ kind: 'dynamodb-stream' });
+    const streamArn = 'arn:aws:kinesis:eu-west-1:123456789012:stream/orders';
+    expect(
+      readRunLockConfig({
+        ...runLockEnv,
+        DDB2OS_CHANGE_SOURCE: 'kinesis',
+        DDB2OS_CHANGE_SOURCE_ARN: streamArn,
+      }).changeSource,
+    ).toEqual({ kind: 'kinesis', streamArn });
+    const queueUrl = 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders-changes';
+    expect(
+      readRunLockConfig({ ...runLockEnv, DDB2OS_CHANGE_SOURCE: 'sqs', DDB2OS_CHANGE_QUEUE_URL: queueUrl })
+        .changeSource,
+    ).toEqual({ kind: 'sqs', queueUrl });
+  });
+
+  it('names an unknown change source, and the missing stream or queue', () => {
+    expect(() => readRunLockConfig({ ...runLockEnv, DDB2OS_CHANGE_SOURCE: 'sns' })).toThrow(
+      'environment variable DDB2OS_CHANGE_SOURCE must be dynamodb-stream, kinesis or sqs, not "sns"',
+    );
+    expect(() => readRunLockConfig({ ...runLockEnv, DDB2OS_CHANGE_SOURCE: 'kinesis' })).toThrow(
+      'environment variable DDB2OS_CHANGE_SOURCE_ARN is not set',
+    );
+    expect(() => readRunLockConfig({ ...runLockEnv, DDB2OS_CHANGE_SOURCE: 'sqs' })).toThrow(
+      'environment variable DDB2OS_CHANGE_QUEUE_URL is not set',
     );
   });
 });

@@ -17,14 +17,17 @@ const runStart = new Date('2026-12-01T12:00:00.000Z');
 
 /** GetEventSourceMapping and GetMetricStatistics, stubbed; records the metric windows asked for. */
 function stubs(mapping: { State: string; LastModified?: Date }, maxima: number[]) {
-  const windows: { start: Date; end: Date; functionName?: string }[] = [];
+  const windows: { start: Date; end: Date; functionName?: string; metricName?: string }[] = [];
   const lambda = { send: async () => mapping } as unknown as LambdaClient;
   const cloudwatch = {
-    send: async (command: { input: { StartTime: Date; EndTime: Date; Dimensions: { Value: string }[] } }) => {
+    send: async (command: {
+      input: { StartTime: Date; EndTime: Date; MetricName: string; Dimensions: { Value: string }[] };
+    }) => {
       windows.push({
         start: command.input.StartTime,
         end: command.input.EndTime,
         functionName: command.input.Dimensions[0]?.Value,
+        ...(command.input.MetricName === 'IteratorAge' ? {} : { metricName: command.input.MetricName }),
       });
       return { Datapoints: maxima.map((Maximum) => ({ Maximum })) };
     },
@@ -32,10 +35,12 @@ function stubs(mapping: { State: string; LastModified?: Date }, maxima: number[]
   return { lambda, cloudwatch, windows };
 }
 
+/** Where the clock starts for that mapping and those metric maxima; an SQS source reads its queue's. */
 async function clock(
   mapping: { State: string; LastModified?: Date },
   maxima: number[],
   everEnabled: boolean,
+  changeQueueName?: string,
 ) {
   const { lambda, cloudwatch, windows } = stubs(mapping, maxima);
   const position = await readUpdaterPosition({
@@ -43,6 +48,7 @@ async function clock(
     cloudwatch,
     mappingUuid: 'uuid-1',
     updaterFunctionName: 'ddb2os-updater',
+    ...(changeQueueName ? { changeQueueName } : {}),
     everEnabled,
     now: runStart,
   });
@@ -80,6 +86,47 @@ describe('where the retention clock starts (Lambda and CloudWatch stubs)', () =>
       [HOUR],
       false,
     );
+
+    expect(oldest).toEqual(runStart);
+    expect(windows).toEqual([]);
+  });
+});
+
+describe('where the retention clock starts for an SQS source (Lambda and CloudWatch stubs)', () => {
+  const queueClock = (
+    mapping: { State: string; LastModified?: Date },
+    maxima: number[],
+    everEnabled: boolean,
+  ) => clock(mapping, maxima, everEnabled, 'orders-changes');
+
+  it("a paused updater: now minus the queue's oldest message (seconds), not when it was paused", async () => {
+    const pausedAt = new Date(runStart.getTime() - 5 * HOUR);
+
+    const { oldest, windows } = await queueClock(
+      { State: 'Disabled', LastModified: pausedAt },
+      [3 * 3600],
+      true,
+    );
+
+    expect(oldest).toEqual(new Date(runStart.getTime() - 3 * HOUR));
+    expect(windows).toEqual([
+      {
+        start: new Date(runStart.getTime() - 15 * 60_000),
+        end: runStart,
+        functionName: 'orders-changes',
+        metricName: 'ApproximateAgeOfOldestMessage',
+      },
+    ]);
+  });
+
+  it('an enabled updater with an empty queue: the run start', async () => {
+    const { oldest } = await queueClock({ State: 'Enabled' }, [], true);
+
+    expect(oldest).toEqual(runStart);
+  });
+
+  it('an updater no backfill ever enabled: the run start, without reading the metric', async () => {
+    const { oldest, windows } = await queueClock({ State: 'Disabled' }, [3600], false);
 
     expect(oldest).toEqual(runStart);
     expect(windows).toEqual([]);
