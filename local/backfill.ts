@@ -40,7 +40,12 @@ import { prepareSegmentWork } from '../pipeline/scan/segment-message';
 import { retentionNeed } from '../pipeline/summarize/retention-clock';
 import { summarizeRun } from '../pipeline/summarize/summarize-run';
 import { describeSourceTable, requireStream, type SourceTable } from '../pipeline/table/describe';
-import type { KeySchema, SegmentMessage, SegmentResult } from '../pipeline/table/types';
+import {
+  emptyCounts,
+  type KeySchema,
+  type SegmentMessage,
+  type SegmentResult,
+} from '../pipeline/table/types';
 import type { ResyncPhaseEvent } from './resync';
 import { type FollowerBatchInfo, StreamFollower, type StreamFollowerOptions } from './stream-follower';
 import { type RunSummary, runWorkflowLocally, WorkflowAbortedError } from './workflow';
@@ -356,12 +361,7 @@ function emptySummary(runId: string): RunSummary {
     runId,
     segments: 0,
     segmentsCompleted: 0,
-    scanned: 0,
-    created: 0,
-    alreadyPresent: 0,
-    failed: 0,
-    skipped: 0,
-    retried: 0,
+    ...emptyCounts(),
     fieldConflicts: [],
     durationSeconds: 0,
     durationHours: 0,

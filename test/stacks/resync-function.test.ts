@@ -62,31 +62,24 @@ describe('the resync function', () => {
     });
   });
 
-  it('may read, put, update and delete items of the progress table (the resync state), nothing else there', () => {
+  /** The resync function's role has a policy with this statement. */
+  const resyncRoleAllows = (statement: Record<string, unknown>) =>
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [roleRef(workflow.resyncFunction)],
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({
-            Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
-            Resource: Match.arrayWith([arnOf(workflow.progressTable)]),
-          }),
-        ]),
-      },
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike(statement)]) },
+    });
+
+  it('may read, put, update and delete items of the progress table (the resync state), nothing else there', () => {
+    resyncRoleAllows({
+      Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+      Resource: Match.arrayWith([arnOf(workflow.progressTable)]),
     });
   });
 
   it('may create and delete indices, move aliases and search on this domain only', () => {
-    template.hasResourceProperties('AWS::IAM::Policy', {
-      Roles: [roleRef(workflow.resyncFunction)],
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({
-            Action: ['es:ESHttpHead', 'es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost', 'es:ESHttpDelete'],
-            Resource: `${DOMAIN_ARN}/*`,
-          }),
-        ]),
-      },
+    resyncRoleAllows({
+      Action: ['es:ESHttpHead', 'es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost', 'es:ESHttpDelete'],
+      Resource: `${DOMAIN_ARN}/*`,
     });
     expect(workflow.openSearchAccess.map((access) => access.function)).toContain(workflow.resyncFunction);
   });

@@ -403,17 +403,13 @@ describe('the result', () => {
 
 describe('resync mode', () => {
   const resyncFunction = SUBSTITUTIONS.ResyncFunctionArn;
+  const resyncing = { Variable: '$.config.mode', StringEquals: 'resync' };
+  const abortingResync = { And: [resyncing, { Variable: '$.config.abort', BooleanEquals: true }] };
 
   it('leaves the updater running: a resync skips the pause, and an abort goes straight to its task', () => {
     expect(states['Backfill or resync?']?.Choices).toEqual([
-      {
-        And: [
-          { Variable: '$.config.mode', StringEquals: 'resync' },
-          { Variable: '$.config.abort', BooleanEquals: true },
-        ],
-        Next: 'Abort resync',
-      },
-      { Variable: '$.config.mode', StringEquals: 'resync', Next: 'Get updater state for resync' },
+      { ...abortingResync, Next: 'Abort resync' },
+      { ...resyncing, Next: 'Get updater state for resync' },
     ]);
   });
 
@@ -515,14 +511,8 @@ describe('resync mode', () => {
 
   it("ends with the resync's result: the fill's counts, the targets, the swaps and the deleted indices", () => {
     expect(states['Completed as?']?.Choices).toEqual([
-      {
-        And: [
-          { Variable: '$.config.mode', StringEquals: 'resync' },
-          { Variable: '$.config.abort', BooleanEquals: true },
-        ],
-        Next: 'Resync aborted',
-      },
-      { Variable: '$.config.mode', StringEquals: 'resync', Next: 'Resync complete' },
+      { ...abortingResync, Next: 'Resync aborted' },
+      { ...resyncing, Next: 'Resync complete' },
     ]);
     expect(states['Resync complete']).toMatchObject({
       End: true,
