@@ -117,8 +117,6 @@ export interface LocalBackfillOptions {
 export interface LocalResyncUpdater {
   /** After the DRAINING state is written: resolves once no updater page that read FILLING is being applied. */
   draining(): Promise<void>;
-  /** Before the swap: resolves once everything written to the table so far is applied. */
-  caughtUp(): Promise<void>;
   /** Tombstone removal rounds per index. @default 5 */
   tombstoneRounds?: number;
   onPhase?: (event: ResyncPhaseEvent) => void;
@@ -307,14 +305,16 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
         describeTable: async () => source.description,
         planSegments: async (input) => {
           const plan = await planBackfill(input, { opensearch, mapping });
+          // A resync resumes when its state existed; a backfill when its run did.
+          const planResumed = resyncSteps.resumed() ?? resumed;
           // A resumed run finds the index its first attempt created (or found, and then said so).
-          if (!resumed) for (const message of plan.warnings ?? []) emit({ type: 'warning', message });
+          if (!planResumed) for (const message of plan.warnings ?? []) emit({ type: 'warning', message });
           emit({
             type: 'plan',
-            runId,
+            runId: plan.runId,
             totalSegments: plan.totalSegments,
             itemCount: source.itemCount,
-            resumed,
+            resumed: planResumed,
           });
           return plan;
         },
@@ -408,7 +408,6 @@ function resyncStepBindings(options: LocalBackfillOptions, progressTable: string
       return removed;
     },
     swapAliases: async (input: { runId: string; targets: Record<string, string>; keepOld?: boolean }) => {
-      await options.resyncUpdater?.caughtUp();
       swap = await swapResyncAliases(input, deps);
       const previous = swap.swaps.flatMap((done) => done.previousIndices);
       phase({ phase: 'swapped', swaps: swap.swaps });
@@ -422,6 +421,8 @@ function resyncStepBindings(options: LocalBackfillOptions, progressTable: string
   };
   return {
     bindings,
+    /** Whether the resync existed before this run (undefined outside a resync). */
+    resumed: (): boolean | undefined => run?.resumed,
     outcome: (): LocalResyncOutcome => ({ targets: run?.targets ?? {}, tombstonesRemoved, ...swap }),
   };
 }

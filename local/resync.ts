@@ -12,10 +12,12 @@
  * 2. The same Map, segments, checkpoints and retries as `ddb2os run` fill the
  *    new indices (create only).
  * 3. "Drain resync": DRAINING. Where the cloud waits a Lambda timeout, the
- *    follower is stopped instead: its page in progress ends, so no page that
- *    read FILLING is still being applied when "Remove tombstones" runs.
- * 4. "Swap aliases", once the follower has drained the stream: each serving
- *    name moves to its new index; the old indices are deleted unless kept.
+ *    follower is stopped and started again instead: its page in progress
+ *    ends, so no page that read FILLING is still being applied when "Remove
+ *    tombstones" runs.
+ * 4. "Swap aliases": each serving name moves to its new index, which the
+ *    follower has kept as current as the old one; the old indices are
+ *    deleted unless kept. The follower stops when the resync returns.
  *
  * A failed or interrupted resync leaves the serving names where they were;
  * the same call resumes it (the state keeps its run, which keys the segment
@@ -112,11 +114,12 @@ export async function runLocalResync(options: LocalResyncOptions): Promise<Local
       runId,
       input: { ...options.input, mode: 'resync', ...(keepOld ? { keepOld: true } : {}) },
       resyncUpdater: {
-        // No page that read FILLING is still being applied once the follower has stopped.
-        draining: () => follower.stop(),
-        // Everything written to the table before now is in both indices.
-        caughtUp: async () => {
-          await follower.drain();
+        // Once the follower has stopped, no page that read FILLING is still being applied; restarted,
+        // its pages read DRAINING, as the updater Lambda's batches do after the cloud's wait. It keeps
+        // running through the swap: the new index is then as current as the one it replaces.
+        draining: async () => {
+          await follower.stop();
+          follower.start();
         },
         ...(tombstoneRounds === undefined ? {} : { tombstoneRounds }),
         ...(onPhase ? { onPhase } : {}),

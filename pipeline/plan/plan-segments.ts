@@ -254,7 +254,9 @@ export async function planBackfill(
       definition,
       deps.indexOptions,
     );
-    const notApplied = definitionNotAppliedWarning(definition, indices);
+    // A resync's new indices were created with the definition by "Start resync": found here, not skipped.
+    const resync = Object.keys(input.targets ?? {}).length > 0;
+    const notApplied = resync ? undefined : definitionNotAppliedWarning(definition, indices);
     if (notApplied) warnings = [notApplied];
   }
   if (plan.itemSource === 'S3' && deps.planStore && plan.key) {

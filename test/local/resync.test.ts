@@ -8,14 +8,15 @@
 import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { describe, expect, it } from 'vitest';
-import { createLocalUpdater, runLocalBackfill } from '../../local/backfill';
+import { type BackfillEvent, createLocalUpdater, runLocalBackfill } from '../../local/backfill';
 import { abortLocalResync, type LocalResyncOptions, runLocalResync } from '../../local/resync';
 import { WorkflowFailedError } from '../../local/workflow';
 import { SinkUnavailableError } from '../../pipeline/errors';
 import { describeServingName } from '../../pipeline/index/alias';
+import { readIndexDefinition } from '../../pipeline/index/index-definition';
 import type { MappingConfig } from '../../pipeline/mapping/mapping';
 import { readResyncState } from '../../pipeline/resync/resync-state';
-import { countTombstones } from '../../pipeline/resync/tombstones';
+import { countTombstones, TOMBSTONE_FIELD } from '../../pipeline/resync/tombstones';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import { verifyIndex } from '../../pipeline/verify/verify';
 import { seedItems } from '../support/backfill-fixtures';
@@ -84,9 +85,10 @@ describe('a resync, run locally through the workflow definition', () => {
     const target = await backfilled(300);
     let stop = false;
     let writes = 0;
-    // Puts, updates and deletes on the table for the whole resync: the updater writes them to both indices.
+    // Puts, updates and deletes on the table while the resync runs (the updater writes them to both
+    // indices), a bounded number: an unbounded writer outruns the follower on a loaded machine.
     const writer = (async () => {
-      for (let i = 0; !stop; i += 1) {
+      for (let i = 0; !stop && i < 300; i += 1) {
         const n = (i * 7) % 300;
         if (i % 3 === 0) {
           await dynamodb.send(
@@ -103,6 +105,7 @@ describe('a resync, run locally through the workflow definition', () => {
           await dynamodb.send(new PutItemCommand({ TableName: target.table, Item: item(1_000 + i) }));
         }
         writes += 1;
+        await new Promise((resolve) => setTimeout(resolve, 10));
       }
     })();
 
@@ -154,6 +157,28 @@ describe('a resync, run locally through the workflow definition', () => {
       indices: [third.targets[target.index] as string],
     });
     expect(await matchesTable(target)).toEqual({ missing: 0, extra: 0, differing: 0 });
+  });
+
+  it("creates the new index with the run's index definition and the tombstone field, without a not-applied warning", async () => {
+    const target = await backfilled(50);
+    const events: BackfillEvent[] = [];
+
+    const result = await resync(target, {
+      indexConfig: readIndexDefinition(
+        { mappings: { properties: { name: { type: 'keyword' } } } },
+        'index config file orders.json',
+      ),
+      onEvent: (event) => events.push(event),
+    });
+
+    const next = result.targets[target.index] as string;
+    const { body } = await opensearch.indices.getMapping({ index: next });
+    expect(body[next]?.mappings.properties).toMatchObject({
+      name: { type: 'keyword' },
+      [TOMBSTONE_FIELD]: { type: 'keyword' },
+    });
+    expect(events.filter((event) => event.type === 'warning')).toEqual([]);
+    expect(await count(opensearch, target.index)).toBe(50);
   });
 
   it('leaves the serving index in place when a segment fails for good, and a rerun resumes the same resync', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidMessageError } from '../../../pipeline/errors';
-import type { MappingConfig } from '../../../pipeline/mapping/mapping';
+import { type MappingConfig, mapItem } from '../../../pipeline/mapping/mapping';
 import { prepareSegmentWork } from '../../../pipeline/scan/segment-message';
 
 const mapping: MappingConfig = {
@@ -36,6 +36,30 @@ describe('prepareSegmentWork', () => {
       expect(work.mapping.index).toBe('orders');
       expect(work.mapping.routes?.map((route) => route.index)).toEqual(['orders', 'audit']);
     }
+  });
+
+  it("sends a transform's documents to the new index, while the transform still sees the serving name", async () => {
+    const seen: string[] = [];
+    const transformed: MappingConfig = {
+      index: 'orders',
+      transform: (item, { defaultIndex }) => {
+        seen.push(defaultIndex);
+        const id = item.pk?.S ?? '';
+        return [
+          { index: 'orders', id, document: { hardCoded: true } },
+          { index: defaultIndex, id: `${id}-copy`, document: { fromDefault: true } },
+        ];
+      },
+    };
+
+    const work = await prepareSegmentWork(
+      { ...message, targets: { orders: 'orders-resync-1' } },
+      { ...deployment, mapping: transformed },
+    );
+    const documents = mapItem({ pk: { S: 'order#1' } }, work.keySchema, work.mapping);
+
+    expect(documents.map((document) => document.index)).toEqual(['orders-resync-1', 'orders-resync-1']);
+    expect(seen).toEqual(['orders']);
   });
 
   it.each([
