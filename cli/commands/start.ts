@@ -103,11 +103,10 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
     run: async (args, io) => {
       const json = args.values.json === true;
       const out = json ? io.stderr : io.stdout;
-      const input = withMode(
-        parseInput(optionalString(args, 'input')),
-        args.values.resync === true,
-        args.values['keep-old'] === true,
-      );
+      const input = executionInput(optionalString(args, 'input'), {
+        resync: args.values.resync === true,
+        keepOld: args.values['keep-old'] === true,
+      });
       const name = parseName(optionalString(args, 'name'));
       const { stateMachineArn, target } = await resolveStateMachine(args, io);
 
@@ -183,12 +182,40 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
 }
 
 /**
- * `--input`: a JSON object that the workflow's planner accepts, or a UsageError
- * that says what is wrong with it. Checked here too, so that a typo is a usage
- * error before any execution starts ("Validate and lock" checks it again,
- * with the deployment's limits).
+ * The execution input: `--input` (a JSON object) with `--resync` (mode resync) and `--keep-old`
+ * (keepOld) in it, checked with the workflow's own rules so that a typo is a usage error before any
+ * execution starts ("Validate and lock" checks it again, with the deployment's limits). A UsageError
+ * says what is wrong, also when the flags contradict the input or each other.
  */
-export function parseInput(raw: string | undefined): Record<string, unknown> {
+export function executionInput(
+  raw: string | undefined,
+  flags: { resync: boolean; keepOld: boolean },
+): Record<string, unknown> {
+  const input = parseInputObject(raw);
+  if (flags.keepOld && !flags.resync && input.mode !== 'resync') {
+    throw new UsageError(
+      '--keep-old goes with --resync: it keeps the index the alias pointed at before the swap',
+    );
+  }
+  if (flags.resync && input.mode !== undefined && input.mode !== 'resync') {
+    throw new UsageError(`--resync contradicts the input's "mode": ${JSON.stringify(input.mode)}`);
+  }
+  const merged = {
+    ...input,
+    ...(flags.resync ? { mode: 'resync' } : {}),
+    ...(flags.keepOld ? { keepOld: true } : {}),
+  };
+  try {
+    validateWorkflowConfig(merged);
+  } catch (error) {
+    if (error instanceof ConfigurationError) throw new UsageError(`--input: ${error.message}`);
+    throw error;
+  }
+  return merged;
+}
+
+/** `--input` as a JSON object (default `{}`), or a UsageError that says what it is instead. */
+function parseInputObject(raw: string | undefined): Record<string, unknown> {
   if (raw === undefined) return {};
   let value: unknown;
   try {
@@ -200,44 +227,7 @@ export function parseInput(raw: string | undefined): Record<string, unknown> {
     const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
     throw new UsageError(`--input must be a JSON object such as '{"totalSegments": 64}', got ${kind}`);
   }
-  try {
-    validateWorkflowConfig(value);
-  } catch (error) {
-    if (error instanceof ConfigurationError) throw new UsageError(`--input: ${error.message}`);
-    throw error;
-  }
   return value as Record<string, unknown>;
-}
-
-/**
- * The input with `--resync` (mode resync) and `--keep-old` (keepOld) in it; a UsageError when the
- * flags contradict the input or each other.
- */
-export function withMode(
-  input: Record<string, unknown>,
-  resync: boolean,
-  keepOld: boolean,
-): Record<string, unknown> {
-  if (keepOld && !resync && input.mode !== 'resync') {
-    throw new UsageError(
-      '--keep-old goes with --resync: it keeps the index the alias pointed at before the swap',
-    );
-  }
-  if (resync && input.mode !== undefined && input.mode !== 'resync') {
-    throw new UsageError(`--resync contradicts the input's "mode": ${JSON.stringify(input.mode)}`);
-  }
-  const merged = {
-    ...input,
-    ...(resync ? { mode: 'resync' } : {}),
-    ...(keepOld ? { keepOld: true } : {}),
-  };
-  try {
-    validateWorkflowConfig(merged);
-  } catch (error) {
-    if (error instanceof ConfigurationError) throw new UsageError(`--input: ${error.message}`);
-    throw error;
-  }
-  return merged;
 }
 
 function parseName(raw: string | undefined): string | undefined {

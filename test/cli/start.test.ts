@@ -472,20 +472,23 @@ describe('ddb2os start', () => {
     expect(result.stdout).not.toContain('previousIndices');
   });
 
-  it('--resync --keep-old asks the resync to keep the old index (Step Functions stubbed)', async () => {
+  it.each([
+    [['--resync', '--keep-old'], '{"mode":"resync","keepOld":true}'],
+    [['--resync', '--input', '{"keepOld": true}'], '{"keepOld":true,"mode":"resync"}'],
+  ])('%j asks the resync to keep the old index (Step Functions stubbed)', async (flags, input) => {
     // Prepare
     holder.world.sfn = startingStepFunctions([execution('RUNNING')], [], {});
 
     // Act
     const result = await runCli(
-      ['start', '--state-machine-arn', STATE_MACHINE_ARN, '--resync', '--keep-old', '--no-follow'],
+      ['start', '--state-machine-arn', STATE_MACHINE_ARN, ...flags, '--no-follow'],
       { env: ENV },
     );
 
     // Assess
     expect(result.code).toBe(0);
     expect(holder.world.sfn.inputs('StartExecution')).toEqual([
-      { stateMachineArn: STATE_MACHINE_ARN, input: '{"mode":"resync","keepOld":true}' },
+      { stateMachineArn: STATE_MACHINE_ARN, input },
     ]);
   });
 
