@@ -28,6 +28,7 @@ import {
   acknowledgeWorkflowFindings,
 } from './nag-acknowledgements';
 import { allowDomainIngress, openSearchClientNetwork } from './network';
+import { createResyncFunction } from './resync-function';
 import { UpdaterWatchdog } from './updater-watchdog';
 
 /**
@@ -43,6 +44,11 @@ export const OPENSEARCH_ACTIONS = {
   updater: ['es:ESHttpPost'],
   /** Restores the indices: GET /index/_mapping, PUT /index/_settings and /_mapping, POST /index/_refresh. */
   summarize: ['es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost'],
+  /**
+   * A resync: HEAD and PUT /index (create the new ones), GET /_alias and /index/_mapping, PUT
+   * /index/_settings, POST /_aliases, /index/_refresh, _search, _count and _bulk (tombstones), DELETE /index (the old ones).
+   */
+  resync: ['es:ESHttpHead', 'es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost', 'es:ESHttpDelete'],
 } as const;
 
 /** A function that calls OpenSearch, and the HTTP methods it needs there. */
@@ -86,6 +92,8 @@ export class BackfillWorkflow extends Construct implements IConnectable {
   readonly summarizeFunction: HandlerFunction;
   /** "Validate and lock" and "Release lock": the input check, the table's run lock and the retention clock. */
   readonly runLockFunction: HandlerFunction;
+  /** The steps of a resync (input `{"mode": "resync"}`): new indices, resync state, tombstones, alias swap. */
+  readonly resyncFunction: HandlerFunction;
   /** UUID of the updater's event source mapping, which the workflow pauses and enables. */
   readonly updaterMappingId: string;
   /** The updater's change source, its event source mapping and how far behind it is. */
@@ -204,7 +212,8 @@ export class BackfillWorkflow extends Construct implements IConnectable {
       timeout: Duration.minutes(5),
       memorySize: 512,
       logRemovalPolicy: removalPolicy,
-      environment: sink,
+      // The progress table holds the resync state, which the updater reads before each batch.
+      environment: { ...sink, [ENV.PROGRESS_TABLE]: this.progressTable.tableName },
     });
     this.summarizeFunction = new HandlerFunction(this, 'SummarizeFunction', {
       handlerName: 'summarize',
@@ -215,11 +224,19 @@ export class BackfillWorkflow extends Construct implements IConnectable {
       logRemovalPolicy: removalPolicy,
       environment: { ...opensearchEnvironment, [ENV.PROGRESS_TABLE]: this.progressTable.tableName },
     });
+    this.resyncFunction = createResyncFunction(this, 'ResyncFunction', {
+      tableName: table.tableName,
+      progressTable: this.progressTable,
+      opensearchEnvironment,
+      logRemovalPolicy: removalPolicy,
+      network,
+    });
     this.openSearchAccess = [
       { function: this.planFunction, actions: OPENSEARCH_ACTIONS.plan },
       { function: this.workerFunction, actions: OPENSEARCH_ACTIONS.worker },
       { function: this.updaterFunction, actions: OPENSEARCH_ACTIONS.updater },
       { function: this.summarizeFunction, actions: OPENSEARCH_ACTIONS.summarize },
+      { function: this.resyncFunction, actions: OPENSEARCH_ACTIONS.resync },
     ];
     if (network) {
       allowDomainIngress(this, props.domain, network);
@@ -296,6 +313,11 @@ export class BackfillWorkflow extends Construct implements IConnectable {
         SegmentQueueUrl: this.segmentQueue.queueUrl,
         BucketName: this.bucket.bucketName,
         IndexConfig: indexDefinitionSubstitution(settings.indexConfig),
+        ResyncFunctionArn: this.resyncFunction.functionArn,
+        // "Wait for late creates", still in FILLING: no worker invocation that lost its segment still creates.
+        ResyncCreateWaitSeconds: String(settings.workerTimeout.toSeconds()),
+        // "Wait for resync writers", in DRAINING: no updater batch that read FILLING still writes a tombstone.
+        ResyncDrainSeconds: String((this.updaterFunction.timeout ?? Duration.minutes(1)).toSeconds()),
       },
       logs: { destination: stateMachineLogs, level: LogLevel.ALL, includeExecutionData: true },
       tracingEnabled: true,
@@ -378,6 +400,8 @@ export class BackfillWorkflow extends Construct implements IConnectable {
     // DescribeTable: the key schema, once per cold start; GetItem/Query: current items for
     // KEYS_ONLY streams and aggregated partitions.
     table.grant(this.updaterFunction, 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:DescribeTable');
+    // The table's resync state, read before each batch.
+    this.progressTable.grant(this.updaterFunction, 'dynamodb:GetItem');
     this.updaterFunction.addToRolePolicy(putDeadLetters);
 
     this.progressTable.grant(this.summarizeFunction, 'dynamodb:Query');
@@ -426,6 +450,7 @@ export class BackfillWorkflow extends Construct implements IConnectable {
           this.planFunction.functionArn,
           this.summarizeFunction.functionArn,
           this.runLockFunction.functionArn,
+          this.resyncFunction.functionArn,
         ],
       }),
       // A Distributed Map runs its items as child executions of this state machine.

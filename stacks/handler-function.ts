@@ -41,6 +41,7 @@ export type HandlerName =
   | 'updater'
   | 'summarize'
   | 'run-lock'
+  | 'resync'
   | 'watchdog'
   | 'deploy-guard';
 

@@ -51,7 +51,7 @@ const [template, assembly, prebuilt] = process.argv.slice(2);
 const resources = Object.values(JSON.parse(readFileSync(template, 'utf8')).Resources);
 const functions = resources.filter((r) => r.Type === 'AWS::Lambda::Function' && r.Properties.Description?.startsWith('ddb2os:'));
 if (functions.length < 4) throw new Error(`example: expected the workflow's functions, found ${functions.length}`);
-// Every handler the package ships (plan, worker, updater, summarize, run-lock, watchdog, deploy-guard).
+// Every handler the package ships (plan, worker, updater, summarize, run-lock, resync, watchdog, deploy-guard).
 const bundles = new Map(readdirSync(prebuilt).map((n) => [readFileSync(join(prebuilt, n, 'index.mjs'), 'utf8'), n]));
 for (const fn of functions) {
   const code = readFileSync(join(assembly, `asset.${fn.Properties.Code.S3Key.replace(/\.zip$/, '')}`, 'index.mjs'), 'utf8');

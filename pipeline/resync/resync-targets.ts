@@ -4,6 +4,7 @@
  * index being filled for it; in FILLING a delete becomes a tombstone there,
  * so that the backfill's create of an older read cannot bring the item back.
  */
+import type { MappedDocument, MappingConfig, TransformHook } from '../mapping/mapping';
 import type { ResyncState } from './resync-state';
 import { tombstoneLine } from './tombstones';
 
@@ -46,4 +47,37 @@ export function asResyncDelete<W extends DocumentWrite>(write: W, state: ResyncS
 /** The index the backfill of a resync writes to instead of `index` (itself outside a resync's targets). */
 export function resyncTargetOf(index: string, targets: Record<string, string> | undefined): string {
   return targets?.[index] ?? index;
+}
+
+/**
+ * The mapping the backfill of a resync writes with: each index it names (its `index`, its routes')
+ * replaced by the index being filled for it, and so is each index a transform returns (the
+ * transform still sees the serving name as its `defaultIndex`). Without targets, `mapping` itself.
+ */
+export function retargetMapping<M extends Pick<MappingConfig, 'index' | 'routes' | 'transform'>>(
+  mapping: M,
+  targets: Record<string, string> | undefined,
+): M {
+  if (!targets || Object.keys(targets).length === 0) return mapping;
+  const { transform } = mapping;
+  return {
+    ...mapping,
+    index: resyncTargetOf(mapping.index, targets),
+    ...(mapping.routes
+      ? { routes: mapping.routes.map((route) => ({ ...route, index: resyncTargetOf(route.index, targets) })) }
+      : {}),
+    ...(transform
+      ? {
+          transform: ((item, context) => {
+            const mapped = transform(item, { ...context, defaultIndex: mapping.index });
+            if (!mapped) return mapped;
+            const retarget = (document: MappedDocument) => ({
+              ...document,
+              index: resyncTargetOf(document.index, targets),
+            });
+            return Array.isArray(mapped) ? mapped.map(retarget) : retarget(mapped);
+          }) satisfies TransformHook,
+        }
+      : {}),
+  };
 }

@@ -72,7 +72,8 @@ describe('BackfillWorkflow in a VPC', () => {
       .filter(([, fn]) => fn.VpcConfig !== undefined)
       .map(([description]) => description);
     expect(new Set(inVpc)).toEqual(callers);
-    expect(callers.size).toBe(4);
+    // plan, worker, updater, summarize, resync
+    expect(callers.size).toBe(5);
     const subnetIds = vpc.isolatedSubnets.map((subnet) => stack.resolve(subnet.subnetId));
     for (const description of callers) {
       template.hasResourceProperties('AWS::Lambda::Function', {

@@ -109,11 +109,12 @@ describe('BackfillWorkflow transformModule: synth-time checks', () => {
     const workflow = workflowWith({ transformModule: TRANSFORM, mapping: { index: 'orders' } });
     const template = Template.fromStack(workflow.node.scope as Stack);
     // The watchdog and the deploy guard read the mapping's state, not items: they have no index. The
-    // run-lock function has one: it checks the input's index against the mapping's indices.
+    // run-lock function has one: it checks the input's index against the mapping's indices; the resync
+    // function makes a new index for each index the mapping writes.
     const mappings = Object.values(template.findResources('AWS::Lambda::Function'))
       .filter((fn) => fn.Properties.Environment?.Variables?.DDB2OS_INDEX_NAME !== undefined)
       .map((fn) => fn.Properties.Environment.Variables.DDB2OS_MAPPING);
-    expect(mappings).toEqual(Array(5).fill(JSON.stringify({ index: 'orders', transformModule: TRANSFORM })));
+    expect(mappings).toEqual(Array(6).fill(JSON.stringify({ index: 'orders', transformModule: TRANSFORM })));
   });
 });
 
@@ -309,6 +310,8 @@ describe('BackfillStack -c transformModule=PATH', () => {
         DDB2OS_OPENSEARCH_ENDPOINT: opensearchUrl(),
         DDB2OS_OPENSEARCH_SIGNING: 'none',
         DDB2OS_DEAD_LETTER_BUCKET: 'not-used-when-every-record-maps',
+        // Where the updater reads the resync state (none here) before each batch.
+        DDB2OS_PROGRESS_TABLE: progressTable,
         DYNAMODB_ENDPOINT: dynamodbEndpoint(),
         POWERTOOLS_TRACE_ENABLED: 'false',
       };
