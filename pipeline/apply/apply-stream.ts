@@ -638,7 +638,7 @@ async function applyUnordered(records: StreamBatchRecord[], deps: ApplyStreamDep
     }
   }
 
-  const { results, failures } = await repairEach(targets, deps);
+  const { results, failures } = await settleKeys(targets, deps);
   for (const repaired of results) {
     result.indexed += repaired.indexed;
     result.deleted += repaired.deleted;
@@ -664,6 +664,44 @@ async function applyUnordered(records: StreamBatchRecord[], deps: ApplyStreamDep
   logger?.debug('applied unordered records', { ...done, records: records.length });
   return done;
 }
+
+/**
+ * Rounds of repairEach until every key is settled by a write of this batch's
+ * own (or found absent as it should be). A key `superseded` (another write
+ * landed between this batch's read of its document and its write) goes
+ * again: the other writer may have read the item before the change this
+ * batch's record stands for, and no later record is sure to come. After
+ * `SETTLE_ROUNDS` rounds its records are left to come again.
+ */
+async function settleKeys(
+  targets: { target: RepairTarget; group: Group }[],
+  deps: ApplyStreamDeps,
+): Promise<{ results: RepairResult[]; failures: KeyFailure[] }> {
+  const results: RepairResult[] = [];
+  const failures: KeyFailure[] = [];
+  let pending = targets;
+  for (let round = 1; pending.length > 0; round++) {
+    const settled = await repairEach(pending, deps);
+    results.push(...settled.results);
+    failures.push(...settled.failures);
+    const superseded = new Set(
+      settled.results.flatMap((result) => result.supersededIds.map(({ key }) => key)),
+    );
+    pending = pending.filter(({ target }) => superseded.has(target.key));
+    if (round === SETTLE_ROUNDS) {
+      const reason = `another write of the key landed first in each of ${SETTLE_ROUNDS} rounds`;
+      failures.push(...pending.map(({ group }) => ({ group, reason })));
+      break;
+    }
+  }
+  return { results, failures };
+}
+
+/** Rounds of settleKeys (each repairKeys reads a conflicted key twice) before a key's records are left to come again. */
+const SETTLE_ROUNDS = 4;
+
+/** Even a document equal to its item is written, under its version: see RepairOptions.rewriteEqual. */
+const REWRITE_EQUAL = { rewriteEqual: true };
 
 /** A key repairEach did not apply: repairKeys said why (`reason`), or threw (`error`). */
 interface KeyFailure {
@@ -692,6 +730,7 @@ async function repairEach(
     const repaired = await repairKeys(
       targets.map(({ target }) => target),
       repairDeps,
+      REWRITE_EQUAL,
     );
     return { results: [repaired], failures: failuresOf(repaired, targets) };
   } catch (error) {
@@ -702,7 +741,7 @@ async function repairEach(
     const failures: KeyFailure[] = [];
     await mapWithConcurrency(targets, deps.readConcurrency ?? 16, async (entry) => {
       try {
-        const repaired = await repairKeys([entry.target], repairDeps);
+        const repaired = await repairKeys([entry.target], repairDeps, REWRITE_EQUAL);
         results.push(repaired);
         failures.push(...failuresOf(repaired, [entry]));
       } catch (alone) {

@@ -91,6 +91,18 @@ export interface RepairResult {
   supersededIds: { index: string; id: string; key: Item }[];
 }
 
+export interface RepairOptions {
+  /**
+   * Write a document already equal to its item anyway (`index` under the
+   * version read) instead of counting it `unchanged`. The write bumps the
+   * document's version, so a writer that read the document before it, and
+   * may have read an older item, fails its conditional write: the unordered
+   * updater relies on this (docs/stream-updater.md, "Order and duplicates").
+   * @default false
+   */
+  rewriteEqual?: boolean;
+}
+
 /** A document's place. */
 interface Place {
   index: string;
@@ -122,7 +134,11 @@ interface WriteAction {
 const READ_BATCH = 1000;
 
 /** Repairs the documents of `targets` from the table; see the module comment. Never throws for one key's problem. */
-export async function repairKeys(targets: RepairTarget[], deps: RepairDeps): Promise<RepairResult> {
+export async function repairKeys(
+  targets: RepairTarget[],
+  deps: RepairDeps,
+  options: RepairOptions = {},
+): Promise<RepairResult> {
   const result: RepairResult = {
     indexed: 0,
     deleted: 0,
@@ -153,8 +169,8 @@ export async function repairKeys(targets: RepairTarget[], deps: RepairDeps): Pro
       });
     }
   }
-  const conflicted = await repairRound([...works.values()], deps, result, false);
-  if (conflicted.length > 0) await repairRound(conflicted, deps, result, true);
+  const conflicted = await repairRound([...works.values()], deps, result, false, options);
+  if (conflicted.length > 0) await repairRound(conflicted, deps, result, true, options);
   deps.telemetry?.logger?.info('repaired keys', {
     keys: works.size,
     indexed: result.indexed,
@@ -173,6 +189,7 @@ async function repairRound(
   deps: RepairDeps,
   result: RepairResult,
   last: boolean,
+  options: RepairOptions,
 ): Promise<KeyWork[]> {
   const failed = new Set<KeyWork>();
   const fail = (work: KeyWork, reason: string) => {
@@ -261,7 +278,11 @@ async function repairRound(
         else actions.push({ kind: 'delete', place, work, ifVersion: now.version });
       } else if (now === null) {
         actions.push({ kind: 'create', place, work, body });
-      } else if (now.source !== undefined && !firstDifference(JSON.parse(body) as JsonValue, now.source)) {
+      } else if (
+        !options.rewriteEqual &&
+        now.source !== undefined &&
+        !firstDifference(JSON.parse(body) as JsonValue, now.source)
+      ) {
         result.unchanged += 1;
       } else {
         actions.push({ kind: 'index', place, work, body, ifVersion: now.version });

@@ -20,7 +20,8 @@ import { createOpenSearchClient } from '../../../pipeline/index/opensearch';
 import type { MappingConfig } from '../../../pipeline/mapping/mapping';
 import type { ResyncState } from '../../../pipeline/resync/resync-state';
 import type { Item, KeySchema } from '../../../pipeline/table/types';
-import { createTable, uniqueName, useEngines } from '../../support/engines';
+import { createTable, opensearchUrl, uniqueName, useEngines } from '../../support/engines';
+import { startFaultyProxy } from '../../support/opensearch-proxy';
 import {
   applyStreamDeps,
   expectIndexEqualsTable,
@@ -172,6 +173,81 @@ describe.each(sources)('applyStreamRecords, ordering unordered, from %s', (_name
     const documents = await indexDocuments(search, t.index);
     expect([...documents.keys()]).toStrictEqual(['k|other']);
     await t.equalsTable();
+  });
+});
+
+describe('applyStreamRecords, ordering unordered: races between deliveries', () => {
+  it('a delivery that read the item before its last change writes after that change was applied, and the item went back to a value the document held: the stale write loses', async () => {
+    // Prepare: the document holds A; the item becomes B. A delivery of B's record reads the document (A) and the
+    // item (B); before its write, the item goes back to A and that record is applied: the document already held A.
+    const t = await setup('unordered-aba', { kind: 'sqs', envelope: 'pipes' });
+    await t.put('k', 'aba', { v: { S: 'A' } });
+    await t.apply(await t.newRecords());
+    await t.put('k', 'aba', { v: { S: 'B' } });
+    const [toB] = await t.newRecords();
+    let raced = false;
+    const proxy = await startFaultyProxy(opensearchUrl(), {
+      beforeBulk: async () => {
+        if (raced) return;
+        raced = true;
+        await t.put('k', 'aba', { v: { S: 'A' } });
+        const backToA = await t.apply(await t.newRecords());
+        expect(backToA.retryPositions).toBeUndefined();
+      },
+    });
+    const stale = createOpenSearchClient({ endpoint: proxy.url });
+
+    try {
+      // Act
+      const result = await applyStreamRecords([toB!], { ...t.deps, opensearch: stale });
+
+      // Assess
+      expect(raced).toBe(true);
+      expect(result.retryPositions).toBeUndefined();
+      expect((await indexDocuments(search, t.index)).get('k|aba')).toStrictEqual({
+        pk: 'k',
+        sk: 'aba',
+        v: 'A',
+      });
+      await t.equalsTable();
+    } finally {
+      await stale.close();
+      await proxy.close();
+    }
+  });
+
+  it('another write lands before each of its writes: it reads again until its own write lands, or leaves the record for retry', async () => {
+    // Prepare: another writer (standing for a delivery of an older record) puts an older value in before each write
+    const t = await setup('unordered-superseded', { kind: 'kinesis' });
+    await t.put('k', 's', { v: { N: '1' } });
+    const records = await t.newRecords();
+    const interfering = async (times: number) => {
+      let writes = 0;
+      const proxy = await startFaultyProxy(opensearchUrl(), {
+        beforeBulk: async () => {
+          if (writes++ >= times) return;
+          await search.index({ index: t.index, id: 'k|s', body: { pk: 'k', sk: 's', v: 0 }, refresh: true });
+        },
+      });
+      return { proxy, client: createOpenSearchClient({ endpoint: proxy.url }) };
+    };
+
+    // Act: superseded in repairKeys' two reads, then settled in the next round; then never let through
+    const twice = await interfering(2);
+    const settled = await applyStreamRecords(records, { ...t.deps, opensearch: twice.client });
+    await twice.client.close();
+    await twice.proxy.close();
+    const settledDocument = (await indexDocuments(search, t.index)).get('k|s');
+    const always = await interfering(Number.POSITIVE_INFINITY);
+    const gaveUp = await applyStreamRecords(records, { ...t.deps, opensearch: always.client });
+    await always.client.close();
+    await always.proxy.close();
+
+    // Assess
+    expect(settled.retryPositions).toBeUndefined();
+    expect(settledDocument).toStrictEqual({ pk: 'k', sk: 's', v: 1 });
+    expect(gaveUp).toMatchObject({ applied: 0, retryPositions: [0] });
+    expect(gaveUp.firstFailedSequenceNumber).toBe(records[0]!.sequenceNumber);
   });
 });
 
