@@ -176,6 +176,75 @@ describe.each(sources)('applyStreamRecords, ordering unordered, from %s', (_name
   });
 });
 
+describe('applyStreamRecords, ordering unordered: aggregated documents and transforms', () => {
+  it("an aggregated partition is rebuilt from the table whatever order its items' changes arrive in, and goes when it is empty", async () => {
+    // Prepare
+    const t = await setup(
+      'unordered-aggregate',
+      { kind: 'kinesis' },
+      {
+        mapping: { aggregate: { parentSortKey: 'profile', childrenField: 'orders' } },
+      },
+    );
+    await t.put('c1', 'profile', { name: { S: 'Ada' } });
+    await t.put('c1', 'order#1', { total: { N: '10' } });
+    await t.put('c1', 'order#2', { total: { N: '20' } });
+    await t.remove('c1', 'order#1');
+    await t.put('c2', 'profile', { name: { S: 'Bob' } });
+    await t.remove('c2', 'profile');
+    const records = await t.newRecords();
+
+    // Act: newest first, then the first half again
+    const result = await t.apply([...records].reverse());
+    const again = await t.apply(records.slice(0, 3));
+
+    // Assess
+    expect(result.retryPositions ?? again.retryPositions).toBeUndefined();
+    const documents = await indexDocuments(search, t.index);
+    expect([...documents.keys()]).toStrictEqual(['c1']);
+    expect(documents.get('c1')).toStrictEqual({
+      pk: 'c1',
+      sk: 'profile',
+      name: 'Ada',
+      orders: [{ pk: 'c1', sk: 'order#2', total: 20 }],
+    });
+    await t.equalsTable();
+  });
+
+  it("a transform: the documents of earlier states, named by any record's images, go; the current state's stay", async () => {
+    // Prepare: one document per tag
+    const t = await setup(
+      'unordered-transform',
+      { kind: 'sqs', envelope: 'eventbridge' },
+      {
+        mapping: {
+          transform: (item, { defaultIndex }) =>
+            (item.tags?.SS ?? []).map((tag) => ({
+              index: defaultIndex,
+              id: `${item.pk!.S}#${tag}`,
+              document: { owner: item.pk!.S, tag },
+            })),
+        },
+      },
+    );
+    await t.put('a', 'x', { tags: { SS: ['red', 'blue'] } });
+    await t.put('b', 'x', { tags: { SS: ['red'] } });
+    const created = await t.newRecords();
+    await t.apply(created);
+    await t.put('a', 'x', { tags: { SS: ['green', 'blue'] } });
+    await t.remove('b', 'x');
+    const changed = await t.newRecords();
+
+    // Act: the later changes first, then the creates again (late duplicates)
+    const result = await t.apply([...changed.reverse(), ...created]);
+
+    // Assess
+    expect(result).toMatchObject({ deleted: 2, deadLettered: 0 });
+    expect(result.retryPositions).toBeUndefined();
+    expect([...(await indexDocuments(search, t.index)).keys()].sort()).toStrictEqual(['a#blue', 'a#green']);
+  });
+});
+
 describe('applyStreamRecords, ordering unordered: races between deliveries', () => {
   it('a delivery that read the item before its last change writes after that change was applied, and the item went back to a value the document held: the stale write loses', async () => {
     // Prepare: the document holds A; the item becomes B. A delivery of B's record reads the document (A) and the
