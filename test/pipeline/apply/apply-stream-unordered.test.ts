@@ -360,23 +360,71 @@ describe('applyStreamRecords, ordering unordered: failures', () => {
     expect(retried).toMatchObject({ applied: 2, indexed: 2 });
     await t.equalsTable();
   });
+});
 
-  it('during a resync the batch is retried, not applied to one index only', async () => {
+describe('applyStreamRecords, ordering unordered: during a resync', () => {
+  it('FILLING: each key is written to the serving index and to the one being filled, a deleted item there as a tombstone that an older create cannot replace', async () => {
     // Prepare
     const t = await setup('unordered-resync', { kind: 'sqs', envelope: 'pipes' });
-    await t.put('k', 'a');
+    const filling = engines.deleteIndexAfter(`${t.index}-r1`);
+    await search.indices.create({ index: filling, body: { settings: { number_of_replicas: 0 } } });
+    await t.put('k', 'a', { v: { N: '1' } });
+    await t.put('k', 'b', { v: { N: '2' } });
+    await t.remove('k', 'b');
     const records = await t.newRecords();
-    const state = {
+    const state: ResyncState = {
       runId: 'r1',
       phase: 'FILLING',
-      targets: { [t.index]: `${t.index}-r1` },
-    } as unknown as ResyncState;
+      targets: { [t.index]: filling },
+      startedAt: new Date().toISOString(),
+      phaseChangedAt: new Date().toISOString(),
+    };
+
+    // Act: newest first, each twice; then the resync's backfill creates its older read of k/b
+    const result = await applyStreamRecords([...records].reverse().concat(records), {
+      ...t.deps,
+      resync: async () => state,
+    });
+    const olderCreate = await search
+      .create({ index: filling, id: 'k|b', body: { pk: 'k', sk: 'b', v: 2 } })
+      .then(
+        () => 201,
+        (error: { meta?: { statusCode?: number } }) => error.meta?.statusCode,
+      );
+
+    // Assess
+    expect(result.retryPositions).toBeUndefined();
+    await t.equalsTable();
+    const copies = await indexDocuments(search, filling);
+    expect(Object.fromEntries(copies)).toStrictEqual({
+      'k|a': { pk: 'k', sk: 'a', v: 1 },
+      'k|b': { _ddb2os_tombstone: 'r1' },
+    });
+    expect(olderCreate).toBe(409);
+  });
+
+  it('DRAINING: a deleted item is deleted from the index being filled too', async () => {
+    // Prepare: a tombstone-free copy of k/c in the index being filled, then k/c is deleted
+    const t = await setup('unordered-draining', { kind: 'kinesis' });
+    const filling = engines.deleteIndexAfter(`${t.index}-r2`);
+    await search.index({ index: filling, id: 'k|c', body: { pk: 'k', sk: 'c', v: 3 }, refresh: true });
+    await t.put('k', 'c', { v: { N: '3' } });
+    await t.remove('k', 'c');
+    const records = await t.newRecords();
+    const state: ResyncState = {
+      runId: 'r2',
+      phase: 'DRAINING',
+      targets: { [t.index]: filling },
+      startedAt: new Date().toISOString(),
+      phaseChangedAt: new Date().toISOString(),
+    };
 
     // Act
     const result = await applyStreamRecords(records, { ...t.deps, resync: async () => state });
 
     // Assess
-    expect(result).toMatchObject({ applied: 0, retryPositions: [0] });
+    expect(result.retryPositions).toBeUndefined();
+    expect((await indexDocuments(search, filling)).size).toBe(0);
     expect((await indexDocuments(search, t.index)).size).toBe(0);
   });
 });
