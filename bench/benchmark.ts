@@ -609,8 +609,10 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
       ]),
     );
     const value = (phase: string) => phases[phase]?.median ?? 0;
-    const rssBase = median(rss.base);
-    const rssN = median(rss.n);
+    // A median of an even count is a mean of two: rounded to the 0.1 MiB the samples have.
+    const mibMedian = (samples: number[]) => Math.round(median(samples) * 10) / 10;
+    const rssBase = mibMedian(rss.base);
+    const rssN = mibMedian(rss.n);
     const model = await modelCheck(dynamodb, table, options, value('backfill'), median(backfillSeconds));
     result = {
       items: options.items,
@@ -630,8 +632,8 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
       elapsed_s: 0,
       ...(scale
         ? {
-            rss_scale_mib: median(scale),
-            rss_growth_scale_mib: Math.round((median(scale) - rssN) * 10) / 10,
+            rss_scale_mib: mibMedian(scale),
+            rss_growth_scale_mib: Math.round((mibMedian(scale) - rssN) * 10) / 10,
             scale_items: scaleItems,
           }
         : {}),
