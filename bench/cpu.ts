@@ -4,7 +4,7 @@
  * process group (local/engines/process-group.ts), so its CPU is the sum over that group.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100;
 
@@ -19,18 +19,77 @@ export function groupCpuSeconds(pgid: number): number {
   }
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) !== pgid) continue;
+    const fields = statFields(entry);
+    if (fields === undefined || Number(fields[2]) !== pgid) continue;
     ticks += Number(fields[11]) + Number(fields[12]);
   }
   return ticks / TICKS_PER_SECOND;
+}
+
+/** Fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
+function statFields(pid: string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+/**
+ * The process group of the process that listens on `url`'s port on this
+ * machine (from /proc/net/tcp*, the socket's inode, and the processes' open
+ * files), or undefined (another machine, another PID namespace, or no
+ * access). It lets the benchmark read the CPU of engines it did not start:
+ * their whole processes, so whatever else uses them at the time counts too.
+ */
+export function listenerProcessGroup(url: string): number | undefined {
+  let port: number;
+  try {
+    const parsed = new URL(url);
+    if (!['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname)) return undefined;
+    port = Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80));
+  } catch {
+    return undefined;
+  }
+  const portHex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let table: string;
+    try {
+      table = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of table.split('\n').slice(1)) {
+      // sl local_address rem_address st … inode: st 0A is LISTEN.
+      const fields = line.trim().split(/\s+/);
+      if (fields[1]?.endsWith(portHex) && fields[3] === '0A' && fields[9])
+        inodes.add(`socket:[${fields[9]}]`);
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (inodes.has(target)) {
+        const pgid = Number(statFields(pid)?.[2]);
+        return Number.isInteger(pgid) && pgid > 0 ? pgid : undefined;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** CPU seconds of this process (user + system). */

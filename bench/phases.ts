@@ -19,8 +19,9 @@ import type { Client } from '@opensearch-project/opensearch';
 import { createLocalUpdater } from '../local/backfill';
 import { seededRandom } from '../local/demo-data';
 import { loadItems } from '../local/load-items';
+import { type BulkLine, BulkWriter, bulkCreateLine } from '../pipeline/bulk/bulk-writer';
 import { eachWithConcurrency, range } from '../pipeline/concurrency';
-import { prepareIndexForBackfill } from '../pipeline/index/index-settings';
+import { prepareIndexForBackfill, restoreIndexAfterBackfill } from '../pipeline/index/index-settings';
 import { encodeDocument, type MappingConfig, mapItem } from '../pipeline/mapping/mapping';
 import { describeSourceTable } from '../pipeline/table/describe';
 import { scanPage } from '../pipeline/table/reads';
@@ -91,7 +92,8 @@ export async function enableStream(dynamodb: DynamoDBClient, table: string): Pro
 
 /**
  * 1. Source ceiling: a raw parallel Scan of the whole table, `concurrency`
- * segments at a time, each read page after page; items counted and dropped.
+ * segments at a time, each read page after page; items counted and dropped
+ * (and pages counted in `stats`).
  */
 export async function scanTable(
   dynamodb: DynamoDBClient,
@@ -99,6 +101,7 @@ export async function scanTable(
   segments: number,
   concurrency: number,
   pageLimit?: number,
+  stats?: { pages: number },
 ): Promise<number> {
   let items = 0;
   await eachWithConcurrency(range(segments), concurrency, async (segment) => {
@@ -113,21 +116,77 @@ export async function scanTable(
         ...(pageLimit ? { Limit: pageLimit } : {}),
       });
       items += page.count;
+      if (stats) stats.pages += 1;
       startKey = page.lastEvaluatedKey;
     } while (startKey);
   });
   return items;
 }
 
-/** The bulk lines of the table's documents, as ddb2os maps them, without an index (the URL names it). */
-export function documentLines(items: Iterable<Item>, mapping: MappingConfig): string[] {
+/**
+ * The bulk lines of the table's documents, as ddb2os maps them, without an
+ * index (the URL names it): `create` for a load, `index` for an overwrite.
+ */
+export function documentLines(
+  items: Iterable<Item>,
+  mapping: MappingConfig,
+  operation: 'create' | 'index' = 'create',
+): string[] {
   const lines: string[] = [];
   for (const item of items) {
     for (const document of mapItem(item, BENCH_KEY_SCHEMA, mapping)) {
-      lines.push(`{"create":{"_id":${JSON.stringify(document.id)}}}\n${encodeDocument(document.document)}\n`);
+      lines.push(
+        `{"${operation}":{"_id":${JSON.stringify(document.id)}}}\n${encodeDocument(document.document)}\n`,
+      );
     }
   }
   return lines;
+}
+
+/**
+ * The backfill's own create actions for `index` (bulkCreateLine: the index
+ * in each action line, UTF-8 encoded once), built before any timing.
+ */
+export function backfillLines(items: Iterable<Item>, index: string): BulkLine[] {
+  const lines: BulkLine[] = [];
+  for (const item of items) {
+    for (const document of mapItem(item, BENCH_KEY_SCHEMA, { index })) {
+      lines.push(bulkCreateLine(index, document.id, encodeDocument(document.document)));
+    }
+  }
+  return lines;
+}
+
+/**
+ * The sink at the backfill's request shape: the same prebuilt create actions
+ * sent through the backfill's BulkWriter (its action lines, `filter_path` and
+ * answer handling), `docsPerRequest` a request and `concurrency` in flight,
+ * into a fresh index, timed as the backfill is (timedLoad). Set to the backfill's measured average
+ * request size and its requests in flight, it tells the part of the
+ * backfill's OpenSearch CPU that comes from the shape of its requests from
+ * the part that comes from anything else.
+ */
+export async function writerLoad(
+  opensearch: Client,
+  index: string,
+  lines: BulkLine[],
+  docsPerRequest: number,
+  concurrency: number,
+): Promise<Measurement> {
+  return timedLoad(opensearch, index, async () => {
+    let failed = 0;
+    const writer = new BulkWriter<BulkLine>(opensearch, {
+      maxDocs: docsPerRequest,
+      concurrency,
+      onOutcome: (_document, outcome) => {
+        if (outcome.status !== 'created') failed += 1;
+      },
+    });
+    const error = await writer.writeAll(lines, (line) => line);
+    if (error) throw error;
+    if (failed > 0) throw new Error(`the shaped bulk load into ${index} did not create ${failed} documents`);
+    return lines.length;
+  });
 }
 
 /** Request bodies of `docsPerRequest` lines each. */
@@ -139,10 +198,28 @@ export function bulkBodies(lines: string[], docsPerRequest: number): string[] {
   return bodies;
 }
 
-/** Creates `index` the way a backfill does: item-friendly mappings, refresh off, no replicas. */
-export async function freshIndex(opensearch: Client, index: string): Promise<void> {
+/**
+ * Times a load into `index` from end to end as the backfill's own time runs:
+ * the index created as the backfill creates it, the documents written
+ * (`write` returns how many), and the index's settings put back and
+ * refreshed as the backfill does before it reports (so the documents are
+ * searchable). The index's creation and restoration cost OpenSearch CPU
+ * (cluster state updates, a replica to allocate) that the backfill pays in
+ * its window; a ceiling that left them out would make the backfill look
+ * dearer per document than it is.
+ */
+export async function timedLoad(
+  opensearch: Client,
+  index: string,
+  write: () => Promise<number>,
+): Promise<Measurement> {
   await opensearch.indices.delete({ index, ignore_unavailable: true }).catch(() => undefined);
-  await prepareIndexForBackfill(opensearch, index);
+  return timed(async () => {
+    await prepareIndexForBackfill(opensearch, index);
+    const documents = await write();
+    await restoreIndexAfterBackfill(opensearch, index);
+    return documents;
+  });
 }
 
 interface BulkAnswer {
@@ -150,7 +227,7 @@ interface BulkAnswer {
   items?: Record<string, { status?: number; error?: { type?: string; reason?: string } }>[];
 }
 
-/** Sends one prebuilt `_bulk` body; throws when any document was not created. */
+/** Sends one prebuilt `_bulk` body; throws when any document was not written. */
 async function sendBody(opensearch: Client, index: string, body: string): Promise<void> {
   const response = await opensearch.bulk({
     index,
@@ -176,9 +253,17 @@ export async function bulkSend(
 
 /**
  * 2. Sink ceiling: prebuilt request bodies, `concurrency` in flight, into a
- * fresh index, then a refresh: like the backfill, the load ends when its
- * documents are searchable (the backfill restores the refresh interval and
- * refreshes before it reports).
+ * fresh index, timed as the backfill is (timedLoad: from the index's
+ * creation until its documents are searchable).
+ *
+ * With `into: 'existing'`, the update ceiling: the stream benchmark's
+ * updated documents, prebuilt as `index` actions, bulk-indexed over the
+ * existing documents of `index`. It ends, as the updater's drain does, when
+ * OpenSearch has acknowledged every write (the backfilled index refreshes
+ * itself every second again, for both). An overwrite costs OpenSearch more
+ * than a create into a fresh index (the old version is looked up and marked
+ * deleted), so this, not the sink ceiling, is what the updater is measured
+ * against.
  */
 export async function bulkLoad(
   opensearch: Client,
@@ -186,20 +271,20 @@ export async function bulkLoad(
   bodies: string[],
   docs: number,
   concurrency: number,
+  into: 'fresh' | 'existing' = 'fresh',
 ): Promise<Measurement> {
-  await freshIndex(opensearch, index);
-  return timed(async () => {
+  const write = async () => {
     await bulkSend(opensearch, index, bodies, concurrency);
-    await opensearch.indices.refresh({ index });
     return docs;
-  });
+  };
+  return into === 'fresh' ? timedLoad(opensearch, index, write) : timed(write);
 }
 
 /**
  * 3. Naive baseline: one segment, page by page; each page mapped and sent as
  * one bulk request, awaited before the next page is read. Pages are Scan's
- * default (up to 1 MB) unless `pageLimit` is given. Ends with a refresh, as
- * the backfill and the sink ceiling do. With `timeLimitSeconds`, stops after
+ * default (up to 1 MB) unless `pageLimit` is given. Timed as the backfill
+ * and the sink ceiling are (timedLoad). With `timeLimitSeconds`, stops after
  * the page that reaches it: the rate of the part copied so far.
  */
 export async function naiveCopy(
@@ -210,11 +295,10 @@ export async function naiveCopy(
   pageLimit?: number,
   timeLimitSeconds?: number,
 ): Promise<Measurement> {
-  await freshIndex(opensearch, index);
   const mapping: MappingConfig = { index };
-  const started = Date.now();
-  const overTime = () => timeLimitSeconds !== undefined && Date.now() - started >= timeLimitSeconds * 1000;
-  return timed(async () => {
+  return timedLoad(opensearch, index, async () => {
+    const started = Date.now();
+    const overTime = () => timeLimitSeconds !== undefined && Date.now() - started >= timeLimitSeconds * 1000;
     let documents = 0;
     let startKey: Item | undefined;
     do {
@@ -230,7 +314,6 @@ export async function naiveCopy(
       documents += lines.length;
       startKey = page.LastEvaluatedKey;
     } while (startKey && !overTime());
-    await opensearch.indices.refresh({ index });
     return documents;
   });
 }
@@ -245,6 +328,8 @@ export interface BackfillChildRequest {
   concurrency: number;
   progressTable: string;
   deadLetterDir: string;
+  /** Write a V8 CPU profile of the backfill (`backfill.cpuprofile`) into this folder. */
+  cpuProfileDir?: string;
 }
 
 /** What it answers: the backfill's documents, time and peak RSS, measured in its own process. */
@@ -259,6 +344,11 @@ export interface BackfillChildResult {
   startRssMiB: number;
   /** Peak RSS of the child over its whole life. */
   peakRssMiB: number;
+  /** DynamoDB requests the backfill sent, by command (Scan, PutItem, …). */
+  dynamodbRequests: Record<string, number>;
+  /** OpenSearch `_bulk` requests the backfill sent, and their bytes. */
+  bulkRequests: number;
+  bulkBytes: number;
 }
 
 /**
@@ -331,10 +421,12 @@ export async function streamUpdates(options: {
     deadLetterDir: options.deadLetterDir,
   });
   // Each round's drain applies everything its updates wrote: nothing is left over for the next round.
-  const random = seededRandom(1_000 + options.version);
-  const updates = function* () {
-    for (let id = 1; id <= options.count; id++) yield benchItem(id, random, options.version);
-  };
-  await loadItems(options.dynamodb, options.table, updates());
+  await loadItems(options.dynamodb, options.table, updatedItems(options.count, options.version));
   return { drain: () => timed(async () => (await updater.drain()).records) };
+}
+
+/** Items 1..count as the stream benchmark's round writes them (`version` and the values it seeds). */
+export function* updatedItems(count: number, version: number): Generator<Item> {
+  const random = seededRandom(1_000 + version);
+  for (let id = 1; id <= count; id++) yield benchItem(id, random, version);
 }

@@ -7,7 +7,14 @@
  * summary object as the last stdout line. Progress goes to stderr.
  */
 import { parseArgs } from 'node:util';
-import { type BenchmarkOptions, type BenchmarkResult, DEFAULT_OPTIONS, runBenchmark } from './benchmark';
+import {
+  type BenchmarkOptions,
+  type BenchmarkResult,
+  DEFAULT_OPTIONS,
+  runBenchmark,
+  SCALE_FACTOR,
+} from './benchmark';
+import { PROFILE_PARTS } from './profile';
 
 const USAGE = `usage: npm run bench -- [options]
 
@@ -23,10 +30,12 @@ const USAGE = `usage: npm run bench -- [options]
   --cpu-layout split|shared  split: DynamoDB Local and OpenSearch on separate halves of the CPUs
                           (as separate services in AWS); shared: everything on every CPU
                           (default split with 2+ CPUs and taskset, else shared)
-  --naive-seconds N       time box of the naive loop with Scan's default pages (default ${DEFAULT_OPTIONS.naiveSeconds})
+  --naive-seconds N       time box of the naive loops (default ${DEFAULT_OPTIONS.naiveSeconds})
   --warmup-documents N    documents created and overwritten before timing (default ${DEFAULT_OPTIONS.warmupDocuments}; 0: none)
   --warmup-scans N        full scans before timing (default ${DEFAULT_OPTIONS.warmupScans}; 0: none)
-  --warmup-backfills N    untimed backfills before timing (default ${DEFAULT_OPTIONS.warmupBackfills}; 0: none)
+  --warmup-backfills N    untimed backfills before timing; the first is CPU-profiled (default ${DEFAULT_OPTIONS.warmupBackfills}; 0: none)
+  --scale                 also measure the backfill's peak RSS on a table of ${SCALE_FACTOR} x --items (adds a load
+                          of that table and --repeat backfills of it: about 10 more minutes at 100,000)
   --skip-default-pages    do not time the naive loop with Scan's default 1 MB pages (slow on DynamoDB Local)
   --dynamodb-endpoint URL use this DynamoDB instead of starting one (with --opensearch-url)
   --opensearch-url URL    use this OpenSearch instead of starting one (with --dynamodb-endpoint)
@@ -75,6 +84,7 @@ function parseOptions(argv: string[]): { options: BenchmarkOptions; json: boolea
         'warmup-scans': { type: 'string' },
         'warmup-backfills': { type: 'string' },
         'skip-default-pages': { type: 'boolean' },
+        scale: { type: 'boolean' },
         'dynamodb-endpoint': { type: 'string' },
         'opensearch-url': { type: 'string' },
         json: { type: 'boolean' },
@@ -122,6 +132,7 @@ function parseOptions(argv: string[]): { options: BenchmarkOptions; json: boolea
     warmupScans: count('warmup-scans', values['warmup-scans'], DEFAULT_OPTIONS.warmupScans),
     warmupBackfills: count('warmup-backfills', values['warmup-backfills'], DEFAULT_OPTIONS.warmupBackfills),
     naiveSeconds: positiveInteger('naive-seconds', values['naive-seconds'], DEFAULT_OPTIONS.naiveSeconds),
+    scale: values.scale === true,
     cpuLayout: layout,
     dynamodbEndpoint: values['dynamodb-endpoint'],
     opensearchUrl: values['opensearch-url'],
@@ -144,9 +155,11 @@ export function formatReport(result: BenchmarkResult): string {
     ['source ceiling: raw parallel Scan', 'source', 'items/s'],
     ['sink ceiling: prebuilt bulk bodies', 'sink', 'docs/s'],
     [`naive: 1 segment, 1 bulk per page (first ${result.naive_seconds} s)`, 'naive', 'docs/s'],
-    [`naive, Scan Limit ${result.page_limit}`, 'naive_paged', 'docs/s'],
+    [`naive, Scan Limit ${result.page_limit} (first ${result.naive_seconds} s)`, 'naive_paged', 'docs/s'],
     ['ddb2os backfill (workflow, child)', 'backfill', 'docs/s'],
+    ["sink at the backfill's request shape", 'sink_same_shape', 'docs/s'],
     ['stream updater (drain of updates)', 'stream', 'records/s'],
+    ['update ceiling: prebuilt bulk index over existing', 'update_ceiling', 'docs/s'],
   ];
   const header = ['measurement', 'median', 'unit', 'spread', 'samples', 'CPU ms/1000: DDB', 'OS', 'node'];
   const table = rows
@@ -181,13 +194,61 @@ export function formatReport(result: BenchmarkResult): string {
     `peak RSS of the backfill: ${result.rss_10k_mib} MiB at ${number(result.rss_base_items)} items, ` +
       `${result.rss_n_mib} MiB at ${number(result.items)} items: growth ${result.rss_growth_mib} MiB ` +
       `(samples ${result.rss.base.join(' / ')} and ${result.rss.n.join(' / ')}; the child starts at ~${result.rss.childStartMiB[0] ?? '?'} MiB)`,
+  ];
+  if (result.rss_scale_mib !== undefined) {
+    lines.push(
+      `peak RSS at ${number(result.scale_items ?? 0)} items: ${result.rss_scale_mib} MiB (samples ${(result.rss.scale ?? []).join(' / ')}): ` +
+        `growth ${result.rss_growth_scale_mib} MiB from ${number(result.items)} items`,
+    );
+  }
+  const requests = result.backfill_requests;
+  if (requests) {
+    const dynamodb = Object.entries(requests.dynamodb)
+      .map(([command, count]) => `${command} ${number(count)}`)
+      .join(', ');
+    lines.push(
+      `backfill's requests: DynamoDB ${dynamodb} (the raw scan: ${number(requests.sourceScanPages)} Scan pages); ` +
+        `OpenSearch ${number(requests.bulkRequests)} bulk requests of ${number(requests.bulkDocsPerRequest)} documents ` +
+        `(${number(requests.bulkKiBPerRequest)} KiB) on average, up to ${requests.bulkInFlight} in flight ` +
+        `(the sink ceiling: ${number(result.sink_docs_per_request)} documents, ${result.sink_concurrency} in flight)`,
+    );
+  }
+  const model = result.model;
+  lines.push(
+    `cost/time model: ddb2os plan estimates ${model.estimatedSeconds} s for this table (${number(model.itemCount)} items, ` +
+      `${number(model.tableSizeBytes)} bytes, ${number(model.readRequestUnits)} RRU) at ${number(model.itemsPerSecondPerSegment)} items/s ` +
+      `per segment; the backfill took ${model.measuredSeconds} s = ${number(model.measuredItemsPerSecondPerSegment)} items/s per segment`,
+  );
+  const steps = Object.entries(result.elapsed)
+    .filter(([name]) => name !== 'total')
+    .map(([name, seconds]) => `${name} ${Math.round(seconds)}`)
+    .join(', ');
+  lines.push(`elapsed: ${Math.round(result.elapsed_s)} s in all (seconds: ${steps})`);
+  lines.push(
     '',
     'targets',
     ...result.targets.map(
       (target) =>
-        `  ${target.pass ? 'PASS' : 'MISS'}  ${target.name}: ${target.value} (target ${target.comparison} ${target.threshold})`,
+        `  ${target.pass ? 'PASS' : 'MISS'}  ${target.name}: ${target.note ?? target.value} (target ${target.comparison} ${target.threshold})`,
     ),
-  ];
+  );
+  const profile = result.node_profile;
+  const shares = profile
+    ? ` (profile of a backfill, busy time: ${PROFILE_PARTS.map((part) => `${part} ${profile.sharePercent[part]} %`).join(', ')}; idle ${Math.round(profile.idleMs)} ms)`
+    : '';
+  lines.push(
+    `  info  Node.js CPU per 1,000 documents in the backfill: ${result.node_cpu_ms_per_1000_docs} ms${shares}`,
+  );
+  if (result.opensearch_cpu_ratio_same_shape > 0) {
+    lines.push(
+      `  info  OpenSearch CPU per document: backfill / sink at the backfill's request shape: ${result.opensearch_cpu_ratio_same_shape}`,
+    );
+  }
+  const naive = result.naive_docs_per_s;
+  lines.push(
+    `  info  backfill / naive${result.phases.naive ? ` (first ${result.naive_seconds} s of Scan's own pages, a lower bound)` : ''}: ` +
+      `${naive > 0 ? (result.backfill_docs_per_s / naive).toFixed(2) : '-'}`,
+  );
   if (result.phases.naive_paged && result.phases.naive) {
     const paged = result.naive_paged_docs_per_s;
     lines.push(

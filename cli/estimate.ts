@@ -6,11 +6,22 @@
 import { retentionNeed } from '../pipeline/summarize/retention-clock';
 
 /**
- * Items one segment scans and bulk-creates per second, when no read limit is
- * set. A first figure for items of about 1 KB against a domain that keeps up;
- * the benchmarks will refine it.
+ * Items one segment scans and bulk-creates per second when no read limit is
+ * set and the user gives no figure of their own: the benchmark's measured
+ * backfill rate over its segments at a time (`npm run bench` prints it as
+ * `model.measuredItemsPerSecondPerSegment`). From the run recorded in
+ * docs/benchmarks.md (2026-11-24, 100,000 items of about 1 KiB): 6,359
+ * documents/s with 4 segments at a time = 1,590. There one OpenSearch node on
+ * one CPU set the pace, so it is a cautious figure for a domain that keeps
+ * up; a table's own rate (`--items-per-second-per-segment`) is better.
  */
-export const ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT = 1_500;
+export const ITEMS_PER_SECOND_PER_SEGMENT = 1_590;
+
+/** Where the model's items/s per segment came from, as `plan` prints it. */
+export const ITEMS_PER_SECOND_SOURCES = {
+  benchmark: 'the benchmark (docs/benchmarks.md)',
+  given: 'given (--items-per-second-per-segment)',
+} as const;
 
 /** On-demand price of one million read request units in us-east-1 (USD). */
 export const DEFAULT_PRICE_PER_MILLION_RRU = 0.125;
@@ -33,8 +44,25 @@ export interface EstimateInput {
   /** Read limit per segment (RRU/s); absent: the assumed throughput sets the pace. */
   readUnitsPerSecond?: number;
   pricePerMillionRru: number;
-  /** Items per second per segment when no read limit is set. */
+  /** Items per second per segment when no read limit is set. @default ITEMS_PER_SECOND_PER_SEGMENT */
   itemsPerSecondPerSegment?: number;
+}
+
+/** The figures the time estimate is computed from, as `plan` prints them. */
+export interface ModelInputs {
+  itemCount: number;
+  tableSizeBytes: number;
+  averageItemBytes: number;
+  totalSegments: number;
+  parallelSegments: number;
+  /** Items/s one segment moves when no read limit sets the pace. */
+  itemsPerSecondPerSegment: number;
+  itemsPerSecondPerSegmentFrom: (typeof ITEMS_PER_SECOND_SOURCES)[keyof typeof ITEMS_PER_SECOND_SOURCES];
+  /** Read limit per segment (RRU/s), when one is set. */
+  readUnitsPerSecond?: number;
+  pricePerMillionRru: number;
+  /** seconds = waves × items per segment ÷ items/s per segment, or RRU ÷ (read limit × segments at a time). */
+  formula: string;
 }
 
 export interface Estimate {
@@ -66,6 +94,8 @@ export interface Estimate {
   exceedsRetentionBudget: boolean;
   /** The figures the estimate rests on, in words. */
   assumptions: string[];
+  /** The figures the time estimate is computed from. */
+  modelInputs: ModelInputs;
 }
 
 /** Read request units of a full eventually consistent Scan: 0.5 RRU per 4 KB read. */
@@ -97,7 +127,11 @@ export function estimateBackfill(input: EstimateInput): Estimate {
   let seconds: number;
   let basis: Estimate['basis'];
   let readLimitAboveAssumedThroughput = false;
-  const assumedPerSegment = input.itemsPerSecondPerSegment ?? ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT;
+  const assumedPerSegment = input.itemsPerSecondPerSegment ?? ITEMS_PER_SECOND_PER_SEGMENT;
+  const perSegmentFrom =
+    input.itemsPerSecondPerSegment === undefined
+      ? ITEMS_PER_SECOND_SOURCES.benchmark
+      : ITEMS_PER_SECOND_SOURCES.given;
   if (input.readUnitsPerSecond !== undefined) {
     basis = 'read-limit';
     readRateRruPerSecond = input.readUnitsPerSecond * parallelSegments;
@@ -121,8 +155,8 @@ export function estimateBackfill(input: EstimateInput): Estimate {
     readRateRruPerSecond = itemsPerSecond * rruPerItem;
     seconds = waves * (itemsPerSegment / assumedPerSegment);
     assumptions.push(
-      `time: an assumed ${assumedPerSegment.toLocaleString('en-US')} items/s per segment (a first figure that ` +
-        'the benchmarks will refine), no read limit; set --read-units-per-second to plan at a read rate',
+      `time: ${assumedPerSegment.toLocaleString('en-US')} items/s per segment, from ${perSegmentFrom}, ` +
+        'no read limit; set --read-units-per-second to plan at a read rate',
     );
   }
   assumptions.push('plus a minute or two to pause the updater, plan, summarize and enable the updater');
@@ -147,6 +181,21 @@ export function estimateBackfill(input: EstimateInput): Estimate {
       retentionNeed(new Date(0).toISOString(), new Date(seconds * 1000)).retentionHours >
       RETENTION_BUDGET_HOURS,
     assumptions,
+    modelInputs: {
+      itemCount: input.itemCount,
+      tableSizeBytes: input.tableSizeBytes,
+      averageItemBytes,
+      totalSegments: segments,
+      parallelSegments,
+      itemsPerSecondPerSegment: assumedPerSegment,
+      itemsPerSecondPerSegmentFrom: perSegmentFrom,
+      ...(input.readUnitsPerSecond !== undefined ? { readUnitsPerSecond: input.readUnitsPerSecond } : {}),
+      pricePerMillionRru: input.pricePerMillionRru,
+      formula:
+        basis === 'read-limit'
+          ? 'seconds = read request units / (read limit per segment x segments at a time)'
+          : 'seconds = waves x (items per segment / items/s per segment)',
+    },
   };
 }
 

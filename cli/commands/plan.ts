@@ -19,13 +19,13 @@ import {
   readIndexConfigFile,
 } from '../endpoints';
 import {
-  ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT,
   DEFAULT_CONCURRENCY,
   DEFAULT_PRICE_PER_MILLION_RRU,
   type Estimate,
   estimateBackfill,
   formatBytes,
   formatUsd,
+  ITEMS_PER_SECOND_PER_SEGMENT,
   RETENTION_BUDGET_HOURS,
 } from '../estimate';
 import type { CliIo } from '../io';
@@ -49,6 +49,7 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
       summary: 'print the segment plan of a table and an estimate of read units, time and cost',
       usage:
         'ddb2os plan --table TABLE [--segments N] [--concurrency N] [--read-units-per-second N] ' +
+        '[--items-per-second-per-segment N] ' +
         '[--index-config FILE [--opensearch-url URL]] [--json]',
       flags: {
         table: { type: 'string', value: 'TABLE', description: 'the DynamoDB table to plan for' },
@@ -72,6 +73,11 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
           type: 'string',
           value: 'N',
           description: 'read limit per segment in RRU/s (default: no limit)',
+        },
+        'items-per-second-per-segment': {
+          type: 'string',
+          value: 'N',
+          description: `items one segment moves per second without a read limit, e.g. your table's rate in an earlier run (default ${ITEMS_PER_SECOND_PER_SEGMENT.toLocaleString('en-US')}, from the benchmark)`,
         },
         'target-segment-mib': {
           type: 'string',
@@ -99,8 +105,10 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
         '',
         'Read request units: an eventually consistent Scan costs 0.5 RRU per 4 KB read, so a full scan',
         'costs at least ceil(tableSizeBytes / 4096) / 2 RRU. Cost: RRU / 1,000,000 x the on-demand price.',
-        'Time: with --read-units-per-second, RRU / (limit x segments at a time); without, an assumed',
-        `${fmt(ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT)} items/s per segment (a first figure, to be refined by the benchmarks).`,
+        'Time: with --read-units-per-second, RRU / (limit x segments at a time); without, waves x items per',
+        `segment / items/s per segment: ${fmt(ITEMS_PER_SECOND_PER_SEGMENT)} by default, the benchmark's measured backfill`,
+        'rate over its segments at a time (docs/benchmarks.md), or your own with --items-per-second-per-segment.',
+        "The model's inputs are printed with the estimate.",
         `A backfill longer than the retention budget (${RETENTION_BUDGET_HOURS} h by default) keeps the updater paused.`,
         '',
         '--index-config FILE: the file is read and its shape checked (JSON; settings and mappings, or an index',
@@ -113,6 +121,7 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
       examples: [
         'ddb2os plan --table orders --region eu-west-1',
         'ddb2os plan --table orders --concurrency 32 --read-units-per-second 500',
+        'ddb2os plan --table orders --concurrency 32 --items-per-second-per-segment 2400',
         'ddb2os plan --table orders --segments 200 --price-per-million-rru 0.1415 --json',
         'ddb2os plan --table demo --dynamodb-endpoint http://127.0.0.1:8000',
         'ddb2os plan --table orders --index-config orders-index.json --opensearch-url https://search-x.eu-west-1.es.amazonaws.com',
@@ -127,6 +136,7 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
       const totalSegments = optionalInteger(args, 'segments', 1, 1_000_000);
       const concurrency = optionalInteger(args, 'concurrency', 1, 10_000) ?? DEFAULT_CONCURRENCY;
       const readUnitsPerSecond = optionalPositiveNumber(args, 'read-units-per-second');
+      const itemsPerSecondPerSegment = optionalPositiveNumber(args, 'items-per-second-per-segment');
       const targetMib = optionalPositiveNumber(args, 'target-segment-mib');
       const price = optionalPositiveNumber(args, 'price-per-million-rru') ?? DEFAULT_PRICE_PER_MILLION_RRU;
       const indexConfigFile = optionalString(args, 'index-config');
@@ -172,6 +182,7 @@ export function createPlanCommand(deps: CloudDeps = {}): Command {
         totalSegments: plan.totalSegments,
         concurrency,
         ...(readUnitsPerSecond !== undefined ? { readUnitsPerSecond } : {}),
+        ...(itemsPerSecondPerSegment !== undefined ? { itemsPerSecondPerSegment } : {}),
         pricePerMillionRru: price,
       });
       // What to start the workflow with to get this plan: only what differs from the workflow's own choice.
@@ -226,6 +237,7 @@ function planText(plan: {
   indexConfigCheck?: IndexConfigCheck;
 }): string[] {
   const { estimate: e } = plan;
+  const m = e.modelInputs;
   const mode = plan.billingMode === 'PAY_PER_REQUEST' ? 'on-demand' : plan.billingMode.toLowerCase();
   const row = (label: string, value: string) => `  ${label.padEnd(20)} ${value}`;
   const note = (text: string) => `  ${''.padEnd(20)} ${text}`;
@@ -268,14 +280,14 @@ function planText(plan: {
     note(
       e.basis === 'read-limit'
         ? 'at the read limit per segment x segments at a time, if the workers and the domain keep up'
-        : `assuming ${fmt(ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT)} items/s per segment (a first figure; the benchmarks will refine it)`,
+        : `at ${fmt(m.itemsPerSecondPerSegment)} items/s per segment (${m.itemsPerSecondPerSegmentFrom})`,
     ),
   );
   if (e.readLimitAboveAssumedThroughput) {
     lines.push(
       note(
         `the limit allows ${fmt(Math.round(e.itemsPerSecond / e.parallelSegments))} items/s per segment, more than ` +
-          `the assumed ${fmt(ASSUMED_ITEMS_PER_SECOND_PER_SEGMENT)}: the workers or the domain may set the pace`,
+          `the ${fmt(m.itemsPerSecondPerSegment)} of the model: the workers or the domain may set the pace`,
       ),
     );
   }
@@ -288,6 +300,24 @@ function planText(plan: {
       ),
     );
   }
+  lines.push(
+    '',
+    'Model inputs',
+    row('items', `${fmt(m.itemCount)} (DescribeTable)`),
+    row('table size', `${fmt(m.tableSizeBytes)} bytes (DescribeTable)`),
+    row('average item', `${fmt(Math.round(m.averageItemBytes))} bytes`),
+    row('segments', `${fmt(m.totalSegments)}, ${fmt(m.parallelSegments)} at a time`),
+    row(
+      'items/s per segment',
+      `${fmt(m.itemsPerSecondPerSegment)} (${m.itemsPerSecondPerSegmentFrom})${e.basis === 'read-limit' ? ', not used: the read limit sets the pace' : ''}`,
+    ),
+    row(
+      'read limit',
+      m.readUnitsPerSecond === undefined ? 'none' : `${fmt(m.readUnitsPerSecond)} RRU/s per segment`,
+    ),
+    row('price', `$${m.pricePerMillionRru} per million RRU`),
+    row('formula', m.formula),
+  );
   const check = plan.indexConfigCheck;
   if (check) {
     lines.push(

@@ -129,7 +129,11 @@ export interface SegmentProgress extends SegmentCounts {
   itemsPerSecond: number;
   /** Milliseconds since this invocation started the segment. */
   elapsedMs: number;
-  /** Read capacity units this invocation consumed. */
+  /**
+   * Read capacity units this invocation consumed: as DynamoDB reported them
+   * on the pages that asked (every page under a read limit), and at the
+   * last reported units per item on the others (CAPACITY_SAMPLE_PAGES).
+   */
   readUnits: number;
 }
 
@@ -197,6 +201,16 @@ const MAX_PAGE_LIMIT = 10_000;
 const SCAN_PAGE_BYTES = 1024 * 1024;
 /** Bytes read per capacity unit of an eventually consistent Scan (0.5 units per 4 KB). */
 const BYTES_PER_READ_UNIT = 8192;
+/**
+ * Without a read limit, a Scan asks DynamoDB for its consumed capacity on the
+ * segment's first page and then on one page in this many: enough to learn
+ * the page `Limit` and to follow a change of item size through the table.
+ * Asking on every page cost DynamoDB Local about 15 % more CPU per item than
+ * the same Scan without it (docs/benchmarks.md), for a figure that only
+ * the read limit needs exactly; the other pages count at the last measured
+ * units per item.
+ */
+export const CAPACITY_SAMPLE_PAGES = 16;
 
 /**
  * The Scan `Limit` that makes a page about as large as DynamoDB's 1 MB page,
@@ -228,6 +242,9 @@ class SegmentScan {
   private advanced = false;
   /** Scan `Limit` of the next page: the configured one, or learned (pageLimitFor). */
   private pageLimit: number;
+  /** Pages this invocation has asked for, and the units per item of the last page that reported them. */
+  private pagesAsked = 0;
+  private unitsPerItem: number | undefined;
 
   constructor(
     private readonly message: SegmentMessage,
@@ -537,13 +554,22 @@ class SegmentScan {
   private async fetch(startKey: Item | undefined): Promise<ScanPage | undefined> {
     const stop = () => this.stopped || this.stopRequested();
     if (!(await this.budget.acquire({ signal: this.options.signal, stop }))) return undefined;
-    const response = await this.scanWithRetries(startKey, stop);
+    // Under a read limit every page's units count exactly; without one, a sample of pages reports them.
+    const reportCapacity =
+      this.budget.limited || this.unitsPerItem === undefined || this.pagesAsked % CAPACITY_SAMPLE_PAGES === 0;
+    this.pagesAsked += 1;
+    const response = await this.scanWithRetries(startKey, stop, reportCapacity);
     if (response === undefined) return undefined;
-    const consumed = response.consumedCapacity?.CapacityUnits ?? 0;
-    this.budget.record(consumed);
     const { items } = response;
-    if (this.options.pageLimit === undefined)
-      this.pageLimit = pageLimitFor(items.length, consumed) ?? this.pageLimit;
+    const reported = response.consumedCapacity?.CapacityUnits;
+    let consumed: number;
+    if (reported !== undefined) {
+      consumed = reported;
+      if (items.length > 0) this.unitsPerItem = reported / items.length;
+      if (this.options.pageLimit === undefined)
+        this.pageLimit = pageLimitFor(items.length, reported) ?? this.pageLimit;
+    } else consumed = items.length * (this.unitsPerItem ?? 0);
+    this.budget.record(consumed);
     return { items, lastKey: response.lastEvaluatedKey, consumed };
   }
 
@@ -555,6 +581,7 @@ class SegmentScan {
   private async scanWithRetries(
     startKey: Item | undefined,
     stop: () => boolean,
+    reportCapacity: boolean,
   ): Promise<ItemsPage | undefined> {
     const { message } = this;
     const { dynamodb } = this.deps;
@@ -566,7 +593,7 @@ class SegmentScan {
           TotalSegments: message.totalSegments,
           ExclusiveStartKey: startKey,
           ConsistentRead: false,
-          ReturnConsumedCapacity: 'TOTAL',
+          ReturnConsumedCapacity: reportCapacity ? 'TOTAL' : 'NONE',
           Limit: this.pageLimit,
         });
       } catch (error) {

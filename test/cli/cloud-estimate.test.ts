@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { estimateBackfill, formatBytes, readRequestUnitsForScan } from '../../cli/estimate';
+import {
+  estimateBackfill,
+  formatBytes,
+  ITEMS_PER_SECOND_PER_SEGMENT,
+  readRequestUnitsForScan,
+} from '../../cli/estimate';
 
 describe('the plan estimate (arithmetic)', () => {
   it('counts 0.5 read request units per 4 KB of an eventually consistent scan', () => {
@@ -11,7 +16,7 @@ describe('the plan estimate (arithmetic)', () => {
     expect(readRequestUnitsForScan(100 * 1024 ** 3)).toBe(13_107_200);
   });
 
-  it('estimates a 100 GiB table of 1 KiB items at the assumed throughput, in waves', () => {
+  it("estimates a 100 GiB table of 1 KiB items at the benchmark's items/s per segment, in waves", () => {
     const estimate = estimateBackfill({
       itemCount: 104_857_600,
       tableSizeBytes: 100 * 1024 ** 3,
@@ -23,11 +28,45 @@ describe('the plan estimate (arithmetic)', () => {
     expect(estimate.readCostUsd).toBeCloseTo(1.6384, 6);
     expect(estimate.waves).toBe(10);
     expect(estimate.itemsPerSegment).toBe(262_144);
-    // 10 waves x 262,144 items / 1,500 items/s.
-    expect(estimate.seconds).toBeCloseTo((10 * 262_144) / 1500, 6);
-    expect(estimate.itemsPerSecond).toBe(60_000);
-    expect(estimate.readRateRruPerSecond).toBeCloseTo(60_000 / 8, 6);
+    // The benchmark's figure: 6,359 documents/s over 4 segments at a time (docs/benchmarks.md).
+    expect(ITEMS_PER_SECOND_PER_SEGMENT).toBe(1_590);
+    // 10 waves x 262,144 items / 1,590 items/s.
+    expect(estimate.seconds).toBeCloseTo((10 * 262_144) / 1_590, 6);
+    expect(estimate.itemsPerSecond).toBe(63_600);
+    expect(estimate.readRateRruPerSecond).toBeCloseTo(63_600 / 8, 6);
     expect(estimate.exceedsRetentionBudget).toBe(false);
+    expect(estimate.modelInputs).toEqual({
+      itemCount: 104_857_600,
+      tableSizeBytes: 100 * 1024 ** 3,
+      averageItemBytes: 1024,
+      totalSegments: 400,
+      parallelSegments: 40,
+      itemsPerSecondPerSegment: 1_590,
+      itemsPerSecondPerSegmentFrom: 'the benchmark (docs/benchmarks.md)',
+      pricePerMillionRru: 0.125,
+      formula: 'seconds = waves x (items per segment / items/s per segment)',
+    });
+  });
+
+  it("takes the table's own items/s per segment when it is given, and says so", () => {
+    // The benchmark's own table: 100,000 items of about 1.4 KiB, 4 segments, 4 at a time.
+    const estimate = estimateBackfill({
+      itemCount: 100_000,
+      tableSizeBytes: 140_000_000,
+      totalSegments: 4,
+      concurrency: 4,
+      pricePerMillionRru: 0.125,
+      itemsPerSecondPerSegment: 500,
+    });
+
+    // One wave of 25,000 items per segment at 500 items/s: 50 s; 2,000 items/s in all.
+    expect(estimate.seconds).toBeCloseTo(50, 6);
+    expect(estimate.itemsPerSecond).toBe(2_000);
+    expect(estimate.modelInputs.itemsPerSecondPerSegment).toBe(500);
+    expect(estimate.modelInputs.itemsPerSecondPerSegmentFrom).toBe('given (--items-per-second-per-segment)');
+    expect(estimate.assumptions).toContain(
+      'time: 500 items/s per segment, from given (--items-per-second-per-segment), no read limit; set --read-units-per-second to plan at a read rate',
+    );
   });
 
   it('flags a backfill that would outlast the retention budget', () => {
@@ -57,6 +96,10 @@ describe('the plan estimate (arithmetic)', () => {
     expect(estimate.itemsPerSecond).toBeCloseTo(16_000, 6);
     expect(estimate.seconds).toBeCloseTo(131_072 / 2_000, 6);
     expect(estimate.readLimitAboveAssumedThroughput).toBe(true);
+    expect(estimate.modelInputs).toMatchObject({
+      readUnitsPerSecond: 500,
+      formula: 'seconds = read request units / (read limit per segment x segments at a time)',
+    });
   });
 
   it('formats sizes in binary units', () => {

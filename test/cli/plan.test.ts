@@ -1,5 +1,6 @@
 import { DescribeTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ITEMS_PER_SECOND_PER_SEGMENT } from '../../cli/estimate';
 import { planSegments } from '../../pipeline/plan/plan-segments';
 import { createTable, deleteTable, dynamoClient, dynamodbEndpoint, uniqueName } from '../support/engines';
 import { lastJsonLine, runCli, runPlanJson } from './support';
@@ -67,9 +68,66 @@ describe('ddb2os plan (real DynamoDB Local)', () => {
       /^ {2}read cost +(under \$0\.01|\$[\d.,]+) at \$0\.125 per million RRU \(on-demand\)$/m,
     );
     expect(out).toMatch(/^ {2}time +about \d/m);
-    expect(out).toContain(
-      'assuming 1,500 items/s per segment (a first figure; the benchmarks will refine it)',
+    expect(out).toContain('at 1,590 items/s per segment (the benchmark (docs/benchmarks.md))');
+    // The model's inputs, each with where it came from.
+    const inputs = out.slice(out.indexOf('\nModel inputs\n'));
+    expect(inputs).toMatch(
+      new RegExp(`^ {2}items +${figures.itemCount.toLocaleString('en-US')} \\(DescribeTable\\)$`, 'm'),
     );
+    expect(inputs).toMatch(
+      new RegExp(
+        `^ {2}table size +${figures.tableSizeBytes.toLocaleString('en-US')} bytes \\(DescribeTable\\)$`,
+        'm',
+      ),
+    );
+    expect(inputs).toMatch(
+      new RegExp(
+        `^ {2}average item +${Math.round(figures.tableSizeBytes / figures.itemCount).toLocaleString('en-US')} bytes$`,
+        'm',
+      ),
+    );
+    expect(inputs).toMatch(
+      new RegExp(`^ {2}segments +${plannedSegments()}, ${plannedSegments()} at a time$`, 'm'),
+    );
+    expect(inputs).toMatch(/^ {2}items\/s per segment +1,590 \(the benchmark \(docs\/benchmarks\.md\)\)$/m);
+    expect(inputs).toMatch(/^ {2}read limit +none$/m);
+    expect(inputs).toMatch(/^ {2}price +\$0\.125 per million RRU$/m);
+    expect(inputs).toMatch(/^ {2}formula +seconds = waves x \(items per segment \/ items\/s per segment\)$/m);
+  });
+
+  it('--items-per-second-per-segment sets the pace, and the printed inputs say it was given', async () => {
+    // Act
+    const text = await runCli([
+      'plan',
+      '--table',
+      table,
+      '--dynamodb-endpoint',
+      dynamodbEndpoint(),
+      '--segments',
+      '2',
+      '--items-per-second-per-segment',
+      '3',
+    ]);
+    const json = await runPlanJson(table, ['--segments', '2', '--items-per-second-per-segment', '3']);
+
+    // Assess
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(
+      /^ {2}items\/s per segment +3 \(given \(--items-per-second-per-segment\)\)$/m,
+    );
+    expect(text.stdout).toContain('at 3 items/s per segment (given (--items-per-second-per-segment))');
+    expect(json.code).toBe(0);
+    const plan = lastJsonLine(json.stdout);
+    // One wave: the items of a segment at 3 items/s.
+    expect(plan.seconds).toBeCloseTo(figures.itemCount / 2 / 3, 6);
+    expect(plan.modelInputs).toMatchObject({
+      itemsPerSecondPerSegment: 3,
+      itemsPerSecondPerSegmentFrom: 'given (--items-per-second-per-segment)',
+      totalSegments: 2,
+      parallelSegments: 2,
+    });
+    // Not a workflow input: the pace is the model's, not the run's.
+    expect(plan.startInput).toEqual({ totalSegments: 2 });
   });
 
   it('--json gives the same plan as one object, with the figures DescribeTable reports', async () => {
@@ -105,7 +163,7 @@ describe('ddb2os plan (real DynamoDB Local)', () => {
       basis: 'assumed-throughput',
       startInput: { totalSegments: 4, maxConcurrency: 2 },
     });
-    expect(plan.seconds).toBeCloseTo((2 * (figures.itemCount / 4)) / 1500, 6);
+    expect(plan.seconds).toBeCloseTo((2 * (figures.itemCount / 4)) / ITEMS_PER_SECOND_PER_SEGMENT, 6);
     expect(String(plan.figuresFrom)).toContain('about every six hours');
   });
 
@@ -179,6 +237,10 @@ describe('ddb2os plan (real DynamoDB Local)', () => {
     [['--table', 't', '--segments', '0'], '--segments must be a whole number from 1 to 1000000, got "0"'],
     [['--table', 't', '--concurrency', 'many'], '--concurrency must be a whole number'],
     [['--table', 't', '--price-per-million-rru', '0'], '--price-per-million-rru must be a positive number'],
+    [
+      ['--table', 't', '--items-per-second-per-segment', 'fast'],
+      '--items-per-second-per-segment must be a positive number, got "fast"',
+    ],
     [
       ['--table', 't', '--dynamodb-endpoint', 'localhost:8000'],
       '--dynamodb-endpoint "localhost:8000" is not an http(s) URL',

@@ -1,7 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type DynamoDBClient, GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBClient,
+  GetItemCommand,
+  ScanCommand,
+  type ScanCommandInput,
+} from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryDeadLetterSink } from '../../../pipeline/dead-letter/dead-letter';
 import { prepareIndexForBackfill, restoreIndexAfterBackfill } from '../../../pipeline/index/index-settings';
@@ -13,6 +18,7 @@ import {
 } from '../../../pipeline/mapping/mapping';
 import type { SegmentCheckpointStore } from '../../../pipeline/progress/checkpoint';
 import {
+  CAPACITY_SAMPLE_PAGES,
   parseSegmentMessage,
   type ScanSegmentDeps,
   type ScanSegmentOutcome,
@@ -28,7 +34,7 @@ import {
   progressStore,
   seedItems,
 } from '../../support/backfill-fixtures';
-import { createTable, deleteTable, uniqueName, useEngines } from '../../support/engines';
+import { createTable, deleteTable, dynamoClient, uniqueName, useEngines } from '../../support/engines';
 
 const engines = useEngines();
 const { dynamodb, opensearch } = engines;
@@ -165,6 +171,60 @@ describe('scanSegment', () => {
       expect(first.progress).toMatchObject({ pages: 2, scanned: 200, created: 200 });
     expect(completed(second)).toMatchObject({ scanned: 1_000, created: 1_000, alreadyPresent: 0, failed: 0 });
     expect(await indexCount(opensearch, index)).toBe(1_000);
+  });
+
+  it('asks DynamoDB for consumed capacity on a sample of pages without a read limit, on every page under one', async () => {
+    // Prepare: 400 items read 10 a page, through a client that records what each Scan asked for
+    const table = await newTable('capacity');
+    await seedItems(
+      dynamodb,
+      table,
+      Array.from({ length: 400 }, (_, i) => catalogItem(i)),
+    );
+    const asked: string[] = [];
+    const recording = dynamoClient();
+    recording.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'ScanCommand')
+          asked.push(String((args.input as ScanCommandInput).ReturnConsumedCapacity));
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordScanInput' },
+    );
+    const run = async (readUnitsPerSecond?: number) => {
+      asked.length = 0;
+      const index = newIndex('capacity');
+      let readUnits = 0;
+      const outcome = await scanSegment(
+        { runId: uniqueName('run'), table, index, segment: 0, totalSegments: 1, readUnitsPerSecond },
+        { ...deps({ index }), dynamodb: recording },
+        { pageLimit: 10, onProgress: (progress) => (readUnits = progress.readUnits) },
+      );
+      return { result: completed(outcome), asked: [...asked], readUnits };
+    };
+
+    try {
+      // Act
+      const sampled = await run();
+      // A limit far above what 400 items need: every page must count, none waits.
+      const limited = await run(1_000_000);
+
+      // Assess
+      expect(sampled.result).toMatchObject({ scanned: 400, created: 400 });
+      expect(limited.result).toMatchObject({ scanned: 400, created: 400 });
+      const pages = limited.asked.length;
+      expect(pages).toBeGreaterThanOrEqual(40);
+      expect(limited.asked.every((value) => value === 'TOTAL')).toBe(true);
+      expect(sampled.asked).toHaveLength(pages);
+      expect(sampled.asked.flatMap((value, page) => (value === 'TOTAL' ? [page] : []))).toEqual(
+        Array.from({ length: Math.ceil(pages / CAPACITY_SAMPLE_PAGES) }, (_, i) => i * CAPACITY_SAMPLE_PAGES),
+      );
+      // The sampled pages' units per item stand for the others: the total stays close to the exact one.
+      expect(limited.readUnits).toBeGreaterThan(0);
+      expect(Math.abs(sampled.readUnits - limited.readUnits) / limited.readUnits).toBeLessThan(0.1);
+    } finally {
+      recording.destroy();
+    }
   });
 
   it('stops after the current page on abort, with everything acknowledged, and the resumed run is exact', async () => {
