@@ -8,6 +8,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ConfigurationError } from '../errors';
 import { acquireRunLock, type HolderLiveness, readRunLock, thisProcess } from '../progress/run-lock';
+import { ResyncInProgressError, readResyncState } from '../resync/resync-state';
 import { type RunConfig, resolveRunInput } from './run-input';
 
 /** What the "Validate and lock" state passes. */
@@ -61,6 +62,7 @@ export async function startRun(event: StartRunEvent, deps: StartRunDeps): Promis
     routeIndices: deps.routeIndices,
     sourceRetentionHours: deps.sourceRetentionHours,
   });
+  if (config.mode === 'backfill') await refuseDuringResync(deps);
   const now = deps.now?.() ?? new Date();
   const { tookOverFrom } = await acquireRunLock(
     deps.dynamodb,
@@ -81,4 +83,19 @@ export async function startRun(event: StartRunEvent, deps: StartRunDeps): Promis
     oldestUnappliedAt: oldest.toISOString(),
     ...(tookOverFrom ? { tookOverFrom: tookOverFrom.executionArn ?? tookOverFrom.runId } : {}),
   };
+}
+
+/**
+ * A backfill pauses the updater, which an unfinished resync needs to keep its new indices current (and
+ * a backfill would fill the serving index beside them): it waits until the resync is finished or aborted.
+ */
+async function refuseDuringResync(deps: StartRunDeps): Promise<void> {
+  const resync = await readResyncState(deps.dynamodb, deps.progressTable, deps.table);
+  if (!resync) return;
+  throw new ResyncInProgressError(
+    `table ${deps.table} has an unfinished resync (run ${resync.runId}, phase ${resync.phase}, since ` +
+      `${resync.startedAt}); a backfill now would pause the updater that keeps its new index current: ` +
+      'finish it (start the resync again: it resumes) or abort it (ddb2os resync --abort, or the input ' +
+      '{"mode":"resync","abort":true}) before starting a backfill',
+  );
 }

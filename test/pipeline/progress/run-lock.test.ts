@@ -15,6 +15,7 @@ import {
   releaseRunLock,
   renewRunLease,
 } from '../../../pipeline/progress/run-lock';
+import { ResyncInProgressError, startResync } from '../../../pipeline/resync/resync-state';
 import { uniqueName, useEngines } from '../../support/engines';
 
 const engines = useEngines();
@@ -131,6 +132,26 @@ describe('the run lock, cloud path (DescribeExecution stub)', () => {
 
     // Assess
     expect((error as Error).message).toMatch(/^the workflow input field maxConcurency is not known/);
+    expect(await readRunLock(dynamodb, progressTable, table)).toEqual({});
+  });
+
+  it('refuses a backfill while the table has an unfinished resync, naming it and both ways out, and leaves the lock alone', async () => {
+    // Prepare
+    const table = uniqueName('orders');
+    const sfn = describeExecutionStub({});
+    await startResync(dynamodb, progressTable, table, 'resync-1', { orders: 'orders-resync-1' });
+
+    // Act
+    const error = await startRun(start('backfill-now'), cloudDeps(table, sfn)).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(ResyncInProgressError);
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `^table ${table} has an unfinished resync \\(run resync-1, phase FILLING, since [^)]+\\); a backfill now ` +
+          'would pause the updater that keeps its new index current: finish it .*ddb2os resync --abort',
+      ),
+    );
     expect(await readRunLock(dynamodb, progressTable, table)).toEqual({});
   });
 
