@@ -8,6 +8,13 @@
  * dead-lettered by the apply code and does not hold the shard back.
  * docs/stream-updater.md has the rules.
  *
+ * The same function takes a Kinesis data stream's events (Kinesis Data
+ * Streams for DynamoDB) and an SQS queue's (a fan-out of the table's stream),
+ * told apart per record by `eventSource`. Those sources may repeat and
+ * reorder a key's changes, so their batches are applied with ordering
+ * 'unordered'; the partial batch response names the first Kinesis record to
+ * retry, or every SQS message to retry (the others are deleted from the queue).
+ *
  * Powertools' BatchProcessor is not used: it hands records over one by one,
  * and the updater needs the whole batch to send the last state of each item
  * once, in one bulk request.
@@ -15,10 +22,25 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
-import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
+import type {
+  Context,
+  DynamoDBBatchResponse,
+  DynamoDBRecord,
+  DynamoDBStreamEvent,
+  KinesisStreamEvent,
+  KinesisStreamRecord,
+  SQSEvent,
+  SQSRecord,
+} from 'aws-lambda';
 import { type ApplyStreamDeps, applyStreamRecords } from '../pipeline/apply/apply-stream';
-import { readLambdaRecord } from '../pipeline/apply/stream-records';
+import {
+  readKinesisRecord,
+  readLambdaRecord,
+  readSqsRecord,
+  type StreamBatchRecord,
+} from '../pipeline/apply/stream-records';
 import { S3DeadLetterSink } from '../pipeline/dead-letter/dead-letter';
+import { InvalidStreamRecordError } from '../pipeline/errors';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
 import { bundledMapping, tracedDynamoDb, tracedS3 } from '../pipeline/lambda/clients';
 import { coldStart } from '../pipeline/lambda/cold-start';
@@ -33,19 +55,53 @@ export interface UpdaterDeps extends ApplyStreamDeps {
   now?: () => number;
 }
 
+/** What the updater's event source mappings deliver: a DynamoDB stream's, a Kinesis stream's or an SQS queue's batch. */
+export type UpdaterEvent = DynamoDBStreamEvent | KinesisStreamEvent | SQSEvent;
+
+/** The ReportBatchItemFailures answer; the three sources share its form. */
+export type UpdaterResponse = DynamoDBBatchResponse;
+
+type EventRecord = DynamoDBRecord | KinesisStreamRecord | SQSRecord;
+
 /**
- * Applies one stream batch and answers in the ReportBatchItemFailures form:
- * the first record to retry, or nothing. A record without event name,
- * sequence number or keys is dead-lettered in its place
- * (InvalidStreamRecordError) and the batch goes on.
+ * A record of the event at the door, by its `eventSource` (none: a DynamoDB
+ * stream record, as before the other sources existed); `unordered` when its
+ * source may repeat and reorder a key's changes.
  */
-export async function handleStreamEvent(
-  event: DynamoDBStreamEvent,
-  deps: UpdaterDeps,
-): Promise<DynamoDBBatchResponse> {
-  const changes = (event.Records ?? []).map(readLambdaRecord);
+function readEventRecord(record: EventRecord): { record: StreamBatchRecord; unordered: boolean } {
+  const source = (record as { eventSource?: unknown }).eventSource;
+  if (source === undefined || source === 'aws:dynamodb') {
+    return { record: readLambdaRecord(record as DynamoDBRecord), unordered: false };
+  }
+  if (source === 'aws:kinesis')
+    return { record: readKinesisRecord(record as KinesisStreamRecord), unordered: true };
+  if (source === 'aws:sqs') return { record: readSqsRecord(record as SQSRecord), unordered: true };
+  return {
+    record: {
+      unreadable: new InvalidStreamRecordError(
+        `an event record from ${String(source)}: the updater reads records from aws:dynamodb, aws:kinesis or aws:sqs`,
+      ),
+      sequenceNumber: '',
+      keys: {},
+    },
+    unordered: true,
+  };
+}
+
+/**
+ * Applies one batch and answers in the ReportBatchItemFailures form: for a
+ * DynamoDB or Kinesis stream the first record to retry (Lambda resumes the
+ * shard there), for an SQS queue every message to retry; or nothing. A record
+ * that cannot be read (no event name, sequence number or keys; an SQS body of
+ * no known shape) is dead-lettered in its place (InvalidStreamRecordError)
+ * and the batch goes on.
+ */
+export async function handleStreamEvent(event: UpdaterEvent, deps: UpdaterDeps): Promise<UpdaterResponse> {
+  const read = ((event.Records ?? []) as EventRecord[]).map(readEventRecord);
+  const changes = read.map(({ record }) => record);
   if (changes.length === 0) return { batchItemFailures: [] };
-  const result = await applyStreamRecords(changes, deps);
+  const ordering = read.some(({ unordered }) => unordered) ? 'unordered' : 'stream';
+  const result = await applyStreamRecords(changes, { ...deps, ordering });
 
   const { metrics } = deps;
   if (metrics) {
@@ -58,17 +114,23 @@ export async function handleStreamEvent(
     }
   }
   const logger = deps.telemetry?.logger;
-  const { firstFailedSequenceNumber, ...counts } = result;
+  const { firstFailedSequenceNumber, retryPositions, ...counts } = result;
   if (firstFailedSequenceNumber === undefined) {
-    logger?.info('stream batch applied', { records: changes.length, ...counts });
+    logger?.info('stream batch applied', { records: changes.length, ordering, ...counts });
     return { batchItemFailures: [] };
   }
-  logger?.warn('stream batch applied in part; Lambda retries from the first failed record', {
+  // SQS retries each message named; a stream resumes its shard from the lowest sequence number named.
+  const messages = (retryPositions ?? []).map((position) => changes[position]!.messageId);
+  const itemIdentifiers =
+    messages.length > 0 && messages.every((id) => id !== undefined) ? messages : [firstFailedSequenceNumber];
+  logger?.warn('stream batch applied in part; Lambda retries the records named', {
     records: changes.length,
+    ordering,
     ...counts,
     firstFailedSequenceNumber,
+    retried: itemIdentifiers.length,
   });
-  return { batchItemFailures: [{ itemIdentifier: firstFailedSequenceNumber }] };
+  return { batchItemFailures: itemIdentifiers.map((itemIdentifier) => ({ itemIdentifier })) };
 }
 
 const logger = new Logger();
@@ -96,10 +158,7 @@ const started = coldStart(async (): Promise<ApplyStreamDeps> => {
   };
 });
 
-export const handler = async (
-  event: DynamoDBStreamEvent,
-  context: Context,
-): Promise<DynamoDBBatchResponse> => {
+export const handler = async (event: UpdaterEvent, context: Context): Promise<UpdaterResponse> => {
   logger.addContext(context);
   const facade = tracer.getSegment();
   const segment = facade?.addNewSubsegment('## updater');

@@ -24,6 +24,10 @@
  *   Every record before it has been applied; the caller retries from it, and
  *   applying the later records again is harmless because every write states
  *   the item's whole current document.
+ * - A source that may repeat and reorder an item's changes (Kinesis, SQS:
+ *   `ordering: 'unordered'`) is applied otherwise: each changed key's
+ *   current state, read from the table, is written under the document's
+ *   version by the repair primitive; see applyUnordered.
  * - A poison change, one that fails for any other reason, never holds its
  *   shard back: a record that cannot be read, or an item whose read or
  *   mapping fails for a reason retrying does not fix, is dead-lettered
@@ -51,7 +55,7 @@ import {
   mapItem,
 } from '../mapping/mapping';
 import { type TelemetryLogger, withDefaults } from '../observability';
-import { type RepairResult, type RepairTarget, repairKeys } from '../repair/repair-keys';
+import { type RepairOptions, type RepairResult, type RepairTarget, repairKeys } from '../repair/repair-keys';
 import type { ResyncState } from '../resync/resync-state';
 import { withResyncWrites } from '../resync/resync-targets';
 import { getItem, queryPartition } from '../table/reads';
@@ -616,17 +620,6 @@ async function applyUnordered(records: StreamBatchRecord[], deps: ApplyStreamDep
     });
     return retryingAt(records, everything(), result);
   }
-  if (resync !== undefined) {
-    // The index being filled needs tombstones for deletes; repairKeys writes none yet.
-    logger?.warn(
-      'a resync is in progress, which an unordered change source cannot follow yet; the batch will be retried',
-      {
-        runId: resync.runId,
-      },
-    );
-    return retryingAt(records, everything(), result);
-  }
-
   const { groups, problems } = groupChanges(records, deps);
   const targets: { target: RepairTarget; group: Group }[] = [];
   for (const group of groups) {
@@ -638,7 +631,13 @@ async function applyUnordered(records: StreamBatchRecord[], deps: ApplyStreamDep
     }
   }
 
-  const { results, failures } = await repairEach(targets, deps);
+  const { results, failures } = await settleKeys(targets, deps, REWRITE_EQUAL);
+  const filling = resync && resyncPass(resync);
+  if (filling) {
+    const copies = await settleKeys(targets, deps, filling);
+    results.push(...copies.results);
+    failures.push(...copies.failures);
+  }
   for (const repaired of results) {
     result.indexed += repaired.indexed;
     result.deleted += repaired.deleted;
@@ -665,6 +664,62 @@ async function applyUnordered(records: StreamBatchRecord[], deps: ApplyStreamDep
   return done;
 }
 
+/**
+ * Rounds of repairEach until every key is settled by a write of this batch's
+ * own (or found absent as it should be). A key `superseded` (another write
+ * landed between this batch's read of its document and its write) goes
+ * again: the other writer may have read the item before the change this
+ * batch's record stands for, and no later record is sure to come. After
+ * `SETTLE_ROUNDS` rounds its records are left to come again.
+ */
+async function settleKeys(
+  targets: { target: RepairTarget; group: Group }[],
+  deps: ApplyStreamDeps,
+  options: RepairOptions,
+): Promise<{ results: RepairResult[]; failures: KeyFailure[] }> {
+  const results: RepairResult[] = [];
+  const failures: KeyFailure[] = [];
+  let pending = targets;
+  for (let round = 1; pending.length > 0; round++) {
+    const settled = await repairEach(pending, deps, options);
+    results.push(...settled.results);
+    failures.push(...settled.failures);
+    const superseded = new Set(
+      settled.results.flatMap((result) => result.supersededIds.map(({ key }) => key)),
+    );
+    pending = pending.filter(({ target }) => superseded.has(target.key));
+    if (round === SETTLE_ROUNDS) {
+      const reason = `another write of the key landed first in each of ${SETTLE_ROUNDS} rounds`;
+      failures.push(...pending.map(({ group }) => ({ group, reason })));
+      break;
+    }
+  }
+  return { results, failures };
+}
+
+/** Rounds of settleKeys (each repairKeys reads a conflicted key twice) before a key's records are left to come again. */
+const SETTLE_ROUNDS = 4;
+
+/** Even a document equal to its item is written, under its version: see RepairOptions.rewriteEqual. */
+const REWRITE_EQUAL: RepairOptions = { rewriteEqual: true };
+
+/**
+ * The second pass of a batch during a resync (docs/guarantees.md, "Resync"):
+ * the same keys in the indices being filled, a deleted item as a tombstone
+ * while FILLING, as withResyncWrites does for the ordered path.
+ */
+function resyncPass(state: ResyncState): RepairOptions | undefined {
+  const redirect = Object.fromEntries(
+    Object.entries(state.targets).filter(([serving, target]) => target !== serving),
+  );
+  if (Object.keys(redirect).length === 0) return undefined;
+  return {
+    ...REWRITE_EQUAL,
+    redirect,
+    ...(state.phase === 'FILLING' ? { tombstone: state.runId } : {}),
+  };
+}
+
 /** A key repairEach did not apply: repairKeys said why (`reason`), or threw (`error`). */
 interface KeyFailure {
   group: Group;
@@ -680,6 +735,7 @@ interface KeyFailure {
 async function repairEach(
   targets: { target: RepairTarget; group: Group }[],
   deps: ApplyStreamDeps,
+  options: RepairOptions,
 ): Promise<{ results: RepairResult[]; failures: KeyFailure[] }> {
   if (targets.length === 0) return { results: [], failures: [] };
   const repairDeps = { ...deps, runId: deps.runId ?? 'updater' };
@@ -692,6 +748,7 @@ async function repairEach(
     const repaired = await repairKeys(
       targets.map(({ target }) => target),
       repairDeps,
+      options,
     );
     return { results: [repaired], failures: failuresOf(repaired, targets) };
   } catch (error) {
@@ -702,7 +759,7 @@ async function repairEach(
     const failures: KeyFailure[] = [];
     await mapWithConcurrency(targets, deps.readConcurrency ?? 16, async (entry) => {
       try {
-        const repaired = await repairKeys([entry.target], repairDeps);
+        const repaired = await repairKeys([entry.target], repairDeps, options);
         results.push(repaired);
         failures.push(...failuresOf(repaired, [entry]));
       } catch (alone) {

@@ -37,6 +37,7 @@ import {
   type MappedDocument,
   mapItem,
 } from '../mapping/mapping';
+import { tombstoneLine } from '../resync/tombstones';
 import { getItem, queryPartition } from '../table/reads';
 import type { DeadLetterRecord, Item, KeySchema } from '../table/types';
 import { type ExactJson, firstDifference, type JsonNumber, type JsonValue } from '../verify/exact-json';
@@ -91,6 +92,31 @@ export interface RepairResult {
   supersededIds: { index: string; id: string; key: Item }[];
 }
 
+export interface RepairOptions {
+  /**
+   * Write a document already equal to its item anyway (`index` under the
+   * version read) instead of counting it `unchanged`. The write bumps the
+   * document's version, so a writer that read the document before it, and
+   * may have read an older item, fails its conditional write: the unordered
+   * updater relies on this (docs/stream-updater.md, "Order and duplicates").
+   * @default false
+   */
+  rewriteEqual?: boolean;
+  /**
+   * Repair the documents in other indices: each place's index is looked up
+   * here (a serving name → the index a resync fills for it) and places of
+   * indices not named are left alone. @default the places themselves
+   */
+  redirect?: Record<string, string>;
+  /**
+   * Where the item no longer produces a document, write this run's resync
+   * tombstone instead of deleting (or leaving absent) the document, so that
+   * the resync backfill's create of an older read finds it and stays out
+   * (pipeline/resync/tombstones.ts). @default delete
+   */
+  tombstone?: string;
+}
+
 /** A document's place. */
 interface Place {
   index: string;
@@ -116,13 +142,19 @@ interface WriteAction {
   work: KeyWork;
   body?: string;
   ifVersion?: ReadVersion;
+  /** A resync tombstone: nothing to check against the table after its create. */
+  tombstone?: boolean;
 }
 
 /** Places per `_mget`. */
 const READ_BATCH = 1000;
 
 /** Repairs the documents of `targets` from the table; see the module comment. Never throws for one key's problem. */
-export async function repairKeys(targets: RepairTarget[], deps: RepairDeps): Promise<RepairResult> {
+export async function repairKeys(
+  targets: RepairTarget[],
+  deps: RepairDeps,
+  options: RepairOptions = {},
+): Promise<RepairResult> {
   const result: RepairResult = {
     indexed: 0,
     deleted: 0,
@@ -141,7 +173,7 @@ export async function repairKeys(targets: RepairTarget[], deps: RepairDeps): Pro
       work = { key: target.key, places: new Map() };
       works.set(name, work);
     }
-    for (const place of target.places ?? []) {
+    for (const place of redirected(target.places ?? [], options)) {
       const name = placeName(place);
       if (!work.places.has(name)) work.places.set(name, { place: { index: place.index, id: place.id } });
     }
@@ -153,8 +185,8 @@ export async function repairKeys(targets: RepairTarget[], deps: RepairDeps): Pro
       });
     }
   }
-  const conflicted = await repairRound([...works.values()], deps, result, false);
-  if (conflicted.length > 0) await repairRound(conflicted, deps, result, true);
+  const conflicted = await repairRound([...works.values()], deps, result, false, options);
+  if (conflicted.length > 0) await repairRound(conflicted, deps, result, true, options);
   deps.telemetry?.logger?.info('repaired keys', {
     keys: works.size,
     indexed: result.indexed,
@@ -173,6 +205,7 @@ async function repairRound(
   deps: RepairDeps,
   result: RepairResult,
   last: boolean,
+  options: RepairOptions,
 ): Promise<KeyWork[]> {
   const failed = new Set<KeyWork>();
   const fail = (work: KeyWork, reason: string) => {
@@ -181,7 +214,7 @@ async function repairRound(
     result.failed.push({ key: work.key, reason });
   };
   for (const work of works) {
-    for (const place of keyPlaces(work.key, deps)) {
+    for (const place of keyPlaces(work.key, deps, options)) {
       const name = placeName(place);
       if (!work.places.has(name)) work.places.set(name, { place });
     }
@@ -193,7 +226,7 @@ async function repairRound(
 
   // 2. The items, consistent; a transform may name places not read yet: read those, then the item again.
   const concurrency = deps.readConcurrency ?? 16;
-  const mapped = await mapWithConcurrency(works, concurrency, (work) => mapKey(work, deps));
+  const mapped = await mapWithConcurrency(works, concurrency, (work) => mapKey(work, deps, options));
   const moved = works.filter((work, i) => {
     const outcome = mapped[i]!;
     if (!('documents' in outcome) || failed.has(work)) return false;
@@ -209,7 +242,7 @@ async function repairRound(
   });
   if (moved.length > 0) {
     await readDocuments(unread(moved, current), deps.opensearch, current, fail);
-    const again = await mapWithConcurrency(moved, concurrency, (work) => mapKey(work, deps));
+    const again = await mapWithConcurrency(moved, concurrency, (work) => mapKey(work, deps, options));
     moved.forEach((work, j) => {
       const outcome = again[j]!;
       if (
@@ -256,12 +289,22 @@ async function repairRound(
       const now = seen ? { version: seen, source: undefined } : current.get(name);
       if (now === undefined) continue; // its read failed: the key is in `failed`
       const body = bodies.get(name);
-      if (body === undefined) {
+      if (body === undefined && options.tombstone !== undefined) {
+        const tombstone = tombstoneLine(options.tombstone);
+        if (now === null) actions.push({ kind: 'create', place, work, body: tombstone, tombstone: true });
+        else if (!options.rewriteEqual && now.source !== undefined && isTombstone(now.source, tombstone)) {
+          result.unchanged += 1;
+        } else actions.push({ kind: 'index', place, work, body: tombstone, ifVersion: now.version });
+      } else if (body === undefined) {
         if (now === null) result.unchanged += 1;
         else actions.push({ kind: 'delete', place, work, ifVersion: now.version });
       } else if (now === null) {
         actions.push({ kind: 'create', place, work, body });
-      } else if (now.source !== undefined && !firstDifference(JSON.parse(body) as JsonValue, now.source)) {
+      } else if (
+        !options.rewriteEqual &&
+        now.source !== undefined &&
+        !firstDifference(JSON.parse(body) as JsonValue, now.source)
+      ) {
         result.unchanged += 1;
       } else {
         actions.push({ kind: 'index', place, work, body, ifVersion: now.version });
@@ -287,7 +330,7 @@ async function repairRound(
   const created: { action: WriteAction; version: ReadVersion }[] = [];
   for (const { action, status, version } of written.outcomes) {
     if (status === 'written') {
-      if (action.kind === 'create' && version) created.push({ action, version });
+      if (action.kind === 'create' && version && !action.tombstone) created.push({ action, version });
       else record(action, result);
     } else if (status === 'conflict') {
       conflict(action);
@@ -309,7 +352,7 @@ async function repairRound(
   if (written.failure) for (const action of written.unresolved) fail(action.work, written.failure);
 
   // 5. The resurrection check: a create whose item is gone now is taken back.
-  await checkCreated(created, deps, result, fail);
+  await checkCreated(created, deps, result, fail, options);
 
   // 6. Items that cannot be mapped go to the dead-letter place.
   if (letters.length > 0) {
@@ -357,11 +400,12 @@ async function checkCreated(
   deps: RepairDeps,
   result: RepairResult,
   fail: (work: KeyWork, reason: string) => void,
+  options: RepairOptions,
 ): Promise<void> {
   if (created.length === 0) return;
   const undo: WriteAction[] = [];
   const again = await mapWithConcurrency(created, deps.readConcurrency ?? 16, ({ action }) =>
-    mapKey(action.work, deps),
+    mapKey(action.work, deps, options),
   );
   created.forEach(({ action, version }, i) => {
     const outcome = again[i]!;
@@ -403,7 +447,7 @@ type Mapped =
   | { failure: string };
 
 /** The key's item (the partition's items when aggregating), read consistently now, and its documents. */
-async function mapKey(work: KeyWork, deps: RepairDeps): Promise<Mapped> {
+async function mapKey(work: KeyWork, deps: RepairDeps, options: RepairOptions): Promise<Mapped> {
   const { keySchema, mapping } = deps;
   let items: Item[];
   try {
@@ -423,8 +467,12 @@ async function mapKey(work: KeyWork, deps: RepairDeps): Promise<Mapped> {
     return { failure: `could not read the item from DynamoDB table ${deps.table}: ${describeError(error)}` };
   }
   try {
-    if (mapping.aggregate) return { documents: aggregateCollection(items, keySchema, mapping) };
-    return { documents: items[0] ? mapItem(items[0], keySchema, mapping) : [] };
+    const documents = mapping.aggregate
+      ? aggregateCollection(items, keySchema, mapping)
+      : items[0]
+        ? mapItem(items[0], keySchema, mapping)
+        : [];
+    return { documents: redirected(documents, options) };
   } catch (error) {
     if (error instanceof MappingError) return { unmappable: problemOf(error) };
     throw error;
@@ -549,14 +597,14 @@ async function writeActions(actions: WriteAction[], deps: RepairDeps): Promise<W
 // --- keys and places -------------------------------------------------------------
 
 /** Where the key's document is without reading the item: the built-in mapping's one place (none for a transform). */
-function keyPlaces(key: Item, deps: RepairDeps): Place[] {
+function keyPlaces(key: Item, deps: RepairDeps, options: RepairOptions): Place[] {
   const { keySchema, mapping } = deps;
   if (mapping.transform) return [];
   try {
     const index = indexFor(key, keySchema, mapping);
     if (index === undefined) return [];
     const idSchema = mapping.aggregate ? { partitionKey: keySchema.partitionKey } : keySchema;
-    return [{ index, id: documentId(key, idSchema) }];
+    return redirected([{ index, id: documentId(key, idSchema) }], options);
   } catch (error) {
     // A key that cannot be an id: the item's own mapping fails too, and dead-letters it.
     if (error instanceof MappingError) return [];
@@ -585,6 +633,21 @@ function itemKey(key: Item, keySchema: KeySchema): Item {
   const own: Item = { [keySchema.partitionKey]: key[keySchema.partitionKey]! };
   if (keySchema.sortKey !== undefined) own[keySchema.sortKey] = key[keySchema.sortKey]!;
   return own;
+}
+
+/** Places (or documents) moved to the indices `options.redirect` names, those of other indices left out. */
+function redirected<P extends Place>(places: P[], options: RepairOptions): P[] {
+  const { redirect } = options;
+  if (redirect === undefined) return places;
+  return places.flatMap((place) => {
+    const index = redirect[place.index];
+    return index === undefined ? [] : [{ ...place, index }];
+  });
+}
+
+/** Whether a document's `_source` is the tombstone `line`. */
+function isTombstone(source: ExactJson, line: string): boolean {
+  return !firstDifference(JSON.parse(line) as JsonValue, source);
 }
 
 function placeName(place: Place): string {

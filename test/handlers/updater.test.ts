@@ -6,7 +6,7 @@
 
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import type { Context, DynamoDBRecord } from 'aws-lambda';
+import type { Context, DynamoDBRecord, KinesisStreamRecord, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler, handleStreamEvent } from '../../handlers/updater';
 import type { ApplyStreamDeps } from '../../pipeline/apply/apply-stream';
@@ -17,8 +17,11 @@ import {
   expectIndexEqualsTable,
   FAST_BULK,
   readStream,
+  type SqsEnvelope,
   temporaryDeadLetters,
+  toKinesisData,
   toLambdaRecord,
+  toSqsBody,
   UNREACHABLE_OPENSEARCH,
 } from '../pipeline/apply/apply-stream-fixtures';
 import {
@@ -233,6 +236,123 @@ describe('handleStreamEvent: poison records and an unavailable sink', () => {
       await opensearch.close();
       await proxy.close();
     }
+  });
+});
+
+describe('handleStreamEvent: Kinesis and SQS events', () => {
+  const engines = useEngines();
+  const { dynamodb, streams, opensearch: search } = engines;
+  const single: KeySchema = { partitionKey: 'pk' };
+
+  /** A table with churn (puts, updates, deletes, a re-create), its index, and its stream's records in the Lambda form. */
+  async function churn(name: string) {
+    const table = await engines.createTable(name, { keySchema: single, stream: 'NEW_AND_OLD_IMAGES' });
+    const index = engines.indexName(name);
+    // The backfill creates the index before the updater runs; an unordered apply reads documents from it.
+    await search.indices.create({ index, body: { settings: { number_of_replicas: 0 } } });
+    const put = (pk: string, n: number) =>
+      dynamodb.send(new PutItemCommand({ TableName: table, Item: { pk: { S: pk }, n: { N: `${n}` } } }));
+    const remove = (pk: string) =>
+      dynamodb.send(new DeleteItemCommand({ TableName: table, Key: { pk: { S: pk } } }));
+    for (let i = 0; i < 5; i++) await put(`p${i}`, i);
+    await put('p1', 11);
+    await remove('p2');
+    await remove('p3');
+    await put('p3', 33);
+    const records = (await readStream(streams, dynamodb, table)).map(toLambdaRecord);
+    const deadLetters = temporaryDeadLetters();
+    const deps = (opensearch = search) =>
+      applyStreamDeps({ opensearch, dynamodb }, table, single, { index }, { deadLetters, bulk: FAST_BULK });
+    const equalsTable = () => expectIndexEqualsTable({ search, dynamodb, table, index }, single, { index });
+    return { records, deadLetters, deps, equalsTable };
+  }
+
+  const kinesisRecord = (record: DynamoDBRecord, n: number): KinesisStreamRecord =>
+    ({
+      eventSource: 'aws:kinesis',
+      eventName: 'aws:kinesis:record',
+      eventID: `shardId-000000000000:${n}`,
+      kinesis: {
+        data: toKinesisData(record, {
+          micros: BigInt(record.dynamodb!.ApproximateCreationDateTime!) * 1_000_000n,
+        }),
+        sequenceNumber: `${49_600_000_000_000_000_000n + BigInt(n)}`,
+        partitionKey: JSON.stringify(record.dynamodb!.Keys),
+        kinesisSchemaVersion: '1.0',
+        approximateArrivalTimestamp: 1_700_000_000,
+      },
+    }) as KinesisStreamRecord;
+  const sqsRecord = (body: string, n: number): SQSRecord =>
+    ({ eventSource: 'aws:sqs', messageId: `message-${n}`, body }) as SQSRecord;
+  const envelopes: SqsEnvelope[] = ['pipes', 'sns-raw', 'sns', 'eventbridge'];
+
+  it('a Kinesis event, its records shuffled and repeated as Kinesis may deliver them: the index equals the table', async () => {
+    // Prepare
+    const t = await churn('updater-kinesis');
+    const delivery = [...[...t.records].reverse(), ...t.records].map((record, n) => kinesisRecord(record, n));
+
+    // Act
+    const response = await handleStreamEvent({ Records: delivery }, t.deps());
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [] });
+    await t.equalsTable();
+  });
+
+  it('an SQS event mixing the fan-out envelopes, repeated and reversed, with one message of no known shape: the index equals the table and that message is dead-lettered', async () => {
+    // Prepare
+    const t = await churn('updater-sqs');
+    const bodies = [...[...t.records].reverse(), ...t.records].map((record, n) =>
+      toSqsBody(record, envelopes[n % envelopes.length]!),
+    );
+    const delivery = [sqsRecord('{"not":"a change"}', 99), ...bodies.map(sqsRecord)];
+
+    // Act
+    const response = await handleStreamEvent({ Records: delivery }, t.deps());
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [] });
+    await t.equalsTable();
+    const letters = await t.deadLetters.read('updater');
+    expect(letters.map((letter) => letter.errorType)).toEqual(['InvalidStreamRecordError']);
+    expect(letters[0]!.reason).toMatch(/^SQS message message-99 holds no DynamoDB change; expected /);
+  });
+
+  it('OpenSearch unreachable: an SQS answer names every message, a Kinesis answer the first record; re-delivery converges', async () => {
+    // Prepare
+    const t = await churn('updater-fanout-down');
+    const messages = t.records.map((record, n) => sqsRecord(toSqsBody(record, 'pipes'), n));
+    const kinesis = t.records.map((record, n) => kinesisRecord(record, n));
+    const down = createOpenSearchClient({ endpoint: UNREACHABLE_OPENSEARCH });
+
+    // Act
+    const fromSqs = await handleStreamEvent({ Records: messages }, t.deps(down));
+    const fromKinesis = await handleStreamEvent({ Records: kinesis }, t.deps(down));
+    await down.close();
+    const redelivered = await handleStreamEvent({ Records: messages }, t.deps());
+
+    // Assess
+    expect(fromSqs).toEqual({
+      batchItemFailures: messages.map((message) => ({ itemIdentifier: message.messageId })),
+    });
+    expect(fromKinesis).toEqual({
+      batchItemFailures: [{ itemIdentifier: kinesis[0]!.kinesis.sequenceNumber }],
+    });
+    expect(redelivered).toEqual({ batchItemFailures: [] });
+    await t.equalsTable();
+  });
+
+  it('a record from a source the updater does not read is dead-lettered, naming the sources it reads', async () => {
+    const t = await churn('updater-foreign');
+    const response = await handleStreamEvent(
+      { Records: [{ eventSource: 'aws:s3' } as never, sqsRecord(toSqsBody(t.records[0]!, 'sns'), 1)] },
+      t.deps(),
+    );
+    expect(response).toEqual({ batchItemFailures: [] });
+    const letters = await t.deadLetters.read('updater');
+    expect(letters.map((letter) => letter.reason)).toEqual([
+      'an event record from aws:s3: the updater reads records from aws:dynamodb, aws:kinesis or aws:sqs',
+    ]);
   });
 });
 

@@ -206,3 +206,70 @@ export const UNREACHABLE_OPENSEARCH = 'http://127.0.0.1:9';
 
 /** Fast retries, so tests that exhaust them stay quick. */
 export const FAST_BULK = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 };
+
+/** How an SQS message may carry a stream record (docs/stream-updater.md, "Kinesis and SQS sources"). */
+export type SqsEnvelope = 'pipes' | 'sns-raw' | 'sns' | 'eventbridge';
+
+/**
+ * A Lambda-form stream record in the Kinesis Data Streams for DynamoDB
+ * format, base64 as the Lambda event carries it: no SequenceNumber, and
+ * ApproximateCreationDateTime in microseconds or milliseconds. `micros`
+ * gives the time in microseconds (a record's seconds say too little).
+ */
+export function toKinesisData(
+  record: DynamoDBRecord,
+  options: { micros: bigint; precision?: 'MICROSECOND' | 'MILLISECOND' },
+): string {
+  const {
+    SequenceNumber: _sequence,
+    StreamViewType: _view,
+    ApproximateCreationDateTime: _time,
+    ...stream
+  } = record.dynamodb!;
+  const time = options.precision === 'MILLISECOND' ? options.micros / 1000n : options.micros;
+  const data = {
+    awsRegion: 'us-east-1',
+    eventID: record.eventID,
+    eventName: record.eventName,
+    userIdentity: null,
+    recordFormat: 'application/json',
+    tableName: 'test',
+    dynamodb: { ApproximateCreationDateTime: Number(time), ...stream, SizeBytes: stream.SizeBytes ?? 1 },
+    eventSource: 'aws:dynamodb',
+  };
+  return Buffer.from(JSON.stringify(data)).toString('base64');
+}
+
+/** The body of the SQS message that carries `record` through `envelope`. */
+export function toSqsBody(record: DynamoDBRecord, envelope: SqsEnvelope): string {
+  const json = JSON.stringify(record);
+  switch (envelope) {
+    case 'pipes':
+    case 'sns-raw':
+      return json;
+    case 'sns':
+      return JSON.stringify({
+        Type: 'Notification',
+        MessageId: `sns-${record.eventID}`,
+        TopicArn: 'arn:aws:sns:us-east-1:000000000000:changes',
+        Message: json,
+        Timestamp: '2026-01-01T00:00:00.000Z',
+        SignatureVersion: '1',
+        Signature: 'c2lnbmF0dXJl',
+        SigningCertURL: 'https://sns.us-east-1.amazonaws.com/cert.pem',
+        UnsubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe',
+      });
+    case 'eventbridge':
+      return JSON.stringify({
+        version: '0',
+        id: `eb-${record.eventID}`,
+        'detail-type': 'Event from aws:dynamodb',
+        source: 'Pipe changes',
+        account: '000000000000',
+        time: '2026-01-01T00:00:00Z',
+        region: 'us-east-1',
+        resources: [],
+        detail: record,
+      });
+  }
+}
