@@ -13,7 +13,7 @@ import { localRunArgs, uniqueName, useEngines } from '../support/engines';
 import { lastJsonLine, runCli } from './support';
 
 /** Few: every seeded item also goes through the source, and the unordered apply reads each key back. */
-const ITEMS = 40;
+const ITEMS = 20;
 
 function item(i: number): Item {
   return { id: { S: `order-${String(i).padStart(4, '0')}` }, note: { S: `order ${i}` } };

@@ -26,9 +26,9 @@ import { useChangeSourceEngines } from '../support/change-source-engines';
 import { useEngines } from '../support/engines';
 
 const keySchema: KeySchema = KEY_SCHEMA;
-const ITEMS = 1_000;
+const ITEMS = 600;
 /** Changes made while the backfill runs: puts, updates and deletes of the loaded items and new ones. */
-const CHURN = 300;
+const CHURN = 150;
 
 function key(i: number): Item {
   return { pk: { S: `user#${i % 300}` }, sk: { N: String(i) } };
