@@ -26,7 +26,7 @@ import { useChangeSourceEngines } from '../support/change-source-engines';
 import { useEngines } from '../support/engines';
 
 const keySchema: KeySchema = KEY_SCHEMA;
-const ITEMS = 600;
+const ITEMS = 200;
 /** Changes made while the backfill runs: puts, updates and deletes of the loaded items and new ones. */
 const CHURN = 150;
 

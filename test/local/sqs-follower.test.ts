@@ -8,8 +8,8 @@ import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { envelope, RecordEncoder } from '../../local/change-forwarder';
-import { SqsFollower } from '../../local/sqs-follower';
-import { applyStreamRecords } from '../../pipeline/apply/apply-stream';
+import { SqsFollower, type SqsFollowerOptions } from '../../local/sqs-follower';
+import { type ApplyStreamDeps, applyStreamRecords } from '../../pipeline/apply/apply-stream';
 import { readSqsMessage, type StreamChange } from '../../pipeline/apply/stream-records';
 import { createOpenSearchClient } from '../../pipeline/index/opensearch';
 import type { KeySchema } from '../../pipeline/table/types';
@@ -57,6 +57,24 @@ async function messagesLeft(queueUrl: string): Promise<number> {
   );
 }
 
+/** The follower of `queueUrl`, applying with the updater's code and `deps`. */
+function queueFollower(
+  queueUrl: string,
+  table: string,
+  deps: ApplyStreamDeps,
+  more: Partial<SqsFollowerOptions> = {},
+): SqsFollower {
+  return new SqsFollower({
+    sqs: sources.sqs,
+    queueUrl,
+    table,
+    decode: readSqsMessage,
+    apply: (changes) => applyStreamRecords(changes, deps),
+    deadLetters: deps.deadLetters,
+    ...more,
+  });
+}
+
 describe('SqsFollower', () => {
   it('drains the queue: the items the messages name are indexed from the table, the messages deleted', async () => {
     const table = await engines.createTable('sqs-follower', { keySchema, stream: 'NEW_AND_OLD_IMAGES' });
@@ -72,14 +90,7 @@ describe('SqsFollower', () => {
     }
     // b twice, as a standard queue may deliver it.
     await send(queueUrl, table, [insert('a', '100'), insert('b', '200'), insert('b', '200')]);
-    const follower = new SqsFollower({
-      sqs: sources.sqs,
-      queueUrl,
-      table,
-      decode: readSqsMessage,
-      apply: (changes) => applyStreamRecords(changes, deps),
-      deadLetters: deps.deadLetters,
-    });
+    const follower = queueFollower(queueUrl, table, deps);
 
     const drained = await follower.drain();
 
@@ -107,13 +118,7 @@ describe('SqsFollower', () => {
     );
     await send(queueUrl, table, [insert('lost', '300')]);
     const attempts: number[] = [];
-    const follower = new SqsFollower({
-      sqs: sources.sqs,
-      queueUrl,
-      table,
-      decode: readSqsMessage,
-      apply: (changes) => applyStreamRecords(changes, deps),
-      deadLetters: deps.deadLetters,
+    const follower = queueFollower(queueUrl, table, deps, {
       maxReceiveCount: 2,
       retry: { baseDelaySeconds: 0 },
       onBatch: (info) => attempts.push(info.attempt),
