@@ -433,13 +433,7 @@ async function planGroup(group: Group, deps: ApplyStreamDeps): Promise<GroupPlan
     } else {
       // Poison: this item's changes fail for a reason that retrying does not fix. Nothing half-planned is written.
       plan.actions = [];
-      const { sequenceNumber } = group.changes[0]!;
-      plan.problems.push({
-        key: group.keys,
-        reason: `the change at stream record ${sequenceNumber} could not be applied: ${describeError(error)}`,
-        errorType: error instanceof Error ? error.name : 'Error',
-        first: group.first,
-      });
+      plan.problems.push({ key: group.keys, ...poisonOf(group, error), first: group.first });
     }
   }
   if (plan.actions.length === 0 && plan.problems.length === 0 && plan.failed === undefined) {
@@ -770,6 +764,7 @@ async function repairEach(
   }
 }
 
+/** Why a group's changes were set aside: the error of a change that retrying does not fix. */
 function poisonOf(group: Group, error: unknown): { reason: string; errorType: string } {
   return {
     reason: `the change at stream record ${group.changes[0]!.sequenceNumber} could not be applied: ${describeError(error)}`,
