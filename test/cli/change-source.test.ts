@@ -13,7 +13,7 @@ import { localRunArgs, uniqueName, useEngines } from '../support/engines';
 import { lastJsonLine, runCli } from './support';
 
 /** Few: every seeded item also goes through the source, and the unordered apply reads each key back. */
-const ITEMS = 40;
+const ITEMS = 20;
 
 function item(i: number): Item {
   return { id: { S: `order-${String(i).padStart(4, '0')}` }, note: { S: `order ${i}` } };
@@ -111,8 +111,8 @@ describe('ddb2os run --change-source', () => {
       expect(second.stderr).toContain(kind === 'sqs' ? 'following ' : `following Kinesis stream ${name}`);
       const summary = lastJsonLine(second.stdout);
       expect(summary).toMatchObject({ scanned: ITEMS - 1, created: 0, alreadyPresent: ITEMS - 1 });
-      // The 200 seeded items and the two changes went through the source: all are applied, nothing twice.
-      expect((summary.stream as { records: number }).records).toBeGreaterThanOrEqual(202);
+      // The seeded items and the two changes went through the source, and were all applied.
+      expect((summary.stream as { records: number }).records).toBeGreaterThanOrEqual(ITEMS + 2);
       await expectChangesApplied(index);
     },
   );

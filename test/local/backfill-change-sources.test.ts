@@ -7,13 +7,7 @@
  * equal to the table, deletes included. For Kinesis and a standard queue the
  * forwarder shuffles and duplicates (seeded), as those sources may.
  */
-import {
-  DeleteItemCommand,
-  PutItemCommand,
-  UpdateItemCommand,
-  UpdateTableCommand,
-  waitUntilTableExists,
-} from '@aws-sdk/client-dynamodb';
+import { waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
 import { type BackfillEvent, createLocalUpdater, runLocalBackfill } from '../../local/backfill';
@@ -22,18 +16,19 @@ import {
   createChangeForwarder,
   type SqsEnvelope,
 } from '../../local/change-forwarder';
-import { loadItems } from '../../local/load-items';
 import type { MappingConfig } from '../../pipeline/mapping/mapping';
 import type { ChangeSource } from '../../pipeline/summarize/source-retention';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import { verifyIndex } from '../../pipeline/verify/verify';
+import { KEY_SCHEMA, seededTable } from '../reliability/support';
+import { churnTable } from '../support/backfill-fixtures';
 import { useChangeSourceEngines } from '../support/change-source-engines';
 import { useEngines } from '../support/engines';
 
-const keySchema: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
-const ITEMS = 1_500;
+const keySchema: KeySchema = KEY_SCHEMA;
+const ITEMS = 200;
 /** Changes made while the backfill runs: puts, updates and deletes of the loaded items and new ones. */
-const CHURN = 600;
+const CHURN = 150;
 
 function key(i: number): Item {
   return { pk: { S: `user#${i % 300}` }, sk: { N: String(i) } };
@@ -51,55 +46,10 @@ const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 /** A loaded table whose stream is switched on afterwards: the sources carry only what follows. */
 async function loadedTable(): Promise<{ table: string; index: string; mapping: MappingConfig }> {
-  const table = await engines.createTable('sources', { keySchema, sortKeyType: 'N' });
-  await loadItems(
-    dynamodb,
-    table,
-    Array.from({ length: ITEMS }, (_, i) => item(i)),
-  );
-  await dynamodb.send(
-    new UpdateTableCommand({
-      TableName: table,
-      StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' },
-    }),
-  );
+  const table = engines.deleteTableAfter(await seededTable(dynamodb, 'sources', ITEMS, { item }));
   await waitUntilTableExists({ client: dynamodb, maxWaitTime: 60 }, { TableName: table });
   const index = engines.indexName('sources');
   return { table, index, mapping: { index } };
-}
-
-/** Puts, updates and deletes until `CHURN` writes are made or `done()`. */
-async function churn(table: string, done: () => boolean): Promise<number> {
-  let writes = 0;
-  for (let i = 0; writes < CHURN && !done(); i += 1) {
-    const n = (i * 37) % ITEMS;
-    if (i % 3 === 0) {
-      await dynamodb.send(
-        new UpdateItemCommand({
-          TableName: table,
-          Key: key(n),
-          UpdateExpression: 'SET amount = :a',
-          ExpressionAttributeValues: { ':a': { N: `${i}.5` } },
-        }),
-      );
-    } else if (i % 3 === 1) {
-      await dynamodb.send(new DeleteItemCommand({ TableName: table, Key: key(n) }));
-    } else {
-      await dynamodb.send(new PutItemCommand({ TableName: table, Item: item(10_000 + i) }));
-      // The same new item changed again at once: two changes of one key close together.
-      await dynamodb.send(
-        new UpdateItemCommand({
-          TableName: table,
-          Key: key(10_000 + i),
-          UpdateExpression: 'SET #n = :n',
-          ExpressionAttributeNames: { '#n': 'name' },
-          ExpressionAttributeValues: { ':n': { S: `renamed ${i}` } },
-        }),
-      );
-    }
-    writes += 1;
-  }
-  return writes;
 }
 
 /**
@@ -126,7 +76,12 @@ async function backfillThrough(
   forwarder.start();
   const events: BackfillEvent[] = [];
   let backfillDone = false;
-  const writer = churn(table, () => backfillDone);
+  const writer = churnTable(
+    dynamodb,
+    table,
+    { key, item, count: ITEMS },
+    { done: () => backfillDone, max: CHURN, renameNew: true },
+  );
   const result = await runLocalBackfill({
     dynamodb,
     streams,

@@ -4,7 +4,6 @@
  * are injected only at the "Process segment" boundary, where SQS and a Lambda
  * stand in the cloud (no local engine for those).
  */
-import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { describe, expect, it } from 'vitest';
 import {
@@ -22,6 +21,7 @@ import { ensureProgressTable, SegmentCheckpointStore } from '../../pipeline/prog
 import { acquireRunLock, readRunLock } from '../../pipeline/progress/run-lock';
 import type { Item, KeySchema } from '../../pipeline/table/types';
 import { indexMatchesTable, verifyIndex } from '../../pipeline/verify/verify';
+import { churnTable } from '../support/backfill-fixtures';
 import { createTable, uniqueName, useEngines } from '../support/engines';
 
 const keySchema: KeySchema = { partitionKey: 'pk', sortKey: 'sk' };
@@ -80,29 +80,9 @@ describe('the backfill workflow, run locally from the same definition file', () 
   it('backfills every item, then the updater applies the changes made during the backfill: index = table', async () => {
     const { table, index, mapping } = await fixture(3_000);
     const events: BackfillEvent[] = [];
-    let writes = 0;
     let stop = false;
     // Puts, updates and deletes on the table for the whole backfill.
-    const writer = (async () => {
-      for (let i = 0; !stop; i += 1) {
-        const n = (i * 37) % 3_000;
-        if (i % 3 === 0) {
-          await dynamodb.send(
-            new UpdateItemCommand({
-              TableName: table,
-              Key: key(n),
-              UpdateExpression: 'SET amount = :a',
-              ExpressionAttributeValues: { ':a': { N: `${i}.5` } },
-            }),
-          );
-        } else if (i % 3 === 1) {
-          await dynamodb.send(new DeleteItemCommand({ TableName: table, Key: key(n) }));
-        } else {
-          await dynamodb.send(new PutItemCommand({ TableName: table, Item: item(10_000 + i) }));
-        }
-        writes += 1;
-      }
-    })();
+    const writer = churnTable(dynamodb, table, { key, item, count: 3_000 }, { done: () => stop });
 
     const result = await backfill(
       { table, index, mapping },
@@ -113,7 +93,7 @@ describe('the backfill workflow, run locally from the same definition file', () 
       },
     );
     stop = true;
-    await writer;
+    const writes = await writer;
 
     expect(result.summary.segments).toBe(4);
     expect(result.summary.scanned).toBeGreaterThan(0);

@@ -2,7 +2,12 @@
  * Shared pieces of the backfill tests: seeding tables fast, items with every attribute type, a progress table, and
  * reading back what OpenSearch holds.
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteItemCommand,
+  type DynamoDBClient,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import type { LocalBackfillOptions } from '../../local/backfill';
 import { loadItems } from '../../local/load-items';
@@ -19,6 +24,59 @@ export async function seedItems(
   parallel = 12,
 ): Promise<void> {
   await loadItems(client, table, items, { concurrency: parallel });
+}
+
+/** The items a churn writes to: item `i`'s key and whole item, and how many exist at the start. */
+export interface ChurnItems {
+  key: (i: number) => Item;
+  item: (i: number) => Item;
+  count: number;
+}
+
+/**
+ * Puts, updates and deletes on `table` until `until.done()` (or `until.max`
+ * writes): in turn an update of an existing item's `amount`, a delete of
+ * one, and a put of a new item (`item(10_000 + i)`), which `renameNew` then
+ * updates at once (two changes of one key close together). Returns the
+ * writes made, a put and its rename counting one.
+ */
+export async function churnTable(
+  dynamodb: DynamoDBClient,
+  table: string,
+  items: ChurnItems,
+  until: { done: () => boolean; max?: number; renameNew?: boolean },
+): Promise<number> {
+  let writes = 0;
+  for (let i = 0; writes < (until.max ?? Number.POSITIVE_INFINITY) && !until.done(); i += 1) {
+    const n = (i * 37) % items.count;
+    if (i % 3 === 0) {
+      await dynamodb.send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: items.key(n),
+          UpdateExpression: 'SET amount = :a',
+          ExpressionAttributeValues: { ':a': { N: `${i}.5` } },
+        }),
+      );
+    } else if (i % 3 === 1) {
+      await dynamodb.send(new DeleteItemCommand({ TableName: table, Key: items.key(n) }));
+    } else {
+      await dynamodb.send(new PutItemCommand({ TableName: table, Item: items.item(10_000 + i) }));
+      if (until.renameNew) {
+        await dynamodb.send(
+          new UpdateItemCommand({
+            TableName: table,
+            Key: items.key(10_000 + i),
+            UpdateExpression: 'SET #n = :n',
+            ExpressionAttributeNames: { '#n': 'name' },
+            ExpressionAttributeValues: { ':n': { S: `renamed ${i}` } },
+          }),
+        );
+      }
+    }
+    writes += 1;
+  }
+  return writes;
 }
 
 /**
