@@ -54,7 +54,18 @@ export interface LocalResyncOptions
   onUpdaterBatch?: (records: number, lagSeconds: number | undefined) => void;
   /** Tombstone removal rounds before giving up (a writer that saw FILLING still writing). @default 5 */
   tombstoneRounds?: number;
+  /** Each step of the resync as it happens, for a progress display. */
+  onPhase?: (event: ResyncPhaseEvent) => void;
 }
+
+/** A step of a resync, in the order they happen (`filling` only while the backfill has segments to do). */
+export type ResyncPhaseEvent =
+  | { phase: 'indices'; runId: string; targets: Record<string, string>; resumed: boolean }
+  | { phase: 'filling'; runId: string }
+  | { phase: 'draining'; runId: string }
+  | { phase: 'tombstones-removed'; count: number }
+  | { phase: 'swapped'; swaps: AliasSwap[] }
+  | { phase: 'old-indices'; deleted: string[]; kept: string[] };
 
 export interface LocalResyncResult extends LocalBackfillResult {
   /** Serving name → the index it now points at. */
@@ -66,6 +77,9 @@ export interface LocalResyncResult extends LocalBackfillResult {
   /** Stream records the follower applied during the resync. */
   updaterRecords: number;
 }
+
+/** How long the old indices outlive the swap: searches already running on them end first. */
+const OLD_INDEX_GRACE_MS = 2_000;
 
 /** Serving name → new index, for every index the mapping writes. */
 export function resyncTargets(
@@ -130,6 +144,8 @@ export async function runLocalResync(options: LocalResyncOptions): Promise<Local
     indexOptions,
   );
   const state = await startResync(dynamodb, progressTable, table, runId, targets);
+  const phase = options.onPhase ?? (() => {});
+  phase({ phase: 'indices', runId, targets, resumed: existing !== undefined });
 
   const { keySchema } = await describeSourceTable(dynamodb, table);
   let updaterRecords = 0;
@@ -151,6 +167,7 @@ export async function runLocalResync(options: LocalResyncOptions): Promise<Local
   follower.start();
   options.onEvent?.({ type: 'updater', state: 'Enabled' });
   try {
+    if (state.phase === 'FILLING') phase({ phase: 'filling', runId });
     const result =
       state.phase === 'FILLING'
         ? await runLocalBackfill({
@@ -166,17 +183,25 @@ export async function runLocalResync(options: LocalResyncOptions): Promise<Local
           })
         : undefined;
     await drainResync(dynamodb, progressTable, table, runId);
+    phase({ phase: 'draining', runId });
     // No page that read FILLING is still being applied once the follower has stopped.
     await follower.stop();
     const tombstonesRemoved = await removeAllTombstones(opensearch, state, options.tombstoneRounds ?? 5);
+    phase({ phase: 'tombstones-removed', count: tombstonesRemoved });
     // Caught up: everything written to the table before now is in both indices.
     await follower.drain();
     const swaps: AliasSwap[] = [];
     for (const [serving, next] of Object.entries(targets))
       swaps.push(await swapAlias(opensearch, serving, next));
+    phase({ phase: 'swapped', swaps });
     await endResync(dynamodb, progressTable, table, runId);
-    const deletedIndices = options.keepOld ? [] : swaps.flatMap((swap) => swap.previousIndices);
+    const previous = swaps.flatMap((swap) => swap.previousIndices);
+    const deletedIndices = options.keepOld ? [] : previous;
+    // A search that resolved the alias just before the swap may still be reading the old index:
+    // deleting it under that search fails it (seen under load in test/cli/resync.test.ts).
+    if (deletedIndices.length > 0) await new Promise((resolve) => setTimeout(resolve, OLD_INDEX_GRACE_MS));
     for (const index of deletedIndices) await opensearch.indices.delete({ index });
+    phase({ phase: 'old-indices', deleted: deletedIndices, kept: options.keepOld ? previous : [] });
     return {
       ...(result ?? (await finishedRun(options, runId, keySchema))),
       targets,

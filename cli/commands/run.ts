@@ -13,6 +13,7 @@ import {
 } from '../../local/backfill';
 import { WorkflowAbortedError, WorkflowFailedError } from '../../local/workflow';
 import { fieldConflictLines } from '../../pipeline/bulk/field-conflicts';
+import type { WorkflowInput } from '../../pipeline/contract/workflow';
 import { describeError } from '../../pipeline/errors';
 import {
   type CommandSpec,
@@ -132,20 +133,30 @@ export interface RunSettings {
   followForSeconds?: number;
 }
 
-export function runSettings(args: ParsedArgs): RunSettings {
+/** The flags `run` shares with `resync`; `command` names the command whose --help a usage error points to. */
+export function runSettings(args: ParsedArgs, command = 'run'): RunSettings {
   const follow = args.values.follow === true;
   const followForSeconds = optionalInteger(args, 'follow-for', 0, 7 * 24 * 3600);
   if (follow && followForSeconds !== undefined) {
     throw new UsageError('--follow and --follow-for exclude each other: give one');
   }
   return {
-    table: requiredString(args, 'table', 'run'),
-    index: requiredString(args, 'index', 'run'),
+    table: requiredString(args, 'table', command),
+    index: requiredString(args, 'index', command),
     segments: optionalInteger(args, 'segments', 1, 1_000_000),
     concurrency: optionalInteger(args, 'concurrency', 1, 10_000),
     readUnitsPerSecond: optionalPositiveNumber(args, 'read-units-per-second'),
     follow,
     followForSeconds,
+  };
+}
+
+/** The workflow input of `--segments`, `--concurrency` and `--read-units-per-second`. */
+export function workflowInput(settings: RunSettings): WorkflowInput {
+  return {
+    ...(settings.segments ? { totalSegments: settings.segments } : {}),
+    ...(settings.concurrency ? { maxConcurrency: settings.concurrency } : {}),
+    ...(settings.readUnitsPerSecond ? { readUnitsPerSecond: settings.readUnitsPerSecond } : {}),
   };
 }
 
@@ -278,11 +289,7 @@ export const runCommand: Command = {
         runId: optionalString(args, 'run-id'),
         restart: args.values.restart === true,
         indexConfig,
-        input: {
-          ...(settings.segments ? { totalSegments: settings.segments } : {}),
-          ...(settings.concurrency ? { maxConcurrency: settings.concurrency } : {}),
-          ...(settings.readUnitsPerSecond ? { readUnitsPerSecond: settings.readUnitsPerSecond } : {}),
-        },
+        input: workflowInput(settings),
         onEvent: reporter.onEvent,
         signal: io.signal,
       });
@@ -344,7 +351,8 @@ export const runCommand: Command = {
   },
 };
 
-async function followStream(
+/** `--follow` / `--follow-for`: the updater applies the stream after the backfill (or a resync's swap). */
+export async function followStream(
   _args: ParsedArgs,
   io: CliIo,
   settings: RunSettings,
