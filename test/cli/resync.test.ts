@@ -4,12 +4,11 @@
  * move of a plain index behind an alias, --keep-old, --abort, resuming after
  * Ctrl-C, and the messages.
  */
-import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
+import { startAliasReader, startTableWriter } from '../../bench/resync-load';
 import { describeServingName } from '../../pipeline/index/alias';
 import { ensureProgressTable } from '../../pipeline/progress/checkpoint';
 import { startResync } from '../../pipeline/resync/resync-state';
-import { TOMBSTONE_FIELD } from '../../pipeline/resync/tombstones';
 import type { Item } from '../../pipeline/table/types';
 import { indexCount, seedItems } from '../support/backfill-fixtures';
 import { engineFlags, localRunArgs, useEngines } from '../support/engines';
@@ -46,7 +45,12 @@ async function indexedTable(items: number, behindAlias = false): Promise<{ table
     Array.from({ length: items }, (_, i) => item(i)),
   );
   const first = behindAlias ? `${index}-first` : index;
-  const run = await runCli(localRunArgs({ table, index: first, progressTable, deadLetterDir }));
+  // --follow-for 0: the updater is caught up when the resync starts, as a live install's is.
+  const run = await runCli([
+    ...localRunArgs({ table, index: first, progressTable, deadLetterDir }),
+    '--follow-for',
+    '0',
+  ]);
   expect(run.code, run.stderr).toBe(0);
   if (behindAlias) {
     await opensearch.indices.updateAliases({ body: { actions: [{ add: { index: first, alias: index } }] } });
@@ -73,111 +77,34 @@ function key(i: number): Item {
   return { id: { S: `order-${String(i).padStart(6, '0')}` } };
 }
 
-/**
- * Puts new items, updates and deletes existing ones, one at a time, until stopped. `deletes` counts a
- * delete before it is sent: a reader that compares with it never expects a document that may be gone.
- */
-function startWriter(table: string, initial: number) {
-  const live = Array.from({ length: initial }, (_, i) => i);
-  let next = initial;
-  let stopped = false;
-  const counts = { ops: 0, puts: 0, updates: 0, deletes: 0 };
-  const done = (async () => {
-    for (let step = 0; !stopped; step += 1) {
-      const which = step % 3;
-      if (which === 0) {
-        const i = next++;
-        await dynamodb.send(new PutItemCommand({ TableName: table, Item: item(i) }));
-        live.push(i);
-        counts.puts += 1;
-      } else if (which === 1) {
-        const i = live[(step * 7919) % live.length] as number;
-        await dynamodb.send(
-          new UpdateItemCommand({
-            TableName: table,
-            Key: key(i),
-            UpdateExpression: 'SET note = :n',
-            ExpressionAttributeValues: { ':n': { S: `updated at step ${step}` } },
-          }),
-        );
-        counts.updates += 1;
-      } else {
-        const [i] = live.splice((step * 104_729) % live.length, 1) as [number];
-        counts.deletes += 1;
-        await dynamodb.send(new DeleteItemCommand({ TableName: table, Key: key(i) }));
-      }
-      counts.ops += 1;
-    }
-  })();
-  return {
-    counts,
-    stop: () => {
-      stopped = true;
-      return done;
-    },
-  };
-}
-
-/**
- * Queries the serving name every 200 ms: the hits must never fall below the items of the start minus the
- * deletes sent so far, and no delete marker may ever be visible.
- */
-function startReader(index: string, initial: number, deletesSoFar: () => number) {
-  let stopped = false;
-  const seen = { queries: 0, errors: [] as string[], minMargin: Number.POSITIVE_INFINITY, markers: 0 };
-  const done = (async () => {
-    while (!stopped) {
-      const started = Date.now();
-      try {
-        const { body } = await opensearch.search({
-          index,
-          body: {
-            size: 0,
-            track_total_hits: true,
-            query: { match_all: {} },
-            aggs: { markers: { filter: { exists: { field: TOMBSTONE_FIELD } } } },
-          },
-        });
-        const hits = (body.hits.total as { value: number }).value;
-        seen.minMargin = Math.min(seen.minMargin, hits - (initial - deletesSoFar()));
-        seen.markers += (body.aggregations as { markers: { doc_count: number } }).markers.doc_count;
-      } catch (error) {
-        seen.errors.push((error as Error).message);
-      }
-      seen.queries += 1;
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, 200 - (Date.now() - started))));
-    }
-  })();
-  return {
-    seen,
-    stop: () => {
-      stopped = true;
-      return done;
-    },
-  };
-}
-
 describe('ddb2os resync', () => {
   it('rebuilds the index under a writer while a reader never sees fewer hits, then verify finds no drift', async () => {
     // Prepare: 2,000 items in a plain index, a writer and a reader running.
-    const initial = 2_000;
+    const initial = 1_000;
     const { table, index } = await indexedTable(initial, true);
-    const writer = startWriter(table, initial);
-    const reader = startReader(index, initial, () => writer.counts.deletes);
+    const writer = startTableWriter({ dynamodb, table, initial, itemOf: item, keyOf: key });
+    const reader = startAliasReader({
+      opensearch,
+      index,
+      initial,
+      deletesSoFar: () => writer.counts.deletes,
+    });
     await new Promise((resolve) => setTimeout(resolve, 1_000));
 
     // Act: the writer stops once the alias is swapped and the updater follows; --follow-for drains the rest.
     let writerStopped: Promise<void> | undefined;
-    const result = await runCli(
-      [...resyncArgs(table, index), '--segments', '4', '--follow-for', '2', '--json'],
-      {
+    let result: Awaited<ReturnType<typeof runCli>>;
+    try {
+      result = await runCli([...resyncArgs(table, index), '--segments', '4', '--follow-for', '2', '--json'], {
         onStderr: (text) => {
           if (text.includes('following the table stream')) writerStopped ??= writer.stop();
         },
-      },
-    );
-    await (writerStopped ?? writer.stop());
-    await reader.stop();
+      });
+    } finally {
+      // Also when the resync throws: neither may outlive the test (its table is deleted after the file).
+      await (writerStopped ?? writer.stop());
+      await reader.stop();
+    }
 
     // Assess
     expect(result.code, result.stderr).toBe(0);
@@ -240,7 +167,7 @@ describe('ddb2os resync', () => {
 
   it('stops on Ctrl-C with the alias still on the old index (exit 130), and the same command resumes', async () => {
     // Prepare
-    const { table, index } = await indexedTable(1_200, true);
+    const { table, index } = await indexedTable(600, true);
     const controller = new AbortController();
 
     // Act
@@ -263,9 +190,9 @@ describe('ddb2os resync', () => {
     expect(resumed.stderr).toMatch(/resuming resync resync-\S+: new index/);
     expect(resumed.stderr).toMatch(/resuming run resync-/);
     const summary = lastJsonLine(resumed.stdout);
-    expect(summary).toMatchObject({ scanned: 1_200, deletedIndices: [`${index}-first`] });
-    expect((summary.created as number) + (summary.alreadyPresent as number)).toBe(1_200);
-    expect(await indexCount(opensearch, index)).toBe(1_200);
+    expect(summary).toMatchObject({ scanned: 600, deletedIndices: [`${index}-first`] });
+    expect((summary.created as number) + (summary.alreadyPresent as number)).toBe(600);
+    expect(await indexCount(opensearch, index)).toBe(600);
   });
 
   it('--abort removes the new index and the state, search untouched; a second --abort says there is none', async () => {
