@@ -24,6 +24,7 @@ import { bundledMapping, tracedDynamoDb, tracedS3 } from '../pipeline/lambda/cli
 import { coldStart } from '../pipeline/lambda/cold-start';
 import { readUpdaterConfig } from '../pipeline/lambda/config';
 import { checkMappingForTable } from '../pipeline/mapping/mapping';
+import { readResyncState } from '../pipeline/resync/resync-state';
 import { describeSourceTable } from '../pipeline/table/describe';
 
 /** What handleStreamEvent needs: the apply dependencies, and optionally where metrics go. */
@@ -83,6 +84,7 @@ const started = coldStart(async (): Promise<ApplyStreamDeps> => {
   const { keySchema } = await describeSourceTable(dynamodb, config.table);
   const mapping = await bundledMapping(config);
   checkMappingForTable(mapping, keySchema);
+  const { progressTable } = config;
   logger.info('updater ready', { table: config.table, index: mapping.index, keySchema });
   return {
     opensearch: createOpenSearchClient({ endpoint: config.endpoint, signing: config.signing }),
@@ -93,6 +95,8 @@ const started = coldStart(async (): Promise<ApplyStreamDeps> => {
     deadLetters: new S3DeadLetterSink(s3, config.deadLetterBucket),
     telemetry: { logger },
     bulk: { maxBytes: config.bulkMaxBytes, maxDocs: config.bulkMaxDocs },
+    // A resync of the table is read before each batch (one consistent GetItem): its writes go to the new indices too.
+    ...(progressTable ? { resync: () => readResyncState(dynamodb, progressTable, config.table) } : {}),
   };
 });
 

@@ -24,12 +24,29 @@ import { holderLiveness, releaseRunLock, renewRunLease } from '../pipeline/progr
 import { RunMarkerStore } from '../pipeline/progress/run-markers';
 import { DynamoDBStreamPositionStore } from '../pipeline/progress/stream-positions';
 import { readResyncState } from '../pipeline/resync/resync-state';
+import {
+  abortResync,
+  drainResyncStep,
+  type RemoveTombstonesInput,
+  type ResyncRun,
+  type ResyncStepDeps,
+  removeResyncTombstones,
+  type SwapAliasesResult,
+  startResyncStep,
+  swapResyncAliases,
+} from '../pipeline/resync/resync-steps';
 import { type SegmentProgress, scanSegment } from '../pipeline/scan/scan-segment';
 import { prepareSegmentWork } from '../pipeline/scan/segment-message';
 import { retentionNeed } from '../pipeline/summarize/retention-clock';
 import { summarizeRun } from '../pipeline/summarize/summarize-run';
 import { describeSourceTable, requireStream, type SourceTable } from '../pipeline/table/describe';
-import type { KeySchema, SegmentMessage, SegmentResult } from '../pipeline/table/types';
+import {
+  emptyCounts,
+  type KeySchema,
+  type SegmentMessage,
+  type SegmentResult,
+} from '../pipeline/table/types';
+import type { ResyncPhaseEvent } from './resync';
 import { type FollowerBatchInfo, StreamFollower, type StreamFollowerOptions } from './stream-follower';
 import { type RunSummary, runWorkflowLocally, WorkflowAbortedError } from './workflow';
 
@@ -89,6 +106,22 @@ export interface LocalBackfillOptions {
    * the run. @default 0
    */
   updaterLagSeconds?: number;
+  /**
+   * The local updater of a resync (`input.mode` "resync", local/resync.ts): it runs the whole time, and
+   * the resync's steps wait on it. Without it a resync fails at once, as in the cloud with a Disabled updater.
+   */
+  resyncUpdater?: LocalResyncUpdater;
+}
+
+/** How the steps of a local resync wait on the local updater (the cloud waits a Lambda timeout instead). */
+export interface LocalResyncUpdater {
+  /** After the DRAINING state is written: resolves once no updater page that read FILLING is being applied. */
+  draining(): Promise<void>;
+  /** Before the swap: resolves once everything written to the table so far is applied. */
+  caughtUp(): Promise<void>;
+  /** Tombstone removal rounds per index. @default 5 */
+  tombstoneRounds?: number;
+  onPhase?: (event: ResyncPhaseEvent) => void;
 }
 
 export interface LocalBackfillResult {
@@ -96,6 +129,15 @@ export interface LocalBackfillResult {
   runId: string;
   keySchema: KeySchema;
   deadLetterLocation: string;
+  /** What a resync's steps did (mode "resync"). */
+  resync?: LocalResyncOutcome;
+}
+
+/** What the steps of a resync did. */
+export interface LocalResyncOutcome extends SwapAliasesResult {
+  /** Serving name → the index it now points at. */
+  targets: Record<string, string>;
+  tombstonesRemoved: number;
 }
 
 /** The table's description, once it is known that the table can be followed (it has a stream). */
@@ -131,9 +173,19 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
   const checkpoints = new SegmentCheckpointStore(dynamodb, progressTable);
   const deadLetters = new DirectoryDeadLetterSink(options.deadLetterDir ?? '.ddb2os');
   const markers = new RunMarkerStore(dynamodb, progressTable);
+  const resyncMode = options.input?.mode === 'resync';
+  if (resyncMode && !options.runId) {
+    throw new BackfillError(
+      'a local resync runs with the run id of its resync state (local/resync.ts gives it)',
+    );
+  }
+  // A resync keeps its run in the resync state: the backfill's run marker is left alone.
   const { runId, resumed, firstStartedAt } = await resolveRunId(markers, table, index, options);
   const emit = options.onEvent ?? (() => {});
-  let updater: 'Disabled' | 'Enabled' = 'Disabled';
+  // A resync's updater runs the whole time; a backfill's is paused by the workflow before it scans.
+  let updater: 'Disabled' | 'Enabled' = options.resyncUpdater ? 'Enabled' : 'Disabled';
+  const resyncSteps = resyncStepBindings(options, progressTable);
+  let fillSummary: RunSummary | undefined;
   const attempts = new Map<number, number>();
   const inFlight = new Set<Promise<unknown>>();
   let lease: NodeJS.Timeout | undefined;
@@ -276,14 +328,23 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
               : input.startedAt;
           const summary = await summarizeRun({ ...input, startedAt }, { checkpoints });
           await restoreIndexAfterBackfill(opensearch, targetIndices({ ...mapping, index: input.index }));
+          fillSummary = summary;
           if (options.reportedDurationHours === undefined) return summary;
           const reported = new Date(Date.now() - options.reportedDurationHours * 3_600_000).toISOString();
           return { ...summary, ...retentionNeed(reported, new Date()) };
         },
+        ...resyncSteps.bindings,
       },
     });
-    await markers.complete(table, index, runId);
-    return { summary, runId, keySchema: source.keySchema, deadLetterLocation: deadLetters.location };
+    if (!resyncMode) await markers.complete(table, index, runId);
+    return {
+      // A resync's output is its own shape: its summary is the fill's (none when an earlier run filled).
+      summary: resyncMode ? (fillSummary ?? emptySummary(runId)) : summary,
+      runId,
+      keySchema: source.keySchema,
+      deadLetterLocation: deadLetters.location,
+      ...(resyncMode ? { resync: resyncSteps.outcome() } : {}),
+    };
   } finally {
     clearInterval(lease);
     // A failed run keeps the lock, but stale at once: the next start takes it over without waiting.
@@ -291,6 +352,78 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
     // An interrupted or failed run: let the segments still working finish their page and save their checkpoint.
     await Promise.allSettled([...inFlight]);
   }
+}
+
+/** The summary of a run that scanned nothing (a resync resumed after its fill was done). */
+function emptySummary(runId: string): RunSummary {
+  const now = new Date();
+  return {
+    runId,
+    segments: 0,
+    segmentsCompleted: 0,
+    ...emptyCounts(),
+    fieldConflicts: [],
+    durationSeconds: 0,
+    durationHours: 0,
+    ...retentionNeed(now.toISOString(), now),
+  };
+}
+
+/**
+ * The resync steps of the workflow bound to the pipeline's functions (the resync Lambda runs the
+ * same), with the local updater's waits, and what they did for the result.
+ */
+function resyncStepBindings(options: LocalBackfillOptions, progressTable: string) {
+  const deps: ResyncStepDeps = {
+    dynamodb: options.dynamodb,
+    opensearch: options.opensearch,
+    progressTable,
+    table: options.table,
+    mapping: options.mapping,
+  };
+  const phase = options.resyncUpdater?.onPhase ?? (() => {});
+  let run: ResyncRun | undefined;
+  let tombstonesRemoved = 0;
+  let swap: SwapAliasesResult = { swaps: [], deletedIndices: [] };
+  const bindings = {
+    startResync: async (input: { runId: string; indexConfig?: unknown }) => {
+      run = await startResyncStep(input, deps);
+      phase({ phase: 'indices', runId: run.runId, targets: run.targets, resumed: run.resumed });
+      if (run.phase === 'FILLING') phase({ phase: 'filling', runId: run.runId });
+      return run;
+    },
+    drainResync: async (input: { runId: string }) => {
+      await drainResyncStep(input, deps);
+      phase({ phase: 'draining', runId: input.runId });
+      // The local stand-in for "Wait for resync writers": the updater's page in progress ends.
+      await options.resyncUpdater?.draining();
+    },
+    removeTombstones: async (input: RemoveTombstonesInput) => {
+      const removed = await removeResyncTombstones(
+        { rounds: options.resyncUpdater?.tombstoneRounds, ...input },
+        deps,
+      );
+      tombstonesRemoved = removed.tombstonesRemoved;
+      phase({ phase: 'tombstones-removed', count: tombstonesRemoved });
+      return removed;
+    },
+    swapAliases: async (input: { runId: string; targets: Record<string, string>; keepOld?: boolean }) => {
+      await options.resyncUpdater?.caughtUp();
+      swap = await swapResyncAliases(input, deps);
+      const previous = swap.swaps.flatMap((done) => done.previousIndices);
+      phase({ phase: 'swapped', swaps: swap.swaps });
+      phase({ phase: 'old-indices', deleted: swap.deletedIndices, kept: input.keepOld ? previous : [] });
+      return swap;
+    },
+    abortResync: async () => {
+      const aborted = await abortResync(deps);
+      return { runId: aborted?.runId ?? null, deletedIndices: aborted?.deletedIndices ?? [] };
+    },
+  };
+  return {
+    bindings,
+    outcome: (): LocalResyncOutcome => ({ targets: run?.targets ?? {}, tombstonesRemoved, ...swap }),
+  };
 }
 
 export interface LocalUpdaterOptions {

@@ -18,6 +18,13 @@ import { BackfillError } from '../pipeline/errors';
 import { type IndexDefinition, indexDefinitionSubstitution } from '../pipeline/index/index-definition';
 import { MAX_CONCURRENCY, type SegmentPlan } from '../pipeline/plan/plan-segments';
 import type { StartRunEvent, StartRunResult } from '../pipeline/plan/start-run';
+import type {
+  RemoveTombstonesInput,
+  ResyncRun,
+  StartResyncInput,
+  SwapAliasesInput,
+  SwapAliasesResult,
+} from '../pipeline/resync/resync-steps';
 import type { RunSummary } from '../pipeline/summarize/summarize-run';
 import type { SegmentMessage, SegmentResult } from '../pipeline/table/types';
 
@@ -31,6 +38,8 @@ export interface PlanTaskInput {
   table: Record<string, unknown>;
   /** The index definition as JSON text (`null` for none), as the stack substitutes it. */
   indexConfig: string;
+  /** A resync's serving name → new index; empty in a backfill. */
+  targets: Record<string, string>;
 }
 
 /** What "Plan segments" returns: the planner's plan (the definition reads runId, table, index, totalSegments, itemSource, segments, startedAt). */
@@ -67,6 +76,19 @@ export interface LocalTaskBindings {
   /** Runs one whole segment (all its continuations); throws a named error on failure. */
   processSegment(message: SegmentMessage): Promise<SegmentResult>;
   summarize(input: SummarizeTaskInput): Promise<RunSummary>;
+  /** "Start resync" (mode resync): the new indices and the FILLING state, or the table's resync as it stands. */
+  startResync(input: StartResyncInput): Promise<ResyncRun>;
+  /**
+   * "Drain resync": the DRAINING state. Locally it also stands for "Wait for resync writers" (bound to
+   * 0 s): it returns once no updater page that read FILLING is still being applied.
+   */
+  drainResync(input: { runId: string }): Promise<void>;
+  /** "Remove tombstones". */
+  removeTombstones(input: RemoveTombstonesInput): Promise<{ tombstonesRemoved: number }>;
+  /** "Swap aliases". */
+  swapAliases(input: SwapAliasesInput): Promise<SwapAliasesResult>;
+  /** "Abort resync" (`{"mode": "resync", "abort": true}`). */
+  abortResync(): Promise<{ runId: string | null; deletedIndices: string[] }>;
 }
 
 export interface LocalWorkflowOptions {
@@ -131,6 +153,9 @@ export async function runWorkflowLocally(options: LocalWorkflowOptions): Promise
     SegmentQueueUrl: 'local',
     BucketName: 'local',
     IndexConfig: indexDefinitionSubstitution(options.indexConfig),
+    ResyncFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:ddb2os-local-resync',
+    // Not waited locally: the "Drain resync" binding stops the local updater's page in progress instead.
+    ResyncDrainSeconds: '0',
   });
   const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
   const segment = async (input: { MessageBody: SegmentMessage }) => {
@@ -149,7 +174,11 @@ export async function runWorkflowLocally(options: LocalWorkflowOptions): Promise
       Task: { Token: 'local' },
     },
     overrides: {
-      waitTimeOverrides: { 'Wait for updater to pause': 0, 'Wait for updater to enable': 0 },
+      waitTimeOverrides: {
+        'Wait for updater to pause': 0,
+        'Wait for updater to enable': 0,
+        'Wait for resync writers': 0,
+      },
       retryIntervalOverrides: {
         'Process segment': options.segmentRetryIntervalMs ?? 1_000,
         'Process segment from S3 list': options.segmentRetryIntervalMs ?? 1_000,
@@ -181,6 +210,15 @@ export async function runWorkflowLocally(options: LocalWorkflowOptions): Promise
           return {};
         },
         'Get updater state after enable': async () => ({ State: bindings.updaterState() }),
+        'Get updater state for resync': async () => ({ State: bindings.updaterState() }),
+        'Start resync': async (input: StartResyncInput) => bindings.startResync(input),
+        'Drain resync': async (input: { runId: string }) => {
+          await bindings.drainResync(input);
+          return {};
+        },
+        'Remove tombstones': async (input: RemoveTombstonesInput) => bindings.removeTombstones(input),
+        'Swap aliases': async (input: SwapAliasesInput) => bindings.swapAliases(input),
+        'Abort resync': async () => bindings.abortResync(),
       } as never,
     },
   });

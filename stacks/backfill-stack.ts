@@ -243,9 +243,9 @@ export class BackfillStack extends Stack {
         .map((access) => (access.function.role as IRole).roleArn)
         .join(','),
       description:
-        'The plan, worker, updater and summarize roles: allow them in the domain access policy (plan: HEAD, PUT; ' +
-        'worker, updater: POST; summarize: GET, PUT, POST), and map them to a role with write access if ' +
-        'fine-grained access control is on',
+        'The plan, worker, updater, summarize and resync roles: allow them in the domain access policy (plan: HEAD, PUT; ' +
+        'worker, updater: POST; summarize: GET, PUT, POST; resync: HEAD, GET, PUT, POST, DELETE), and map them to a ' +
+        'role with write access (and index and alias management, for resync) if fine-grained access control is on',
     });
     new CfnOutput(this, 'StreamFailureQueueUrl', {
       value: this.workflow.streamFailureQueue.queueUrl,

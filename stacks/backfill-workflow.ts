@@ -16,6 +16,7 @@ import { BackfillAlarms } from './backfill-alarms';
 import { type BackfillWorkflowProps, resolveWorkflowSettings } from './backfill-workflow-props';
 import { HandlerFunction } from './handler-function';
 import { acknowledgeWatchdogFindings, acknowledgeWorkflowFindings } from './nag-acknowledgements';
+import { createResyncFunction } from './resync-function';
 import { UpdaterWatchdog } from './updater-watchdog';
 
 /**
@@ -31,6 +32,11 @@ export const OPENSEARCH_ACTIONS = {
   updater: ['es:ESHttpPost'],
   /** Restores the indices: GET /index/_mapping, PUT /index/_settings and /_mapping, POST /index/_refresh. */
   summarize: ['es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost'],
+  /**
+   * A resync: HEAD and PUT /index (create the new ones), GET /_alias and /index/_mapping, PUT
+   * /index/_settings, POST /_aliases, /index/_refresh, _search, _count and _bulk (tombstones), DELETE /index (the old ones).
+   */
+  resync: ['es:ESHttpHead', 'es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost', 'es:ESHttpDelete'],
 } as const;
 
 /** A function that calls OpenSearch, and the HTTP methods it needs there. */
@@ -62,6 +68,8 @@ export class BackfillWorkflow extends Construct {
   readonly summarizeFunction: HandlerFunction;
   /** "Validate and lock" and "Release lock": the input check, the table's run lock and the retention clock. */
   readonly runLockFunction: HandlerFunction;
+  /** The steps of a resync (input `{"mode": "resync"}`): new indices, resync state, tombstones, alias swap. */
+  readonly resyncFunction: HandlerFunction;
   /** UUID of the updater's event source mapping, which the workflow pauses and enables. */
   readonly updaterMappingId: string;
   /** The functions that call OpenSearch, with their methods: allow exactly these in the domain's access policy. */
@@ -170,7 +178,8 @@ export class BackfillWorkflow extends Construct {
       timeout: Duration.minutes(5),
       memorySize: 512,
       logRemovalPolicy: removalPolicy,
-      environment: sink,
+      // The progress table holds the resync state, which the updater reads before each batch.
+      environment: { ...sink, [ENV.PROGRESS_TABLE]: this.progressTable.tableName },
     });
     this.summarizeFunction = new HandlerFunction(this, 'SummarizeFunction', {
       handlerName: 'summarize',
@@ -180,11 +189,18 @@ export class BackfillWorkflow extends Construct {
       logRemovalPolicy: removalPolicy,
       environment: { ...opensearchEnvironment, [ENV.PROGRESS_TABLE]: this.progressTable.tableName },
     });
+    this.resyncFunction = createResyncFunction(this, 'ResyncFunction', {
+      tableName: table.tableName,
+      progressTable: this.progressTable,
+      opensearchEnvironment,
+      logRemovalPolicy: removalPolicy,
+    });
     this.openSearchAccess = [
       { function: this.planFunction, actions: OPENSEARCH_ACTIONS.plan },
       { function: this.workerFunction, actions: OPENSEARCH_ACTIONS.worker },
       { function: this.updaterFunction, actions: OPENSEARCH_ACTIONS.updater },
       { function: this.summarizeFunction, actions: OPENSEARCH_ACTIONS.summarize },
+      { function: this.resyncFunction, actions: OPENSEARCH_ACTIONS.resync },
     ];
 
     this.workerFunction.addEventSource(
@@ -257,6 +273,14 @@ export class BackfillWorkflow extends Construct {
         SegmentQueueUrl: this.segmentQueue.queueUrl,
         BucketName: this.bucket.bucketName,
         IndexConfig: indexDefinitionSubstitution(settings.indexConfig),
+        ResyncFunctionArn: this.resyncFunction.functionArn,
+        // "Wait for resync writers": no updater batch that read FILLING, and no worker still creating, outlives it.
+        ResyncDrainSeconds: String(
+          Math.max(
+            (this.updaterFunction.timeout ?? Duration.minutes(1)).toSeconds(),
+            settings.workerTimeout.toSeconds(),
+          ),
+        ),
       },
       logs: { destination: stateMachineLogs, level: LogLevel.ALL, includeExecutionData: true },
       tracingEnabled: true,
@@ -320,6 +344,8 @@ export class BackfillWorkflow extends Construct {
     // DescribeTable: the key schema, once per cold start; GetItem/Query: current items for
     // KEYS_ONLY streams and aggregated partitions.
     table.grant(this.updaterFunction, 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:DescribeTable');
+    // The table's resync state, read before each batch.
+    this.progressTable.grant(this.updaterFunction, 'dynamodb:GetItem');
     this.updaterFunction.addToRolePolicy(putDeadLetters);
 
     this.progressTable.grant(this.summarizeFunction, 'dynamodb:Query');
@@ -363,6 +389,7 @@ export class BackfillWorkflow extends Construct {
           this.planFunction.functionArn,
           this.summarizeFunction.functionArn,
           this.runLockFunction.functionArn,
+          this.resyncFunction.functionArn,
         ],
       }),
       // A Distributed Map runs its items as child executions of this state machine.

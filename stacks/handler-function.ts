@@ -40,6 +40,7 @@ export type HandlerName =
   | 'updater'
   | 'summarize'
   | 'run-lock'
+  | 'resync'
   | 'watchdog'
   | 'deploy-guard';
 

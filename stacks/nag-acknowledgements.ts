@@ -29,6 +29,7 @@ export function acknowledgeWorkflowFindings(
     workflow.updaterFunction,
     workflow.summarizeFunction,
     workflow.runLockFunction,
+    workflow.resyncFunction,
     workflow.watchdog.watchdogFunction,
     workflow.watchdog.deployGuardFunction,
   ];
@@ -42,7 +43,7 @@ export function acknowledgeWorkflowFindings(
     acknowledge(
       fn,
       ['Serverless-LambdaDLQ'],
-      'Plan, summarize and run-lock are invoked synchronously by Step Functions, the worker by an SQS event source ' +
+      'Plan, summarize, run-lock and resync are invoked synchronously by Step Functions, the worker by an SQS event source ' +
         '(its queue has a dead-letter queue), the updater by a stream event source (with an on-failure ' +
         'destination), the deploy guard synchronously by its custom resource provider. The watchdog is ' +
         'invoked asynchronously by a schedule: a lost invocation is a missing data point, which its alarm ' +
@@ -96,7 +97,11 @@ export function acknowledgeWorkflowFindings(
       [opensearchIndexes],
       'Documents go to the configured index, to the indexes the mapping routes to and to the index a ' +
         'workflow input names, which are data, not infrastructure, and _bulk is a domain-level path: access is ' +
-        'limited to the HTTP methods this function uses (OPENSEARCH_ACTIONS) on this one domain.',
+        'limited to the HTTP methods this function uses (OPENSEARCH_ACTIONS) on this one domain.' +
+        (fn === workflow.resyncFunction
+          ? ' A resync creates <index>-<runId> indexes whose names exist only at run time, and _aliases is a ' +
+            'domain-level path.'
+          : ''),
     );
   }
   for (const fn of [workflow.workerFunction, workflow.updaterFunction]) {
@@ -169,7 +174,7 @@ export function acknowledgeDemoDomainFindings(domain: Domain): void {
   acknowledge(
     domain,
     ['AwsSolutions-OS3'],
-    'Access is granted to IAM principals (the plan, worker, updater and summarize roles), not to IP addresses: Lambda has no fixed IPs.',
+    'Access is granted to IAM principals (the plan, worker, updater, summarize and resync roles), not to IP addresses: Lambda has no fixed IPs.',
   );
   acknowledge(
     domain,

@@ -34,8 +34,11 @@ export function elapsedSeconds(snapshot: ExecutionSnapshot, now: Date): number {
   return Math.max(0, (end - Date.parse(snapshot.startDate)) / 1000);
 }
 
-const WAITING_FOR_MAP_RUN =
-  'Map Run not started yet (the workflow pauses the updater and plans the segments first)';
+/** Why an execution has no Map Run yet (`start` and `status` say it). */
+export const BEFORE_MAP_RUN =
+  '(the workflow pauses the updater, or starts the resync, and plans the segments first)';
+
+const WAITING_FOR_MAP_RUN = `Map Run not started yet ${BEFORE_MAP_RUN}`;
 
 /** The block a terminal shows and redraws while following. */
 export function statusBlock(snapshot: ExecutionSnapshot, now: Date): string[] {
@@ -68,15 +71,30 @@ const SUMMARY_LABELS: Record<string, string> = {
   retried: 'bulk retries',
   durationSeconds: 'duration',
   oldestUnappliedAt: 'oldest change the updater had not applied',
+  targets: 'now served',
+  tombstonesRemoved: 'delete markers removed',
+  deletedIndices: 'old indices deleted',
 };
+
+/** A resync's output values as text: `alias → index` pairs, index lists. */
+function resyncValueText(key: string, value: unknown): string | undefined {
+  if (key === 'targets' && value !== null && typeof value === 'object') {
+    return Object.entries(value as Record<string, string>)
+      .map(([alias, index]) => `${alias} → ${index}`)
+      .join(', ');
+  }
+  if (key === 'deletedIndices' && Array.isArray(value)) return value.length > 0 ? value.join(', ') : 'none';
+  return undefined;
+}
 
 /** The execution output (the run summary) as aligned `label  value` lines. */
 export function summaryLines(output: unknown): string[] {
   if (output === null || typeof output !== 'object' || Array.isArray(output)) {
     return output === undefined ? [] : [`  output  ${JSON.stringify(output)}`];
   }
+  // A resync's swaps say again what its targets say.
   const entries = Object.entries(output as Record<string, unknown>).filter(
-    ([key]) => key !== 'runId' && key !== 'durationHours' && key !== 'fieldConflicts',
+    ([key]) => key !== 'runId' && key !== 'durationHours' && key !== 'fieldConflicts' && key !== 'swaps',
   );
   const conflicts = (output as { fieldConflicts?: unknown }).fieldConflicts;
   const width = Math.max(...entries.map(([key]) => (SUMMARY_LABELS[key] ?? key).length), 0);
@@ -84,13 +102,14 @@ export function summaryLines(output: unknown): string[] {
     .map(([key, value]) => {
       const label = (SUMMARY_LABELS[key] ?? key).padEnd(width);
       const text =
-        key === 'durationSeconds' && typeof value === 'number'
+        resyncValueText(key, value) ??
+        (key === 'durationSeconds' && typeof value === 'number'
           ? `${duration(value)} (${fmt(value)} s)`
           : typeof value === 'number'
             ? fmt(value)
             : typeof value === 'string'
               ? value
-              : JSON.stringify(value);
+              : JSON.stringify(value));
       return `  ${label}  ${text}`;
     })
     .concat(Array.isArray(conflicts) ? fieldConflictLines(conflicts as FieldConflictCount[]) : []);

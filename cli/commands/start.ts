@@ -1,6 +1,7 @@
 /**
- * `ddb2os start`: start the deployed backfill workflow and follow its Map Run
- * until the execution ends.
+ * `ddb2os start`: start the deployed backfill workflow (a backfill, or with
+ * `--resync` a resync into new indices behind the aliases) and follow its Map
+ * Run until the execution ends.
  */
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { WORKFLOW_INPUT_KEYS } from '../../pipeline/contract/workflow';
@@ -32,9 +33,9 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
   return {
     spec: {
       name: 'start',
-      summary: 'start the deployed workflow and follow its Map Run until it ends',
+      summary: 'start the deployed workflow (a backfill, or a resync) and follow its Map Run until it ends',
       usage:
-        'ddb2os start [--stack NAME | --state-machine-arn ARN] [--input JSON] [--name NAME] [--no-follow] [--json]',
+        'ddb2os start [--stack NAME | --state-machine-arn ARN] [--input JSON] [--resync [--keep-old]] [--name NAME] [--no-follow] [--json]',
       flags: {
         'state-machine-arn': {
           type: 'string',
@@ -50,6 +51,15 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
           type: 'string',
           value: 'JSON',
           description: `execution input, a JSON object (default {}); keys: ${WORKFLOW_INPUT_KEYS.join(', ')}`,
+        },
+        resync: {
+          type: 'boolean',
+          description:
+            'rebuild the index into a new one while the updater keeps the current one live, then swap the alias (input "mode": "resync")',
+        },
+        'keep-old': {
+          type: 'boolean',
+          description: 'with --resync: keep the index the alias pointed at before (input "keepOld": true)',
         },
         name: {
           type: 'string',
@@ -72,6 +82,13 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
         '',
         'With --json the progress goes to stderr and stdout holds only the summary object.',
         '',
+        'A resync (--resync) keeps the stream updater running: it writes every change to the serving',
+        'index and to a new <index>-<run id> that the same Map Run fills; once every segment is done the',
+        'workflow waits out the writers that started before, removes its delete markers and points the',
+        'alias at the new index in one call, then deletes the old index unless --keep-old. A failed',
+        'resync leaves the alias where it was; start it again to resume it (the same new index and',
+        'checkpoints). --input \'{"mode": "resync", "abort": true}\' removes an unfinished one instead.',
+        '',
         AWS_DETAILS,
       ].join('\n'),
       examples: [
@@ -79,12 +96,18 @@ export function createStartCommand(deps: CloudDeps = {}): Command {
         `ddb2os start --stack Ddb2osBackfill --input '{"totalSegments": 64, "maxConcurrency": 16}'`,
         'ddb2os start --state-machine-arn arn:aws:states:eu-west-1:123456789012:stateMachine:Backfill --name orders-2025-06-01',
         'ddb2os start --stack Orders-Backfill --no-follow --json --profile prod --region eu-west-1',
+        'ddb2os start --resync',
+        'ddb2os start --stack Orders-Backfill --resync --keep-old --input \'{"maxConcurrency": 16}\'',
       ],
     },
     run: async (args, io) => {
       const json = args.values.json === true;
       const out = json ? io.stderr : io.stdout;
-      const input = parseInput(optionalString(args, 'input'));
+      const input = withMode(
+        parseInput(optionalString(args, 'input')),
+        args.values.resync === true,
+        args.values['keep-old'] === true,
+      );
       const name = parseName(optionalString(args, 'name'));
       const { stateMachineArn, target } = await resolveStateMachine(args, io);
 
@@ -184,6 +207,37 @@ export function parseInput(raw: string | undefined): Record<string, unknown> {
     throw error;
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * The input with `--resync` (mode resync) and `--keep-old` (keepOld) in it; a UsageError when the
+ * flags contradict the input or each other.
+ */
+export function withMode(
+  input: Record<string, unknown>,
+  resync: boolean,
+  keepOld: boolean,
+): Record<string, unknown> {
+  if (keepOld && !resync && input.mode !== 'resync') {
+    throw new UsageError(
+      '--keep-old goes with --resync: it keeps the index the alias pointed at before the swap',
+    );
+  }
+  if (resync && input.mode !== undefined && input.mode !== 'resync') {
+    throw new UsageError(`--resync contradicts the input's "mode": ${JSON.stringify(input.mode)}`);
+  }
+  const merged = {
+    ...input,
+    ...(resync ? { mode: 'resync' } : {}),
+    ...(keepOld ? { keepOld: true } : {}),
+  };
+  try {
+    validateWorkflowConfig(merged);
+  } catch (error) {
+    if (error instanceof ConfigurationError) throw new UsageError(`--input: ${error.message}`);
+    throw error;
+  }
+  return merged;
 }
 
 function parseName(raw: string | undefined): string | undefined {

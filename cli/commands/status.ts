@@ -6,7 +6,7 @@ import { EXIT } from '../cli-error';
 import { consoleUrl, parseStatesArn } from '../cloud/arns';
 import { AWS_DETAILS, AWS_FLAGS, type CloudDeps, resolveTarget, withDefaults } from '../cloud/aws';
 import { describeSnapshot, type ExecutionSnapshot, redriveHint } from '../cloud/execution';
-import { countsText, mapRunBar, succeededText, summaryLines } from '../cloud/render';
+import { BEFORE_MAP_RUN, countsText, mapRunBar, succeededText, summaryLines } from '../cloud/render';
 import type { Command } from '../command';
 import { duration } from '../progress';
 
@@ -87,7 +87,7 @@ export function statusText(
     );
     row('', countsText(itemCounts));
   } else {
-    row('Map Run', 'not started (the workflow pauses the updater and plans the segments first)');
+    row('Map Run', `not started ${BEFORE_MAP_RUN}`);
   }
   if (snapshot.output !== undefined) {
     lines.push('output');

@@ -12,7 +12,7 @@ export const ENV = {
   OPENSEARCH_ENDPOINT: 'DDB2OS_OPENSEARCH_ENDPOINT',
   /** SigV4 service name: `es` (managed domain, default) or `aoss` (Serverless); `none` for no signing. */
   OPENSEARCH_SIGNING: 'DDB2OS_OPENSEARCH_SIGNING',
-  /** DynamoDB progress (checkpoint) table. */
+  /** DynamoDB progress table: checkpoints, the run lock, and the resync state (which the updater reads per batch). */
   PROGRESS_TABLE: 'DDB2OS_PROGRESS_TABLE',
   /** SQS queue that carries segment messages (the worker re-sends continuations to it). */
   SEGMENT_QUEUE_URL: 'DDB2OS_SEGMENT_QUEUE_URL',

@@ -18,7 +18,20 @@ export interface WorkflowInput {
   index?: string;
   /** Hours the backfill may take before the updater is left paused (at most 24, the stream's retention). */
   retentionBudgetHours?: number;
+  /**
+   * `backfill` (default): fill the serving index with the updater paused. `resync`: fill new indices
+   * while the updater keeps running, then swap the aliases (docs/deploy.md, "Resync").
+   */
+  mode?: WorkflowMode;
+  /** Resync only: keep the indices the aliases pointed at before the swap (default: delete them). */
+  keepOld?: boolean;
+  /** Resync only: remove the table's unfinished resync (its new indices and state) instead of running one. */
+  abort?: boolean;
 }
+
+/** What a workflow execution does. */
+export const WORKFLOW_MODES = ['backfill', 'resync'] as const;
+export type WorkflowMode = (typeof WORKFLOW_MODES)[number];
 
 /** Every key the workflow input may have. */
 export const WORKFLOW_INPUT_KEYS = [
@@ -27,4 +40,7 @@ export const WORKFLOW_INPUT_KEYS = [
   'readUnitsPerSecond',
   'index',
   'retentionBudgetHours',
+  'mode',
+  'keepOld',
+  'abort',
 ] as const satisfies readonly (keyof WorkflowInput)[];

@@ -57,9 +57,19 @@ export interface RunLockConfig {
   dynamodbEndpoint?: string;
 }
 
+/** The resync function's settings ("Start resync", "Drain resync", "Remove tombstones", "Swap aliases", "Abort resync"). */
+export interface ResyncConfig extends SinkConfig {
+  table: string;
+  /** Where the table's resync state is. */
+  progressTable: string;
+  dynamodbEndpoint?: string;
+}
+
 /** The updater's settings. */
 export interface UpdaterConfig extends SinkConfig {
   table: string;
+  /** Where the table's resync state is, read before each batch; absent: the updater never looks for one. */
+  progressTable?: string;
   deadLetterBucket: string;
   dynamodbEndpoint?: string;
   bulkMaxBytes?: number;
@@ -121,10 +131,22 @@ export function readUpdaterConfig(env: Env = process.env): UpdaterConfig {
   return {
     table,
     ...readSink(env),
+    progressTable: read.optional(ENV.PROGRESS_TABLE),
     deadLetterBucket: read.required(ENV.DEAD_LETTER_BUCKET),
     dynamodbEndpoint: read.optional(ENV.DYNAMODB_ENDPOINT),
     bulkMaxBytes: read.positive(ENV.BULK_MAX_BYTES),
     bulkMaxDocs: read.positive(ENV.BULK_MAX_DOCS),
+  };
+}
+
+/** The resync function's settings; throws ConfigurationError naming the first missing or malformed variable. */
+export function readResyncConfig(env: Env = process.env): ResyncConfig {
+  const read = reader(env);
+  return {
+    table: read.required(ENV.TABLE_NAME),
+    ...readSink(env),
+    progressTable: read.required(ENV.PROGRESS_TABLE),
+    dynamodbEndpoint: read.optional(ENV.DYNAMODB_ENDPOINT),
   };
 }
 

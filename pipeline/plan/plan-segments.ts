@@ -12,7 +12,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@opensearch-project/opensearch';
 import { planListKey } from '../contract/bucket';
 import { indexNameProblem } from '../contract/index-name';
-import { WORKFLOW_INPUT_KEYS, type WorkflowInput } from '../contract/workflow';
+import { WORKFLOW_INPUT_KEYS, WORKFLOW_MODES, type WorkflowInput } from '../contract/workflow';
 import { ConfigurationError } from '../errors';
 import {
   createIndicesWithDefinition,
@@ -21,6 +21,7 @@ import {
 } from '../index/index-definition';
 import type { IndexPreparation, PrepareIndexOptions } from '../index/index-settings';
 import type { MappingConfig } from '../mapping/mapping';
+import { retargetMapping } from '../resync/resync-targets';
 import { requireStream, sourceTableFrom } from '../table/describe';
 import type { KeySchema } from '../table/types';
 
@@ -43,6 +44,8 @@ export interface PlanInput {
    * as the state machine passes it, or the object; `null`/absent for none.
    */
   indexConfig?: unknown;
+  /** A resync's serving name → new index (the segments write there); absent or empty in a backfill. */
+  targets?: Record<string, string> | null;
 }
 
 export type SegmentPlan = {
@@ -117,6 +120,26 @@ export function validateWorkflowConfig(raw: unknown): WorkflowInput {
       );
     }
     config.retentionBudgetHours = value;
+  }
+  if (input.mode !== undefined && input.mode !== null) {
+    if (!(WORKFLOW_MODES as readonly unknown[]).includes(input.mode)) {
+      throw new ConfigurationError(
+        `mode must be ${WORKFLOW_MODES.map((mode) => JSON.stringify(mode)).join(' or ')}, not ${JSON.stringify(input.mode)}`,
+      );
+    }
+    config.mode = input.mode as WorkflowInput['mode'];
+  }
+  for (const flag of ['keepOld', 'abort'] as const) {
+    const value = input[flag];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== 'boolean') {
+      throw new ConfigurationError(`${flag} must be true or false, not ${JSON.stringify(value)}`);
+    }
+    // A backfill has no old index to keep and no resync to abort: the flag would be silently ignored.
+    if (value && config.mode !== 'resync') {
+      throw new ConfigurationError(`${flag} applies to a resync only: give it with "mode": "resync"`);
+    }
+    config[flag] = value;
   }
   return config;
 }
@@ -222,9 +245,12 @@ export async function planBackfill(
   let indices: IndexPreparation[] | undefined;
   let warnings: string[] = [];
   if (deps.opensearch) {
+    // A resync's segments write its new indices (created by "Start resync", so found here).
     indices = await createIndicesWithDefinition(
       deps.opensearch,
-      targetIndices({ ...(deps.mapping ?? {}), index: plan.index }),
+      targetIndices(
+        retargetMapping({ ...(deps.mapping ?? {}), index: plan.index }, input.targets ?? undefined),
+      ),
       definition,
       deps.indexOptions,
     );

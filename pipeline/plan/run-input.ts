@@ -7,7 +7,7 @@
  * and the index the updater writes to (a backfill of another index would
  * leave the updater writing the first; index changes go through a resync).
  */
-import type { WorkflowInput } from '../contract/workflow';
+import type { WorkflowInput, WorkflowMode } from '../contract/workflow';
 import { ConfigurationError } from '../errors';
 import { validateWorkflowConfig } from './plan-segments';
 
@@ -28,6 +28,12 @@ export interface RunConfig {
   readUnitsPerSecond: number | null;
   index: string;
   retentionBudgetHours: number;
+  /** What the execution does; the definition's Choice states read it. */
+  mode: WorkflowMode;
+  /** Resync: keep the old indices after the swap. */
+  keepOld: boolean;
+  /** Resync: remove the unfinished resync instead of running one. */
+  abort: boolean;
 }
 
 /**
@@ -56,7 +62,7 @@ export function resolveRunInput(input: unknown, defaults: unknown, limits: Deplo
     throw new ConfigurationError(
       `index ${JSON.stringify(index)} is not the index the stream updater writes to ` +
         `(${JSON.stringify(limits.updaterIndex)}), so the backfill would fill one index while the updater keeps ` +
-        'the other: leave index out of the input (index changes go through a resync, coming)' +
+        'the other: leave index out of the input (to change an index, deploy the new definition and start a resync)' +
         (routes.length > 0
           ? `; index only replaces the default index, the mapping's routes write to ${routes.join(', ')} either way`
           : ''),
@@ -68,5 +74,8 @@ export function resolveRunInput(input: unknown, defaults: unknown, limits: Deplo
     readUnitsPerSecond: pick('readUnitsPerSecond') ?? null,
     index,
     retentionBudgetHours,
+    mode: pick('mode') ?? 'backfill',
+    keepOld: pick('keepOld') ?? false,
+    abort: pick('abort') ?? false,
   };
 }

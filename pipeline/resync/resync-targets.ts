@@ -4,6 +4,7 @@
  * index being filled for it; in FILLING a delete becomes a tombstone there,
  * so that the backfill's create of an older read cannot bring the item back.
  */
+import type { MappingConfig } from '../mapping/mapping';
 import type { ResyncState } from './resync-state';
 import { tombstoneLine } from './tombstones';
 
@@ -36,4 +37,22 @@ export function withResyncWrites<W extends DocumentWrite>(writes: W[], state: Re
 /** The index the backfill of a resync writes to instead of `index` (itself outside a resync's targets). */
 export function resyncTargetOf(index: string, targets: Record<string, string> | undefined): string {
   return targets?.[index] ?? index;
+}
+
+/**
+ * The mapping the backfill of a resync writes with: each index it names (its `index`, its routes')
+ * replaced by the index being filled for it. Without targets, `mapping` itself.
+ */
+export function retargetMapping<M extends Pick<MappingConfig, 'index' | 'routes'>>(
+  mapping: M,
+  targets: Record<string, string> | undefined,
+): M {
+  if (!targets || Object.keys(targets).length === 0) return mapping;
+  return {
+    ...mapping,
+    index: resyncTargetOf(mapping.index, targets),
+    ...(mapping.routes
+      ? { routes: mapping.routes.map((route) => ({ ...route, index: resyncTargetOf(route.index, targets) })) }
+      : {}),
+  };
 }

@@ -768,5 +768,26 @@ export function parseSegmentMessage(raw: unknown): SegmentMessage {
   if (body.continuation !== undefined && body.continuation !== null) {
     message.continuation = integer('continuation', 0);
   }
+  if (body.targets !== undefined && body.targets !== null) message.targets = resyncTargetsOf(body.targets);
   return message;
+}
+
+/** A message's `targets`: serving name → valid index name. */
+function resyncTargetsOf(raw: unknown): Record<string, string> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new InvalidMessageError(
+      `the segment message's targets must be an object, not ${JSON.stringify(raw)}`,
+    );
+  }
+  const targets: Record<string, string> = {};
+  for (const [serving, index] of Object.entries(raw)) {
+    const problem = typeof index === 'string' ? indexNameProblem(index) : 'is not a string';
+    if (problem) {
+      throw new InvalidMessageError(
+        `the segment message's target of ${serving}, ${JSON.stringify(index)}, is not a valid index name: it ${problem}`,
+      );
+    }
+    targets[serving] = index as string;
+  }
+  return targets;
 }

@@ -3,11 +3,13 @@
  * the worker Lambda and the local runner: the message is well formed, it
  * names the table this deployment backfills, its index (the workflow
  * input's, or the deployment's default) replaces the mapping's default
- * index, and the mapping fits the table's key schema. One function, so the
+ * index, a resync's targets replace the serving names, and the mapping fits
+ * the table's key schema. One function, so the
  * index a run prepares is the index its segments write to, wherever they run.
  */
 import { SourceTableError } from '../errors';
 import { checkMappingForTable, type MappingConfig } from '../mapping/mapping';
+import { retargetMapping } from '../resync/resync-targets';
 import type { KeySchema, SegmentMessage } from '../table/types';
 import { parseSegmentMessage } from './scan-segment';
 
@@ -42,7 +44,11 @@ export async function prepareSegmentWork(raw: unknown, deployment: SegmentDeploy
     );
   }
   const keySchema = await deployment.keySchema(message.table);
-  const mapping: MappingConfig = { ...deployment.mapping, index: message.index };
+  // A resync's message names the serving index; its targets say which new index each name fills.
+  const mapping = retargetMapping<MappingConfig>(
+    { ...deployment.mapping, index: message.index },
+    message.targets,
+  );
   checkMappingForTable(mapping, keySchema);
   return { message, mapping, keySchema };
 }

@@ -23,6 +23,11 @@ export interface SegmentMessage {
   readUnitsPerSecond?: number;
   /** How many times this segment was handed on to a fresh invocation (0 first). */
   continuation?: number;
+  /**
+   * A resync's serving name → the index it fills instead (pipeline/resync/); absent or empty in a
+   * backfill. Continuations carry it on, as they carry the rest of the message.
+   */
+  targets?: Record<string, string>;
 }
 
 /** Counts that a segment (and a whole run) reports. They add up: scanned = created + alreadyPresent + failed + skipped. */

@@ -97,7 +97,7 @@ describe('ddb2os start', () => {
     // One timestamped line per change, none for a poll that saw nothing new.
     const progress = lines.filter((line) => /^\d{4}-\d\d-\d\dT/.test(line));
     expect(progress).toEqual([
-      '2025-06-01T10:00:00.000Z RUNNING Map Run not started yet (the workflow pauses the updater and plans the segments first)',
+      '2025-06-01T10:00:00.000Z RUNNING Map Run not started yet (the workflow pauses the updater, or starts the resync, and plans the segments first)',
       '2025-06-01T10:00:05.000Z RUNNING Map Run RUNNING: 0/4 segments succeeded · running 2 · pending 2 · failed 0 · timed out 0 · aborted 0',
       '2025-06-01T10:00:15.000Z RUNNING Map Run RUNNING: 2/4 segments succeeded · running 2 · pending 0 · failed 0 · timed out 0 · aborted 0',
       '2025-06-01T10:00:20.000Z RUNNING Map Run SUCCEEDED: 4/4 segments succeeded · running 0 · pending 0 · failed 0 · timed out 0 · aborted 0',
@@ -432,6 +432,83 @@ describe('ddb2os start', () => {
     );
   });
 
+  it('--resync starts the execution with mode resync and follows it like a backfill, ending with what is now served (Step Functions stubbed)', async () => {
+    // Prepare
+    const output = {
+      ...RUN_SUMMARY,
+      runId: 'orders-resync-1',
+      targets: { orders: 'orders-orders-resync-1' },
+      swaps: [
+        {
+          alias: 'orders',
+          index: 'orders-orders-resync-1',
+          previousIndices: ['orders-orders-resync-0'],
+          removedPlainIndex: false,
+        },
+      ],
+      deletedIndices: ['orders-orders-resync-0'],
+      tombstonesRemoved: 7,
+    };
+    holder.world.sfn = startingStepFunctions(
+      [execution('RUNNING'), execution('SUCCEEDED', { output: JSON.stringify(output) })],
+      [mapRun('RUNNING', { running: 4 }), mapRun('SUCCEEDED', { succeeded: 4 })],
+    );
+
+    // Act
+    const result = await runCli(
+      ['start', '--state-machine-arn', STATE_MACHINE_ARN, '--resync', '--input', '{"maxConcurrency": 2}'],
+      { env: ENV },
+    );
+
+    // Assess
+    expect(result.code).toBe(0);
+    expect(holder.world.sfn.inputs('StartExecution')).toEqual([
+      { stateMachineArn: STATE_MACHINE_ARN, input: '{"maxConcurrency":2,"mode":"resync"}' },
+    ]);
+    expect(result.stdout).toMatch(/^ {2}items scanned +12,000$/m);
+    expect(result.stdout).toMatch(/^ {2}now served +orders → orders-orders-resync-1$/m);
+    expect(result.stdout).toMatch(/^ {2}old indices deleted +orders-orders-resync-0$/m);
+    expect(result.stdout).toMatch(/^ {2}delete markers removed +7$/m);
+    expect(result.stdout).not.toContain('previousIndices');
+  });
+
+  it('--resync --keep-old asks the resync to keep the old index (Step Functions stubbed)', async () => {
+    // Prepare
+    holder.world.sfn = startingStepFunctions([execution('RUNNING')], [], {});
+
+    // Act
+    const result = await runCli(
+      ['start', '--state-machine-arn', STATE_MACHINE_ARN, '--resync', '--keep-old', '--no-follow'],
+      { env: ENV },
+    );
+
+    // Assess
+    expect(result.code).toBe(0);
+    expect(holder.world.sfn.inputs('StartExecution')).toEqual([
+      { stateMachineArn: STATE_MACHINE_ARN, input: '{"mode":"resync","keepOld":true}' },
+    ]);
+  });
+
+  it.each([
+    [
+      ['--keep-old'],
+      '--keep-old goes with --resync: it keeps the index the alias pointed at before the swap',
+    ],
+    [['--resync', '--input', '{"mode": "backfill"}'], `--resync contradicts the input's "mode": "backfill"`],
+    [['--input', '{"mode": "rebuild"}'], '--input: mode must be "backfill" or "resync", not "rebuild"'],
+  ])('%j is a usage error before anything starts (Step Functions stubbed)', async (flags, message) => {
+    // Prepare
+    holder.world.sfn = startingStepFunctions([], []);
+
+    // Act
+    const result = await runCli(['start', '--state-machine-arn', STATE_MACHINE_ARN, ...flags], { env: ENV });
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+    expect(holder.world.sfn.inputs('StartExecution')).toEqual([]);
+  });
+
   it('--help shows the flags and examples', async () => {
     // Act
     const result = await runCli(['start', '--help']);
@@ -447,9 +524,12 @@ describe('ddb2os start', () => {
       '--profile',
       '--no-follow',
       '--json',
+      '--resync',
+      '--keep-old',
     ]) {
       expect(result.stdout).toContain(flag);
     }
     expect(result.stdout).toContain('Examples:\n  ddb2os start\n');
+    expect(result.stdout).toContain('  ddb2os start --resync\n');
   });
 });

@@ -97,7 +97,7 @@ describe('ddb2os status', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('running    for 42s\n');
     expect(result.stdout).toContain(
-      'Map Run    not started (the workflow pauses the updater and plans the segments first)\n',
+      'Map Run    not started (the workflow pauses the updater, or starts the resync, and plans the segments first)\n',
     );
   });
 

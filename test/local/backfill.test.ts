@@ -227,7 +227,7 @@ describe('the backfill workflow, run locally from the same definition file', () 
     expect((error as WorkflowFailedError).error).toBe('ConfigurationError');
     expect((error as WorkflowFailedError).causeText).toBe(
       `index "${override}" is not the index the stream updater writes to ("${index}"), so the backfill would fill ` +
-        'one index while the updater keeps the other: leave index out of the input (index changes go through a resync, coming)',
+        'one index while the updater keeps the other: leave index out of the input (to change an index, deploy the new definition and start a resync)',
     );
     expect(events.filter((event) => event.type === 'updater')).toEqual([]);
     expect((await opensearch.indices.exists({ index: override })).body).toBe(false);

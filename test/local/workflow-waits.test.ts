@@ -8,6 +8,10 @@ import { type LocalTaskBindings, runWorkflowLocally, WorkflowFailedError } from 
 import { resolveRunInput } from '../../pipeline/plan/run-input';
 import { retentionNeed } from '../../pipeline/summarize/retention-clock';
 
+async function notInABackfill(): Promise<never> {
+  throw new Error('a backfill ran a resync step');
+}
+
 /** Bindings for a one-segment run whose updater reports `paused` after the pause and `enabled` after the enable. */
 function bindings(states: { paused: string; enabled: string }) {
   let state = 'Enabled';
@@ -61,6 +65,12 @@ function bindings(states: { paused: string; enabled: string }) {
       durationHours: 0.0003,
       ...retentionNeed(input.oldestUnappliedAt, new Date()),
     }),
+    // A backfill never reaches the resync steps: reaching one fails the run.
+    startResync: notInABackfill,
+    drainResync: notInABackfill,
+    removeTombstones: notInABackfill,
+    swapAliases: notInABackfill,
+    abortResync: notInABackfill,
   };
   return { bound, calls };
 }

@@ -102,7 +102,8 @@ describe('BackfillStack with an existing table and domain', () => {
         'Arn',
       ],
     });
-    const { planFunction, workerFunction, updaterFunction, summarizeFunction } = stack.workflow;
+    const { planFunction, workerFunction, updaterFunction, summarizeFunction, resyncFunction } =
+      stack.workflow;
     template.hasOutput('OpenSearchRoleArns', {
       Value: {
         'Fn::Join': [
@@ -115,6 +116,8 @@ describe('BackfillStack with an existing table and domain', () => {
             roleArn(updaterFunction),
             ',',
             roleArn(summarizeFunction),
+            ',',
+            roleArn(resyncFunction),
           ],
         ],
       },
@@ -209,14 +212,15 @@ describe('BackfillStack in demo mode', () => {
     });
   });
 
-  it('lets only the four function roles into the domain, each with only the HTTP methods it uses', () => {
+  it('lets only the five function roles into the domain, each with only the HTTP methods it uses', () => {
     const role = (fn: { role?: unknown }) => ({
       'Fn::GetAtt': [
         stack.getLogicalId((fn.role as { node: { defaultChild: never } }).node.defaultChild),
         'Arn',
       ],
     });
-    const { planFunction, workerFunction, updaterFunction, summarizeFunction } = stack.workflow;
+    const { planFunction, workerFunction, updaterFunction, summarizeFunction, resyncFunction } =
+      stack.workflow;
     const statement = (fn: { role?: unknown }, action: string | string[]) =>
       Match.objectLike({ Effect: 'Allow', Principal: { AWS: role(fn) }, Action: action });
     template.hasResourceProperties('AWS::OpenSearchService::Domain', {
@@ -226,6 +230,13 @@ describe('BackfillStack in demo mode', () => {
           statement(workerFunction, 'es:ESHttpPost'),
           statement(updaterFunction, 'es:ESHttpPost'),
           statement(summarizeFunction, ['es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost']),
+          statement(resyncFunction, [
+            'es:ESHttpHead',
+            'es:ESHttpGet',
+            'es:ESHttpPut',
+            'es:ESHttpPost',
+            'es:ESHttpDelete',
+          ]),
         ],
       },
     });

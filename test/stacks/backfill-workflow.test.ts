@@ -172,7 +172,7 @@ describe('BackfillWorkflow', () => {
     });
   });
 
-  it('lets the state machine describe the table, send to the segment queue and invoke plan, summarize and run-lock, nothing wider', () => {
+  it('lets the state machine describe the table, send to the segment queue and invoke plan, summarize, run-lock and resync, nothing wider', () => {
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [ref((w) => w.stateMachine.role as never)],
       PolicyDocument: {
@@ -190,6 +190,7 @@ describe('BackfillWorkflow', () => {
               arnOf((w) => w.planFunction),
               arnOf((w) => w.summarizeFunction),
               arnOf((w) => w.runLockFunction),
+              arnOf((w) => w.resyncFunction),
             ],
           },
         ]),
@@ -411,8 +412,8 @@ describe('BackfillWorkflow', () => {
     const functions = Object.values(template.findResources('AWS::Lambda::Function')).filter(
       (fn) => !String(fn.Properties.Description).startsWith('AWS CDK resource provider framework'),
     );
-    // plan, worker, updater, summarize, run-lock, watchdog, deploy guard
-    expect(functions).toHaveLength(7);
+    // plan, worker, updater, summarize, run-lock, resync, watchdog, deploy guard
+    expect(functions).toHaveLength(8);
     for (const fn of functions) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
@@ -427,8 +428,8 @@ describe('BackfillWorkflow', () => {
         },
       });
     }
-    // The seven functions', the state machine's and the provider's.
-    template.resourceCountIs('AWS::Logs::LogGroup', 9);
+    // The eight functions', the state machine's and the provider's.
+    template.resourceCountIs('AWS::Logs::LogGroup', 10);
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 
@@ -644,8 +645,8 @@ describe('BackfillWorkflow props', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ DDB2OS_TARGET_SEGMENT_BYTES: String(64 * 1024 * 1024) }) },
     });
-    // Plan prepares and summarize restores the routed indices too, and run-lock explains them when it
-    // refuses an index: all five functions read the mapping.
+    // Plan prepares and summarize restores the routed indices too, run-lock explains them when it
+    // refuses an index, and resync makes a new index for each: all six functions read the mapping.
     const withMapping = template.findResources('AWS::Lambda::Function', {
       Properties: {
         Environment: {
@@ -655,7 +656,7 @@ describe('BackfillWorkflow props', () => {
         },
       },
     });
-    expect(Object.keys(withMapping)).toHaveLength(5);
+    expect(Object.keys(withMapping)).toHaveLength(6);
   });
 });
 
@@ -746,8 +747,8 @@ describe('BackfillWorkflow bundling', () => {
     try {
       const assets = readdirSync(directory).filter((name) => name.startsWith('asset.'));
       const bundles = assets.filter((name) => existsSync(join(directory, name, 'index.mjs')));
-      // plan, worker, updater, summarize, run-lock, watchdog, deploy guard
-      expect(bundles).toHaveLength(7);
+      // plan, worker, updater, summarize, run-lock, resync, watchdog, deploy guard
+      expect(bundles).toHaveLength(8);
       for (const bundle of bundles) {
         const code = readFileSync(join(directory, bundle, 'index.mjs'), 'utf8');
         expect(code).toContain('createRequire');

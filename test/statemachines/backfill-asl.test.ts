@@ -55,6 +55,8 @@ const SUBSTITUTIONS: Record<string, string> = {
   SegmentQueueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/segments',
   BucketName: 'ddb2os-bucket',
   IndexConfig: 'null',
+  ResyncFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:resync',
+  ResyncDrainSeconds: '900',
 };
 
 function substituted(): AslDefinition {
@@ -112,6 +114,12 @@ describe('the backfill definition file', () => {
         'Enable updater',
         'Get updater state after enable',
         'Release lock',
+        'Get updater state for resync',
+        'Start resync',
+        'Drain resync',
+        'Remove tombstones',
+        'Swap aliases',
+        'Abort resync',
       ].sort(),
     );
   });
@@ -148,16 +156,19 @@ describe('reading the input', () => {
     expect(retried.every((error) => error.startsWith('Lambda.'))).toBe(true);
   });
 
-  it('keeps the validated config, the retention clock and the execution name as runId, then pauses the updater', () => {
+  it('keeps the validated config, the retention clock and the execution name as runId and fill run, then chooses the mode', () => {
     expect(states['Set up run']).toMatchObject({
       Parameters: {
         'runId.$': '$$.Execution.Name',
         'config.$': '$.start.config',
         'oldestUnappliedAt.$': '$.start.oldestUnappliedAt',
+        // A backfill fills the serving names with the execution's checkpoints.
+        fill: { 'runId.$': '$$.Execution.Name', targets: {} },
         waits: { pause: 0, enable: 0 },
       },
-      Next: 'Pause updater',
+      Next: 'Backfill or resync?',
     });
+    expect(states['Backfill or resync?']).toMatchObject({ Default: 'Pause updater' });
   });
 });
 
@@ -199,8 +210,9 @@ describe('pausing and enabling the updater', () => {
       Resource: SUBSTITUTIONS.RunLockFunctionArn,
       Parameters: { action: 'release', 'runId.$': '$.runId' },
       ResultPath: null,
-      Next: 'Backfill complete',
+      Next: 'Completed as?',
     });
+    expect(states['Completed as?']).toMatchObject({ Default: 'Backfill complete' });
   });
 
   it('gives up waiting after 60 checks with a cause naming the mapping and its last state', () => {
@@ -275,6 +287,7 @@ describe('the segment Maps', () => {
           'readUnitsPerSecond.$': '$.config.readUnitsPerSecond',
           'heartbeatSeconds.$': '$.settings.heartbeatSeconds',
           'segmentTimeoutSeconds.$': '$.settings.segmentTimeoutSeconds',
+          'targets.$': '$.fill.targets',
         },
       });
     }
@@ -310,6 +323,7 @@ describe('processing a segment', () => {
     expect(setUp.Parameters?.settings).toEqual({
       'heartbeatSeconds.$': "States.StringToJson('300')",
       'segmentTimeoutSeconds.$': "States.StringToJson('21600')",
+      'resyncDrainSeconds.$': "States.StringToJson('900')",
     });
   });
 
@@ -383,6 +397,137 @@ describe('the result', () => {
         'durationSeconds.$': '$.summary.durationSeconds',
         'oldestUnappliedAt.$': '$.summary.oldestUnappliedAt',
       },
+    });
+  });
+});
+
+describe('resync mode', () => {
+  const resyncFunction = SUBSTITUTIONS.ResyncFunctionArn;
+  const resyncing = { Variable: '$.config.mode', StringEquals: 'resync' };
+  const abortingResync = { And: [resyncing, { Variable: '$.config.abort', BooleanEquals: true }] };
+
+  it('leaves the updater running: a resync skips the pause, and an abort goes straight to its task', () => {
+    expect(states['Backfill or resync?']?.Choices).toEqual([
+      { ...abortingResync, Next: 'Abort resync' },
+      { ...resyncing, Next: 'Get updater state for resync' },
+    ]);
+  });
+
+  it('refuses to start while the updater is Disabled, since nothing would carry the changes into the new index', () => {
+    expect(states['Updater running for resync?']).toMatchObject({
+      Choices: [
+        { Variable: '$.updater.state', StringEquals: 'Disabled', Next: 'Explain updater not running' },
+      ],
+      Default: 'Start resync',
+    });
+    expect(states['Explain updater not running']?.Next).toBe('Updater not running');
+    expect(states['Updater not running']).toEqual({
+      Type: 'Fail',
+      Error: 'UpdaterNotRunningError',
+      CausePath: '$.cause',
+    });
+  });
+
+  it("starts (or resumes) the table's resync with the deployment's index definition; its run replaces the fill run", () => {
+    expect(states['Start resync']).toMatchObject({
+      Resource: resyncFunction,
+      Parameters: { action: 'start', 'runId.$': '$$.Execution.Name', indexConfig: SUBSTITUTIONS.IndexConfig },
+      ResultPath: '$.fill',
+      Next: 'Resync filled?',
+    });
+    expect(states['Resync filled?']).toMatchObject({
+      Choices: [{ Variable: '$.fill.phase', StringEquals: 'DRAINING', Next: 'Resync already filled' }],
+      Default: 'Describe table',
+    });
+    expect(states['Resync already filled']).toMatchObject({ ResultPath: '$.summary', Next: 'Drain resync' });
+  });
+
+  it('plans, scans and summarizes the fill run, whose segments write the new indices', () => {
+    expect(states['Plan segments']?.Parameters).toMatchObject({
+      'runId.$': '$.fill.runId',
+      'targets.$': '$.fill.targets',
+    });
+    for (const task of segmentTasks) {
+      expect(task.Parameters?.MessageBody).toMatchObject({ 'targets.$': '$.MessageBody.targets' });
+    }
+    expect(states.Summarize?.Parameters).toMatchObject({ 'runId.$': '$.plan.runId' });
+  });
+
+  it('has no retention guard: after the summary a resync drains instead', () => {
+    expect(states.Summarize?.Next).toBe('Backfill or resync summarized?');
+    expect(states['Backfill or resync summarized?']).toMatchObject({
+      Choices: [{ Variable: '$.config.mode', StringEquals: 'resync', Next: 'Drain resync' }],
+      Default: 'Within retention budget?',
+    });
+  });
+
+  it('drains, waits out every writer that saw FILLING, removes the tombstones, swaps, then releases the lock', () => {
+    expect(states['Drain resync']).toMatchObject({
+      Resource: resyncFunction,
+      Parameters: { action: 'drain', 'runId.$': '$.fill.runId' },
+      Next: 'Wait for resync writers',
+    });
+    expect(states['Wait for resync writers']).toMatchObject({
+      Type: 'Wait',
+      SecondsPath: '$.settings.resyncDrainSeconds',
+      Next: 'Remove tombstones',
+    });
+    expect(states['Remove tombstones']).toMatchObject({
+      Resource: resyncFunction,
+      Parameters: { action: 'removeTombstones', 'runId.$': '$.fill.runId', 'targets.$': '$.fill.targets' },
+      Next: 'Swap aliases',
+    });
+    expect(states['Swap aliases']).toMatchObject({
+      Resource: resyncFunction,
+      Parameters: {
+        action: 'swap',
+        'runId.$': '$.fill.runId',
+        'targets.$': '$.fill.targets',
+        'keepOld.$': '$.config.keepOld',
+      },
+      Next: 'Release lock',
+    });
+    expect(states['Abort resync']).toMatchObject({
+      Resource: resyncFunction,
+      Parameters: { action: 'abort' },
+      Next: 'Release lock',
+    });
+  });
+
+  it('retries only the Lambda service on its steps: a resync error (tombstones left) fails the run with its sentence', () => {
+    for (const name of [
+      'Start resync',
+      'Drain resync',
+      'Remove tombstones',
+      'Swap aliases',
+      'Abort resync',
+    ]) {
+      const retried = (states[name]?.Retry ?? []).flatMap((retry) => retry.ErrorEquals);
+      expect(retried.length).toBeGreaterThan(0);
+      expect(retried.every((error) => error.startsWith('Lambda.'))).toBe(true);
+      expect(states[name]?.Catch).toBeUndefined();
+    }
+  });
+
+  it("ends with the resync's result: the fill's counts, the targets, the swaps and the deleted indices", () => {
+    expect(states['Completed as?']?.Choices).toEqual([
+      { ...abortingResync, Next: 'Resync aborted' },
+      { ...resyncing, Next: 'Resync complete' },
+    ]);
+    expect(states['Resync complete']).toMatchObject({
+      End: true,
+      Parameters: {
+        'runId.$': '$.fill.runId',
+        'scanned.$': '$.summary.scanned',
+        'targets.$': '$.fill.targets',
+        'swaps.$': '$.swap.swaps',
+        'deletedIndices.$': '$.swap.deletedIndices',
+        'tombstonesRemoved.$': '$.tombstones.tombstonesRemoved',
+      },
+    });
+    expect(states['Resync aborted']).toMatchObject({
+      End: true,
+      Parameters: { 'abortedRunId.$': '$.aborted.runId', 'deletedIndices.$': '$.aborted.deletedIndices' },
     });
   });
 });

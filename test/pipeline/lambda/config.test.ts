@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigurationError } from '../../../pipeline/errors';
 import {
   readPlanConfig,
+  readResyncConfig,
   readSummarizeConfig,
   readUpdaterConfig,
   readWatchdogConfig,
@@ -70,11 +71,18 @@ describe('updater configuration', () => {
       endpoint: 'https://search-x.eu-west-1.es.amazonaws.com',
       signing: 'es',
       mapping: undefined,
+      progressTable: undefined,
       deadLetterBucket: 'bucket',
       dynamodbEndpoint: undefined,
       bulkMaxBytes: undefined,
       bulkMaxDocs: 500,
     });
+  });
+
+  it('reads the progress table, where the resync state is, when it is set', () => {
+    expect(readUpdaterConfig({ ...complete, DDB2OS_PROGRESS_TABLE: 'progress' }).progressTable).toBe(
+      'progress',
+    );
   });
 
   it('names the missing or invalid variable', () => {
@@ -87,6 +95,32 @@ describe('updater configuration', () => {
     );
     expect(() => readUpdaterConfig({ ...complete, DDB2OS_BULK_MAX_BYTES: '-1' })).toThrow(
       'environment variable DDB2OS_BULK_MAX_BYTES must be a positive integer, not "-1"',
+    );
+  });
+});
+
+describe('resync configuration', () => {
+  const complete = {
+    DDB2OS_TABLE_NAME: 'orders',
+    DDB2OS_INDEX_NAME: 'orders',
+    DDB2OS_OPENSEARCH_ENDPOINT: 'https://search-x.eu-west-1.es.amazonaws.com',
+    DDB2OS_PROGRESS_TABLE: 'progress',
+  };
+
+  it('reads the table, the domain, the mapping and the progress table', () => {
+    expect(readResyncConfig({ ...complete, DDB2OS_MAPPING: '{"routes":[]}' })).toEqual({
+      table: 'orders',
+      index: 'orders',
+      endpoint: 'https://search-x.eu-west-1.es.amazonaws.com',
+      mapping: '{"routes":[]}',
+      progressTable: 'progress',
+      dynamodbEndpoint: undefined,
+    });
+  });
+
+  it.each(Object.keys(complete))('names %s when it is missing', (name) => {
+    expect(() => readResyncConfig({ ...complete, [name]: '' })).toThrow(
+      `environment variable ${name} is not set`,
     );
   });
 });

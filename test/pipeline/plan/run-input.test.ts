@@ -8,6 +8,9 @@ const defaults = {
   readUnitsPerSecond: null,
   index: 'orders',
   retentionBudgetHours: 20,
+  mode: 'backfill',
+  keepOld: false,
+  abort: false,
 };
 const limits: DeploymentLimits = { workerMaxConcurrency: 16, updaterIndex: 'orders' };
 
@@ -39,8 +42,24 @@ describe('resolveRunInput', () => {
     [{ readUnitsPerSecond: -1 }, /^readUnitsPerSecond must be a positive number/],
     [{ retentionBudgetHours: 25 }, /^retentionBudgetHours must be a number of hours above 0 and at most 24/],
     ['{"totalSegments": 8}', /^the workflow input must be a JSON object$/],
+    [{ mode: 'rebuild' }, /^mode must be "backfill" or "resync", not "rebuild"$/],
+    [{ mode: 'resync', keepOld: 'yes' }, /^keepOld must be true or false, not "yes"$/],
+    [{ keepOld: true }, /^keepOld applies to a resync only: give it with "mode": "resync"$/],
+    [{ mode: 'backfill', abort: true }, /^abort applies to a resync only: give it with "mode": "resync"$/],
   ])('refuses %j, naming the field', (input, message) => {
     expect(refusal(input)).toMatch(message);
+  });
+
+  it('takes a resync, with keepOld or abort, over the backfill default', () => {
+    expect(resolveRunInput({ mode: 'resync', keepOld: true }, defaults, limits)).toEqual({
+      ...defaults,
+      mode: 'resync',
+      keepOld: true,
+    });
+    expect(resolveRunInput({ mode: 'resync', abort: true }, defaults, limits)).toMatchObject({
+      mode: 'resync',
+      abort: true,
+    });
   });
 
   it("refuses a maxConcurrency above the worker's deployed concurrency, saying what happens and what to do", () => {
@@ -54,7 +73,7 @@ describe('resolveRunInput', () => {
   it("refuses an index that is not the updater's: index changes go through a resync", () => {
     expect(refusal({ index: 'orders-v2' })).toBe(
       'index "orders-v2" is not the index the stream updater writes to ("orders"), so the backfill would fill one ' +
-        'index while the updater keeps the other: leave index out of the input (index changes go through a resync, coming)',
+        'index while the updater keeps the other: leave index out of the input (to change an index, deploy the new definition and start a resync)',
     );
     expect(resolveRunInput({ index: 'orders' }, defaults, limits).index).toBe('orders');
   });
@@ -63,7 +82,7 @@ describe('resolveRunInput', () => {
     expect(
       refusal({ index: 'orders-v2' }, { ...limits, routeIndices: ['orders', 'archive', 'audit'] }),
     ).toMatch(
-      /\(index changes go through a resync, coming\); index only replaces the default index, the mapping's routes write to archive, audit either way$/,
+      /start a resync\); index only replaces the default index, the mapping's routes write to archive, audit either way$/,
     );
   });
 });
