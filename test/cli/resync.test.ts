@@ -80,7 +80,7 @@ function key(i: number): Item {
 describe('ddb2os resync', () => {
   it('rebuilds the index under a writer while a reader never sees fewer hits, then verify finds no drift', async () => {
     // Prepare: 2,000 items in a plain index, a writer and a reader running.
-    const initial = 1_000;
+    const initial = 500;
     const { table, index } = await indexedTable(initial, true);
     const writer = startTableWriter({ dynamodb, table, initial, itemOf: item, keyOf: key });
     const reader = startAliasReader({
@@ -95,7 +95,7 @@ describe('ddb2os resync', () => {
     let writerStopped: Promise<void> | undefined;
     let result: Awaited<ReturnType<typeof runCli>>;
     try {
-      result = await runCli([...resyncArgs(table, index), '--segments', '4', '--follow-for', '2', '--json'], {
+      result = await runCli([...resyncArgs(table, index), '--segments', '2', '--follow-for', '2', '--json'], {
         onStderr: (text) => {
           if (text.includes('following the table stream')) writerStopped ??= writer.stop();
         },
