@@ -29,20 +29,19 @@ import {
   explainEndpointError,
   type OpenSearchTarget,
   openSearchFromArgs,
-  readIndexConfigFile,
-  readMappingFile,
   streamsClientFor,
 } from '../endpoints';
 import type { CliIo } from '../io';
 import { fmt } from '../progress';
 import {
-  followStream,
+  backfillOptions,
+  followIfAsked,
+  localRunContext,
   preflight,
   progressReporter,
-  runSettings,
+  reportDeadLetters,
   runSpec,
   summaryLines,
-  workflowInput,
 } from './run';
 
 /** The flags `resync` takes from `run` as they are: endpoints, mapping, index definition, scan and output. */
@@ -255,15 +254,9 @@ export const resyncCommand: Command = {
   spec: resyncSpec,
   async run(args, io) {
     if (args.values.abort === true) return abort(args, io);
-    const settings = runSettings(args, 'resync');
     const keepOld = args.values['keep-old'] === true;
-    const dynamodb = await dynamoDbFromArgs(args, io);
-    const opensearch = openSearchFromArgs(args, io, 'resync');
-    const mapping = await readMappingFile(optionalString(args, 'mapping'), settings.index);
-    const indexConfig = await readIndexConfigFile(optionalString(args, 'index-config'));
-    const progressTable = optionalString(args, 'progress-table') ?? DEFAULT_PROGRESS_TABLE;
-    const deadLetterDir = optionalString(args, 'dead-letter-dir') ?? '.ddb2os';
-    await preflight(dynamodb, opensearch);
+    const context = await localRunContext(args, io, 'resync');
+    const { settings, dynamodb, opensearch, mapping, progressTable } = context;
     const servingNames = targetIndices(mapping);
     let resuming: boolean;
     try {
@@ -283,17 +276,8 @@ export const resyncCommand: Command = {
     let result: LocalResyncResult;
     try {
       result = await runLocalResync({
-        dynamodb: dynamodb.client,
-        streams,
-        opensearch: opensearch.client,
-        table: settings.table,
-        index: settings.index,
-        mapping,
-        progressTable,
-        deadLetterDir,
+        ...backfillOptions(context, streams),
         keepOld,
-        indexConfig,
-        input: workflowInput(settings),
         onEvent: (event) => {
           // The updater is never paused in a resync: the backfill's pause and enable steps do nothing here.
           if (event.type === 'updater') return;
@@ -313,17 +297,7 @@ export const resyncCommand: Command = {
     for (const line of summaryLines(result)) io.stdout.write(`${line}\n`);
     for (const line of resyncLines(result)) io.stdout.write(`${line}\n`);
 
-    let stream: { records: number; seconds: number } | undefined;
-    if (settings.follow || settings.followForSeconds !== undefined) {
-      stream = await followStream(args, io, settings, result, {
-        dynamodb,
-        mapping,
-        progressTable,
-        deadLetterDir,
-        opensearch,
-      });
-      io.stdout.write(`stream updater: ${fmt(stream.records)} records applied after the swap\n`);
-    }
+    const stream = await followIfAsked(args, io, context, result);
     if (args.values.json === true) {
       io.stdout.write(
         `${JSON.stringify({
@@ -339,11 +313,7 @@ export const resyncCommand: Command = {
         })}\n`,
       );
     }
-    if (result.summary.failed > 0) {
-      io.stderr.write(
-        `ddb2os: ${fmt(result.summary.failed)} items could not be indexed; see ${result.deadLetterLocation} for each key and reason\n`,
-      );
-    }
+    reportDeadLetters(io, result);
     return EXIT.ok;
   },
 };

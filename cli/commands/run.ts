@@ -262,34 +262,52 @@ async function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** What `run` and `resync` read from their shared flags, once both ends answered (preflight). */
+export async function localRunContext(args: ParsedArgs, io: CliIo, command: string) {
+  const settings = runSettings(args, command);
+  const dynamodb = await dynamoDbFromArgs(args, io);
+  const opensearch = openSearchFromArgs(args, io, command);
+  const mapping = await readMappingFile(optionalString(args, 'mapping'), settings.index);
+  const indexConfig = await readIndexConfigFile(optionalString(args, 'index-config'));
+  const progressTable = optionalString(args, 'progress-table') ?? DEFAULT_PROGRESS_TABLE;
+  const deadLetterDir = optionalString(args, 'dead-letter-dir') ?? '.ddb2os';
+  await preflight(dynamodb, opensearch);
+  return { settings, dynamodb, opensearch, mapping, indexConfig, progressTable, deadLetterDir };
+}
+
+/** The options of a local backfill (or resync) that the shared flags give. */
+export function backfillOptions(
+  context: Awaited<ReturnType<typeof localRunContext>>,
+  streams: ReturnType<typeof streamsClientFor>,
+) {
+  const { settings } = context;
+  return {
+    dynamodb: context.dynamodb.client,
+    streams,
+    opensearch: context.opensearch.client,
+    table: settings.table,
+    index: settings.index,
+    mapping: context.mapping,
+    progressTable: context.progressTable,
+    deadLetterDir: context.deadLetterDir,
+    indexConfig: context.indexConfig,
+    input: workflowInput(settings),
+  };
+}
+
 export const runCommand: Command = {
   spec: runSpec,
   async run(args, io) {
-    const settings = runSettings(args);
-    const dynamodb = await dynamoDbFromArgs(args, io);
-    const opensearch = openSearchFromArgs(args, io, 'run');
-    const mapping = await readMappingFile(optionalString(args, 'mapping'), settings.index);
-    const indexConfig = await readIndexConfigFile(optionalString(args, 'index-config'));
-    const progressTable = optionalString(args, 'progress-table') ?? DEFAULT_PROGRESS_TABLE;
-    const deadLetterDir = optionalString(args, 'dead-letter-dir') ?? '.ddb2os';
-    await preflight(dynamodb, opensearch);
+    const context = await localRunContext(args, io, 'run');
+    const { settings, dynamodb, opensearch } = context;
     const reporter = progressReporter(io);
     const streams = streamsClientFor(dynamodb);
     let result: LocalBackfillResult;
     try {
       result = await runLocalBackfill({
-        dynamodb: dynamodb.client,
-        streams,
-        opensearch: opensearch.client,
-        table: settings.table,
-        index: settings.index,
-        mapping,
-        progressTable,
-        deadLetterDir,
+        ...backfillOptions(context, streams),
         runId: optionalString(args, 'run-id'),
         restart: args.values.restart === true,
-        indexConfig,
-        input: workflowInput(settings),
         onEvent: reporter.onEvent,
         signal: io.signal,
       });
@@ -323,33 +341,38 @@ export const runCommand: Command = {
     reporter.display()?.finish();
     for (const line of summaryLines(result)) io.stdout.write(`${line}\n`);
 
-    let stream: { records: number; seconds: number } | undefined;
-    if (settings.follow || settings.followForSeconds !== undefined) {
-      stream = await followStream(args, io, settings, result, {
-        dynamodb,
-        mapping,
-        progressTable,
-        deadLetterDir,
-        opensearch,
-      });
-      io.stdout.write(
-        `stream updater: ${fmt(stream.records)} records applied in ${duration(stream.seconds)}\n`,
-      );
-    }
+    const stream = await followIfAsked(args, io, context, result);
     if (args.values.json === true) {
       io.stdout.write(
         `${JSON.stringify({ ...result.summary, table: settings.table, index: settings.index, stream })}\n`,
       );
     }
-    if (result.summary.failed > 0) {
-      // Per-item failures do not fail the run: every one is in the dead-letter folder with its reason.
-      io.stderr.write(
-        `ddb2os: ${fmt(result.summary.failed)} items could not be indexed; see ${result.deadLetterLocation} for each key and reason\n`,
-      );
-    }
+    reportDeadLetters(io, result);
     return EXIT.ok;
   },
 };
+
+/** `--follow` / `--follow-for`, when given, after the backfill (or a resync's swap); its figures for --json. */
+export async function followIfAsked(
+  args: ParsedArgs,
+  io: CliIo,
+  context: Awaited<ReturnType<typeof localRunContext>>,
+  result: LocalBackfillResult,
+): Promise<{ records: number; seconds: number } | undefined> {
+  const { settings } = context;
+  if (!settings.follow && settings.followForSeconds === undefined) return undefined;
+  const stream = await followStream(args, io, settings, result, context);
+  io.stdout.write(`stream updater: ${fmt(stream.records)} records applied in ${duration(stream.seconds)}\n`);
+  return stream;
+}
+
+/** Per-item failures do not fail the run: every one is in the dead-letter folder with its reason. */
+export function reportDeadLetters(io: CliIo, result: LocalBackfillResult): void {
+  if (result.summary.failed === 0) return;
+  io.stderr.write(
+    `ddb2os: ${fmt(result.summary.failed)} items could not be indexed; see ${result.deadLetterLocation} for each key and reason\n`,
+  );
+}
 
 /** `--follow` / `--follow-for`: the updater applies the stream after the backfill (or a resync's swap). */
 export async function followStream(
