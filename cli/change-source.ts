@@ -122,6 +122,13 @@ export function checkChangeSourceArgs(args: ParsedArgs): Kind {
  * queue on a local engine, and the forwarder when DynamoDB is local (not
  * started: the caller starts it before the backfill).
  */
+/** The table's own DynamoDB stream: the default source, and the one a local resync follows. */
+export const TABLE_STREAM: CliChangeSource = {
+  source: { kind: 'stream' },
+  label: 'the table stream',
+  close: async () => {},
+};
+
 export async function changeSourceFromArgs(
   args: ParsedArgs,
   io: CliIo,
@@ -130,7 +137,7 @@ export async function changeSourceFromArgs(
   progressTable: string,
 ): Promise<CliChangeSource> {
   const kind = kindOf(args);
-  if (kind === 'stream') return { source: { kind }, label: 'the table stream', close: async () => {} };
+  if (kind === 'stream') return TABLE_STREAM;
   const credentials = dynamodb.client.config.credentials;
   const say = (line: string) => io.stderr.write(`${line}\n`);
   let source: ChangeSource;

@@ -1,5 +1,5 @@
 /**
- * `ddb2os`: run the backfill workflow on one machine (`demo`, `run`, `verify`)
+ * `ddb2os`: run the backfill workflow on one machine (`demo`, `run`, `resync`, `verify`)
  * or drive the deployed one (`start`, `status`, `redrive`, `plan`); `replay`
  * does either.
  */
@@ -20,6 +20,10 @@ const COMMANDS: Record<string, { summary: string; load: Loader }> = {
   run: {
     summary: 'backfill a table into an index on this machine, then optionally follow its stream',
     load: async () => (await import('./commands/run')).runCommand,
+  },
+  resync: {
+    summary: 'rebuild the index from the table while search keeps serving, then swap it in',
+    load: async () => (await import('./commands/resync')).resyncCommand,
   },
   verify: {
     summary: 'compare every item of a table with its document in the index',

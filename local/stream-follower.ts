@@ -156,6 +156,8 @@ export class StreamFollower {
   private wake?: () => void;
   private interruptible = false;
   private readonly log: ShardedChangeLog;
+  /** While drain() runs: when it was called (epoch seconds); a shard's read ends past records written after it. */
+  private drainUntil?: number;
 
   constructor(private readonly options: StreamFollowerOptions) {
     if (options.changeLog) this.log = options.changeLog;
@@ -176,7 +178,15 @@ export class StreamFollower {
    * than rejecting; it rejects when reading the stream fails or on stop().
    */
   drain(): Promise<{ records: number }> {
-    return this.serially(async () => ({ records: await this.pass() }));
+    return this.serially(async () => {
+      // A writer that never pauses would otherwise keep an open shard's read going page after page.
+      this.drainUntil = Date.now() / 1000;
+      try {
+        return { records: await this.pass() };
+      } finally {
+        this.drainUntil = undefined;
+      }
+    });
   }
 
   /** Keeps polling until stop(). */
@@ -270,6 +280,12 @@ export class StreamFollower {
     }
   }
 
+  /** True once a page holds a record written after drain() was called: what came before it is applied. */
+  private pastDrainPoint(batch: StreamBatchRecord[]): boolean {
+    const created = batch[batch.length - 1]?.approximateCreationDateTime;
+    return this.drainUntil !== undefined && created !== undefined && created > this.drainUntil;
+  }
+
   private interrupted(): boolean {
     return this.interruptible && this.stopping;
   }
@@ -331,7 +347,7 @@ export class StreamFollower {
         return { records, finished: true };
       }
       iterator = page.NextShardIterator;
-      if (batch.length === 0 || this.interrupted()) {
+      if (batch.length === 0 || this.interrupted() || this.pastDrainPoint(batch)) {
         // A page read ahead is dropped: the next pass reads it again with the same iterator.
         this.iterators.set(id, iterator);
         return { records, finished: false };

@@ -14,6 +14,7 @@ import {
 } from '../../local/backfill';
 import { WorkflowAbortedError, WorkflowFailedError } from '../../local/workflow';
 import { fieldConflictLines } from '../../pipeline/bulk/field-conflicts';
+import type { WorkflowInput } from '../../pipeline/contract/workflow';
 import { describeError } from '../../pipeline/errors';
 import {
   type CommandSpec,
@@ -145,20 +146,30 @@ export interface RunSettings {
   followForSeconds?: number;
 }
 
-export function runSettings(args: ParsedArgs): RunSettings {
+/** The flags `run` shares with `resync`; `command` names the command whose --help a usage error points to. */
+export function runSettings(args: ParsedArgs, command = 'run'): RunSettings {
   const follow = args.values.follow === true;
   const followForSeconds = optionalInteger(args, 'follow-for', 0, 7 * 24 * 3600);
   if (follow && followForSeconds !== undefined) {
     throw new UsageError('--follow and --follow-for exclude each other: give one');
   }
   return {
-    table: requiredString(args, 'table', 'run'),
-    index: requiredString(args, 'index', 'run'),
+    table: requiredString(args, 'table', command),
+    index: requiredString(args, 'index', command),
     segments: optionalInteger(args, 'segments', 1, 1_000_000),
     concurrency: optionalInteger(args, 'concurrency', 1, 10_000),
     readUnitsPerSecond: optionalPositiveNumber(args, 'read-units-per-second'),
     follow,
     followForSeconds,
+  };
+}
+
+/** The workflow input of `--segments`, `--concurrency` and `--read-units-per-second`. */
+export function workflowInput(settings: RunSettings): WorkflowInput {
+  return {
+    ...(settings.segments ? { totalSegments: settings.segments } : {}),
+    ...(settings.concurrency ? { maxConcurrency: settings.concurrency } : {}),
+    ...(settings.readUnitsPerSecond ? { readUnitsPerSecond: settings.readUnitsPerSecond } : {}),
   };
 }
 
@@ -264,20 +275,53 @@ async function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** What `run` and `resync` read from their shared flags, once both ends answered (preflight). */
+export async function localRunContext(args: ParsedArgs, io: CliIo, command: string) {
+  const settings = runSettings(args, command);
+  const dynamodb = await dynamoDbFromArgs(args, io);
+  const opensearch = openSearchFromArgs(args, io, command);
+  const mapping = await readMappingFile(optionalString(args, 'mapping'), settings.index);
+  const indexConfig = await readIndexConfigFile(optionalString(args, 'index-config'));
+  const progressTable = optionalString(args, 'progress-table') ?? DEFAULT_PROGRESS_TABLE;
+  const deadLetterDir = optionalString(args, 'dead-letter-dir') ?? '.ddb2os';
+  await preflight(dynamodb, opensearch);
+  return { settings, dynamodb, opensearch, mapping, indexConfig, progressTable, deadLetterDir };
+}
+
+/** The options of a local backfill (or resync) that the shared flags give. */
+export function backfillOptions(
+  context: Awaited<ReturnType<typeof localRunContext>>,
+  streams: ReturnType<typeof streamsClientFor>,
+) {
+  const { settings } = context;
+  return {
+    dynamodb: context.dynamodb.client,
+    streams,
+    opensearch: context.opensearch.client,
+    table: settings.table,
+    index: settings.index,
+    mapping: context.mapping,
+    progressTable: context.progressTable,
+    deadLetterDir: context.deadLetterDir,
+    indexConfig: context.indexConfig,
+    input: workflowInput(settings),
+  };
+}
+
 export const runCommand: Command = {
   spec: runSpec,
   async run(args, io) {
-    const settings = runSettings(args);
     checkChangeSourceArgs(args);
-    const dynamodb = await dynamoDbFromArgs(args, io);
-    const opensearch = openSearchFromArgs(args, io, 'run');
-    const mapping = await readMappingFile(optionalString(args, 'mapping'), settings.index);
-    const indexConfig = await readIndexConfigFile(optionalString(args, 'index-config'));
-    const progressTable = optionalString(args, 'progress-table') ?? DEFAULT_PROGRESS_TABLE;
-    const deadLetterDir = optionalString(args, 'dead-letter-dir') ?? '.ddb2os';
-    await preflight(dynamodb, opensearch);
+    const context = await localRunContext(args, io, 'run');
+    const { settings, dynamodb, opensearch } = context;
     let following = settings.follow || settings.followForSeconds !== undefined;
-    const changeSource = await changeSourceFromArgs(args, io, dynamodb, settings.table, progressTable);
+    const changeSource = await changeSourceFromArgs(
+      args,
+      io,
+      dynamodb,
+      settings.table,
+      context.progressTable,
+    );
     // The AWS feature it stands in for runs all along; the updater (paused) does not consume meanwhile.
     changeSource.forwarder?.start();
     const reporter = progressReporter(io);
@@ -285,22 +329,9 @@ export const runCommand: Command = {
     let result: LocalBackfillResult;
     try {
       result = await runLocalBackfill({
-        dynamodb: dynamodb.client,
-        streams,
-        opensearch: opensearch.client,
-        table: settings.table,
-        index: settings.index,
-        mapping,
-        progressTable,
-        deadLetterDir,
+        ...backfillOptions(context, streams),
         runId: optionalString(args, 'run-id'),
         restart: args.values.restart === true,
-        indexConfig,
-        input: {
-          ...(settings.segments ? { totalSegments: settings.segments } : {}),
-          ...(settings.concurrency ? { maxConcurrency: settings.concurrency } : {}),
-          ...(settings.readUnitsPerSecond ? { readUnitsPerSecond: settings.readUnitsPerSecond } : {}),
-        },
         onEvent: reporter.onEvent,
         signal: io.signal,
         changeSource: changeSource.source,
@@ -337,36 +368,42 @@ export const runCommand: Command = {
     reporter.display()?.finish();
     for (const line of summaryLines(result)) io.stdout.write(`${line}\n`);
 
-    let stream: { records: number; seconds: number } | undefined;
-    if (following) {
-      stream = await followStream(args, io, settings, result, {
-        changeSource,
-        dynamodb,
-        mapping,
-        progressTable,
-        deadLetterDir,
-        opensearch,
-      });
-      io.stdout.write(
-        `stream updater: ${fmt(stream.records)} records applied in ${duration(stream.seconds)}\n`,
-      );
-    }
+    const stream = following ? await followIfAsked(args, io, context, result, changeSource) : undefined;
     if (args.values.json === true) {
       io.stdout.write(
         `${JSON.stringify({ ...result.summary, table: settings.table, index: settings.index, stream })}\n`,
       );
     }
-    if (result.summary.failed > 0) {
-      // Per-item failures do not fail the run: every one is in the dead-letter folder with its reason.
-      io.stderr.write(
-        `ddb2os: ${fmt(result.summary.failed)} items could not be indexed; see ${result.deadLetterLocation} for each key and reason\n`,
-      );
-    }
+    reportDeadLetters(io, result);
     return EXIT.ok;
   },
 };
 
-async function followStream(
+/** `--follow` / `--follow-for`, when given, after the backfill (or a resync's swap); its figures for --json. */
+export async function followIfAsked(
+  args: ParsedArgs,
+  io: CliIo,
+  context: Awaited<ReturnType<typeof localRunContext>>,
+  result: LocalBackfillResult,
+  changeSource: CliChangeSource,
+): Promise<{ records: number; seconds: number } | undefined> {
+  const { settings } = context;
+  if (!settings.follow && settings.followForSeconds === undefined) return undefined;
+  const stream = await followStream(args, io, settings, result, { ...context, changeSource });
+  io.stdout.write(`stream updater: ${fmt(stream.records)} records applied in ${duration(stream.seconds)}\n`);
+  return stream;
+}
+
+/** Per-item failures do not fail the run: every one is in the dead-letter folder with its reason. */
+export function reportDeadLetters(io: CliIo, result: LocalBackfillResult): void {
+  if (result.summary.failed === 0) return;
+  io.stderr.write(
+    `ddb2os: ${fmt(result.summary.failed)} items could not be indexed; see ${result.deadLetterLocation} for each key and reason\n`,
+  );
+}
+
+/** `--follow` / `--follow-for`: the updater applies the stream after the backfill (or a resync's swap). */
+export async function followStream(
   _args: ParsedArgs,
   io: CliIo,
   settings: RunSettings,

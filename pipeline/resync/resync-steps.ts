@@ -158,6 +158,9 @@ export async function removeResyncTombstones(
   return { tombstonesRemoved: removed };
 }
 
+/** How long the old indices outlive the swap: searches already running on them end first. */
+const OLD_INDEX_GRACE_MS = 2_000;
+
 /** "Swap aliases"'s input. */
 export interface SwapAliasesInput {
   runId: string;
@@ -188,6 +191,9 @@ export async function swapResyncAliases(
     swaps.push(await swapAlias(deps.opensearch, serving, next));
   }
   const deletedIndices = input.keepOld ? [] : swaps.flatMap((swap) => swap.previousIndices);
+  // A search that resolved the alias just before the swap may still be reading an old index: deleting
+  // it under that search fails it (seen under load in test/cli/resync.test.ts). It ends first.
+  if (deletedIndices.length > 0) await new Promise((resolve) => setTimeout(resolve, OLD_INDEX_GRACE_MS));
   await deleteIndices(deps.opensearch, deletedIndices);
   await endResync(deps.dynamodb, deps.progressTable, deps.table, input.runId);
   return { swaps, deletedIndices };

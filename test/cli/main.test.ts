@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { runCli } from './support';
 
+const COMMAND_NAMES = ['demo', 'run', 'resync', 'verify', 'plan', 'start', 'status', 'redrive', 'replay'];
+
 describe('ddb2os (the command line)', () => {
   it('lists every command with no arguments and exits 2', async () => {
     const result = await runCli([]);
 
     expect(result.code).toBe(2);
-    for (const command of ['demo', 'run', 'verify', 'plan', 'start', 'status', 'redrive', 'replay']) {
+    for (const command of COMMAND_NAMES) {
       expect(result.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
     }
   });
@@ -23,7 +25,7 @@ describe('ddb2os (the command line)', () => {
 
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
-      'ddb2os: unknown command "backfil" (commands: demo, run, verify, plan, start, status, redrive, replay)\n',
+      'ddb2os: unknown command "backfil" (commands: demo, run, resync, verify, plan, start, status, redrive, replay)\n',
     );
   });
 
@@ -36,7 +38,7 @@ describe('ddb2os (the command line)', () => {
   });
 
   it('gives every command a --help with usage and examples', async () => {
-    for (const command of ['demo', 'run', 'verify', 'plan', 'start', 'status', 'redrive', 'replay']) {
+    for (const command of COMMAND_NAMES) {
       const result = await runCli([command, '--help']);
 
       expect(result.code, command).toBe(0);

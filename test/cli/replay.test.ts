@@ -31,9 +31,14 @@ const keySchema = { partitionKey: 'pk' };
  * A table whose first three changes (puts of a, b, c) are a batch the updater gave up on, and whose
  * later changes (b deleted, c changed) the updater applied: the index holds c's newer value and no a.
  */
-async function afterAFailedBatch() {
+async function afterAFailedBatch(options: { behindAlias?: boolean } = {}) {
   const table = await engines.createTable('replay', { keySchema, stream: 'NEW_AND_OLD_IMAGES' });
   const index = engines.indexName('replay');
+  if (options.behindAlias) {
+    // As after a resync: the name is an alias of the index that holds the documents.
+    const concrete = engines.deleteIndexAfter(`${index}-resynced`);
+    await opensearch.indices.create({ index: concrete, body: { aliases: { [index]: {} } } });
+  }
   const deadLetterDir = engines.tempDir('replay');
   const put = (pk: string, v: string) =>
     dynamodb.send(new PutItemCommand({ TableName: table, Item: { pk: { S: pk }, v: { S: v } } }));
@@ -100,6 +105,22 @@ describe('ddb2os replay (local folder)', () => {
     expect(result.stdout).toContain(
       'replay: 1 records: 1 replayed, 0 no longer in the stream, 0 failed, 0 malformed; 0 remain',
     );
+  });
+
+  it('writes through an alias (the name after a resync) to the index behind it, creating no index', async () => {
+    // Prepare
+    const run = await afterAFailedBatch({ behindAlias: true });
+    await writeFailedBatch(run.deadLetterDir, 'batch.json', failureRecord(run.info));
+
+    // Act
+    const result = await replay(run);
+
+    // Assess
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(await documents(run.index)).toEqual({ a: { pk: 'a', v: 'a1' }, c: { pk: 'c', v: 'c2' } });
+    const { body } = await opensearch.indices.getAlias({ name: run.index });
+    expect(Object.keys(body)).toEqual([`${run.index}-resynced`]);
   });
 
   it('keeps a record whose shard the stream no longer holds, names the shard and time range, and prints the verify --repair command (exit 1)', async () => {
