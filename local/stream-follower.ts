@@ -536,8 +536,15 @@ export class DynamoDBStreamLog implements ShardedChangeLog {
     return { changes: page.records.map(readLambdaRecord), NextShardIterator: page.nextShardIterator };
   }
 
+  /**
+   * An iterator to read again from the stored position. Besides an expired one: DynamoDB Local
+   * answers GetRecords with TrimmedDataAccessException now and then on a stream enabled moments
+   * before (the demo's forwarder met it every run), and a new iterator from the same position reads
+   * on. Where the records really are trimmed (real DynamoDB, 24 hours), the new iterator's
+   * GetShardIterator fails and iterator() says so in one sentence.
+   */
   isExpiredIterator(error: unknown): boolean {
-    return error instanceof ExpiredIteratorException;
+    return error instanceof ExpiredIteratorException || error instanceof TrimmedDataAccessException;
   }
 }
 

@@ -52,7 +52,7 @@ describe('ddb2os demo (npm start)', () => {
       '--json',
     ]);
 
-    expect(result.code).toBe(0);
+    expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain('change forwarder: standing in for a fan-out of the table');
     expect(result.stdout).toContain('Stream updater on, reading queue ');
     expect(result.stdout).toContain('5/5 changes in the index');

@@ -848,6 +848,12 @@ describe('BackfillWorkflow domain access policy', () => {
         Action: ['es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost'],
         Resource: `${domainArn}/*`,
       },
+      {
+        Effect: 'Allow',
+        Principal: { AWS: roleOf(workflow.resyncFunction) },
+        Action: ['es:ESHttpHead', 'es:ESHttpGet', 'es:ESHttpPut', 'es:ESHttpPost', 'es:ESHttpDelete'],
+        Resource: `${domainArn}/*`,
+      },
     ]);
   });
 
