@@ -283,7 +283,9 @@ export class StreamFollower {
   /** True once a page holds a record written after drain() was called: what came before it is applied. */
   private pastDrainPoint(batch: StreamBatchRecord[]): boolean {
     const created = batch[batch.length - 1]?.approximateCreationDateTime;
-    return this.drainUntil !== undefined && created !== undefined && created > this.drainUntil;
+    // Creation times may be whole seconds (DynamoDB Local's, a Lambda event's), rounded either way:
+    // only a record more than a second after the call is surely written after it.
+    return this.drainUntil !== undefined && created !== undefined && created > this.drainUntil + 1;
   }
 
   private interrupted(): boolean {

@@ -78,7 +78,10 @@ describe('a resync, run locally through the workflow definition', () => {
       table: { name: target.table, keySchema, keyTypes: { pk: 'S', sk: 'N' } },
       mapping: target.mapping,
     });
-    return { missing: report.missing, extra: report.extra, differing: report.differing };
+    const counts = { missing: report.missing, extra: report.extra, differing: report.differing };
+    // What drifted, next to the failed comparison of the counts.
+    if (counts.missing + counts.extra + counts.differing > 0) console.error(JSON.stringify(report.examples));
+    return counts;
   }
 
   it('moves the plain index behind an alias on a new index equal to the table, while a writer changes it', async () => {
