@@ -535,6 +535,10 @@ export function classifyItem(
   const type = item.error?.type;
   if (status === 429 || status >= 500) return 'retry';
   if (type === 'es_rejected_execution_exception' || type === 'cluster_block_exception') return 'retry';
+  // A write to a name that resolves to no index for a moment: an alias swap (a resync moving a plain
+  // index behind an alias) deletes the index a request had resolved. Again, the name finds the new
+  // index; refused, the updater would dead-letter the item and remove its document from both indices.
+  if (type === 'index_not_found_exception') return 'retry';
   return 'refused';
 }
 
