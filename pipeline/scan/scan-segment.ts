@@ -5,9 +5,9 @@
  * The segment is scanned page by page from its checkpoint. Each page is
  * mapped (mapItem, or aggregateCollection per partition) and bulk-created
  * through a BulkWriter. The next page is read while the current one is still
- * being written, and a few bulk requests run at once; the writer's bounded
- * buffer holds the scan back when OpenSearch is the slower side, so memory
- * does not grow with the table.
+ * being written, and a few bulk requests run at once, a page at most each; when
+ * OpenSearch is the slower side the scan waits for a free request slot
+ * (handOverPage), so memory does not grow with the table.
  *
  * The checkpoint after page N is written only once every document of pages
  * 1..N has its answer from OpenSearch (and the failures are in the dead-letter
@@ -379,13 +379,32 @@ class SegmentScan {
         readUnits: page.consumed,
       });
       this.pageMaybeReady(state);
-      this.writer.nudge();
+      await this.handOverPage();
 
       if (final) return false;
       // An abort while the page was written drops the page read ahead (it is read again on resume).
       if (stopAfter || this.options.signal?.aborted) return true;
     }
     return false;
+  }
+
+  /**
+   * Sends the page's documents as one request once a slot is free, waiting
+   * for one when every slot is busy: the segment then maps its next page
+   * (already read ahead) only when OpenSearch has taken a request. Without
+   * the wait, a segment kept adding pages to the writer's buffer while its
+   * requests were out, so a request took what had piled up, up to 5 MiB: as
+   * the index grew and OpenSearch's answers slowed, requests grew from ~1.2
+   * to ~2.6 MiB over a 90,000-item run, and the process held up to
+   * segments × (slots + 1) × 5 MiB of documents (60 MiB at 4 segments):
+   * peak RSS grew with the table. Held now: about three pages of documents
+   * per segment, whatever OpenSearch's pace. With OpenSearch the slower
+   * side, a local run's peak RSS went from 207-221 MiB at 30,000 items and
+   * 253-260 at 90,000 to 202-211 and 202-205, at the same speed
+   * (docs/benchmarks.md, "Tuning").
+   */
+  private async handOverPage(): Promise<void> {
+    await this.writer.flush();
   }
 
   /**

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type DynamoDBClient,
   GetItemCommand,
@@ -34,7 +35,16 @@ import {
   progressStore,
   seedItems,
 } from '../../support/backfill-fixtures';
-import { createTable, deleteTable, dynamoClient, uniqueName, useEngines } from '../../support/engines';
+import {
+  createTable,
+  deleteTable,
+  dynamoClient,
+  openSearchClient,
+  opensearchUrl,
+  uniqueName,
+  useEngines,
+} from '../../support/engines';
+import { startFaultyProxy } from '../../support/opensearch-proxy';
 
 const engines = useEngines();
 const { dynamodb, opensearch } = engines;
@@ -224,6 +234,67 @@ describe('scanSegment', () => {
       expect(Math.abs(sampled.readUnits - limited.readUnits) / limited.readUnits).toBeLessThan(0.1);
     } finally {
       recording.destroy();
+    }
+  });
+
+  it('sends one page per bulk request and reads no further ahead while OpenSearch has not answered, and indexes every item', async () => {
+    // Prepare: 600 items read 50 a page; OpenSearch answers the first two requests only once the scan has read
+    // every page or has stopped reading for 2 s (it is slower than the table), through a client that counts Scans
+    const table = await newTable('slow-sink');
+    const items = Array.from({ length: 600 }, (_, i) => catalogItem(i));
+    await seedItems(dynamodb, table, items);
+    const index = newIndex('slow-sink');
+    let scans = 0;
+    let scansWhileHeld = 0;
+    const counting = dynamoClient();
+    counting.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'ScanCommand') scans += 1;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countScans' },
+    );
+    const scanSettled = async () => {
+      let seen = -1;
+      let since = Date.now();
+      while (scans < 13 && Date.now() - since < 2_000) {
+        if (scans !== seen) [seen, since] = [scans, Date.now()];
+        await sleep(50);
+      }
+      scansWhileHeld = Math.max(scansWhileHeld, scans);
+    };
+    let held = 0;
+    const proxy = await startFaultyProxy(opensearchUrl(), {
+      beforeBulk: async () => {
+        if (held++ < 2) await scanSettled();
+      },
+    });
+    const slowOpenSearch = openSearchClient(proxy.url);
+
+    try {
+      // Act
+      const outcome = await scanSegment(
+        { runId: uniqueName('run'), table, index, segment: 0, totalSegments: 1 },
+        { ...deps({ index }), dynamodb: counting, opensearch: slowOpenSearch },
+        { pageLimit: 50, bulkConcurrency: 2 },
+      );
+
+      // Assess: what waits for OpenSearch is a few pages, however long it takes to answer
+      expect(completed(outcome)).toMatchObject({ scanned: 600, created: 600, failed: 0 });
+      expect(proxy.stats.bodies.map((body) => body.actions)).toEqual(Array.from({ length: 12 }, () => 50));
+      // Two pages sent, one mapped and waiting for a slot, one read ahead.
+      expect(scansWhileHeld).toBe(4);
+      expect(
+        await missingIds(
+          opensearch,
+          index,
+          items.map((item) => item.pk?.S as string),
+        ),
+      ).toEqual([]);
+    } finally {
+      counting.destroy();
+      await slowOpenSearch.close();
+      await proxy.close();
     }
   });
 
