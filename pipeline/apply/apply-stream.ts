@@ -39,7 +39,13 @@
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
-import { type BulkPolicy, BulkWriter, bulkLine } from '../bulk/bulk-writer';
+import {
+  type BulkPolicy,
+  BulkWriter,
+  bulkLine,
+  DEFAULT_BULK_CONCURRENCY,
+  DEFAULT_BULK_MAX_DOCS,
+} from '../bulk/bulk-writer';
 import type { FieldConflict } from '../bulk/field-conflicts';
 import { mapWithConcurrency } from '../concurrency';
 import type { DeadLetterSink } from '../dead-letter/dead-letter';
@@ -187,20 +193,24 @@ export async function applyStreamRecords(
 ): Promise<ApplyResult> {
   if (records.length === 0) return emptyResult();
   if (deps.ordering === 'unordered') return applyUnordered(records, deps);
-  let resync: ResyncState | undefined;
-  try {
-    // Read after the records exist: a batch that finds no resync holds only changes made before it began.
-    resync = await deps.resync?.();
-  } catch (error) {
-    deps.telemetry?.logger?.warn('could not read the resync state; the batch will be retried', {
-      error: describeError(error),
+  // Read after the records exist: a batch that finds no resync holds only changes made before it
+  // began. The read runs while the batch is planned; only the writes wait for it.
+  const resync: Promise<ResyncState | undefined> = Promise.resolve()
+    .then(() => deps.resync?.())
+    .catch((error: unknown) => {
+      throw new ResyncStateUnreadable(error);
     });
-    return failedFrom(records, 0, emptyResult());
-  }
+  resync.catch(() => undefined);
   let attempt: ApplyAttempt;
   try {
     attempt = await applyOnce(records, deps, resync);
   } catch (error) {
+    if (error instanceof ResyncStateUnreadable) {
+      deps.telemetry?.logger?.warn('could not read the resync state; the batch will be retried', {
+        error: describeError(error.cause),
+      });
+      return failedFrom(records, 0, emptyResult());
+    }
     if (isSourceUnavailable(error)) return failedFrom(records, 0, emptyResult());
     attempt = { unexplained: error };
   }
@@ -209,6 +219,35 @@ export async function applyStreamRecords(
 }
 
 type ApplyAttempt = { result: ApplyResult } | { unexplained: unknown };
+
+/** The resync state could not be read: the whole batch is retried, nothing of it was written. */
+class ResyncStateUnreadable extends Error {
+  constructor(cause: unknown) {
+    super('could not read the resync state', { cause });
+    this.name = 'ResyncStateUnreadable';
+  }
+}
+
+/** Fewer documents than this per request would cost OpenSearch more per document than the overlap saves. */
+const MIN_SPLIT_DOCS = 100;
+
+/**
+ * The bulk bounds for one batch of `actions` actions: the batch split into
+ * as many requests as the writer keeps in flight (2 by default), each of at
+ * least MIN_SPLIT_DOCS documents (a smaller batch stays one request). A stream batch is applied as a whole
+ * before the next one starts, so a batch sent as one request leaves
+ * OpenSearch idle while it is serialized and sent, and the updater idle
+ * while OpenSearch indexes it; two half requests overlap the two
+ * (docs/benchmarks.md, "Tuning": the updater against the update ceiling).
+ * Order is unchanged: a batch holds one action per document.
+ */
+export function batchPolicy(actions: number, policy: BulkPolicy): BulkPolicy {
+  const inFlight = policy.concurrency ?? DEFAULT_BULK_CONCURRENCY;
+  const requests = Math.min(inFlight, Math.floor(actions / MIN_SPLIT_DOCS));
+  if (requests < 2) return policy;
+  const perRequest = Math.ceil(actions / requests);
+  return { ...policy, maxDocs: Math.min(policy.maxDocs ?? DEFAULT_BULK_MAX_DOCS, perRequest) };
+}
 
 function emptyResult(): ApplyResult {
   return { applied: 0, indexed: 0, deleted: 0, skipped: 0, deadLettered: 0 };
@@ -269,7 +308,7 @@ async function isolatePoison(
 async function applyOnce(
   records: StreamBatchRecord[],
   deps: ApplyStreamDeps,
-  resync: ResyncState | undefined,
+  resyncState: Promise<ResyncState | undefined>,
 ): Promise<ApplyAttempt> {
   const logger = deps.telemetry?.logger;
   const result = emptyResult();
@@ -303,8 +342,9 @@ async function applyOnce(
     }
   }
 
-  const bulk = deps.bulk ?? {};
+  const resync = await resyncState;
   const writes = withResyncWrites([...actions.values()], resync);
+  const bulk = batchPolicy(writes.length, deps.bulk ?? {});
   const written = await writeActions(writes, deps.opensearch, bulk, logger);
   if (isRequestRefusedForContent(written.error)) return { unexplained: written.error };
   // A rejected document must not leave its previous version behind.
