@@ -30,8 +30,10 @@ import {
   type CpuShare,
   canPin,
   cpuMeter,
+  type EngineSeconds,
   listenerProcessGroup,
   ownCpuSeconds,
+  runQueueMeter,
   splitCpus,
 } from './cpu';
 import { benchItems } from './items';
@@ -154,6 +156,13 @@ export interface PhaseSummary {
   spreadPercent: number;
   /** Median CPU milliseconds per 1,000 items, per part (when the engines' pids are known). */
   cpuMsPer1000?: Partial<Record<keyof CpuShare, number>>;
+  /**
+   * Median milliseconds per 1,000 items each engine's threads were ready to
+   * run while another process held their CPU (the run queue). Where it is
+   * high, the engine's CPU per document was measured on shared CPUs and is
+   * higher than on CPUs of its own (docs/benchmarks.md).
+   */
+  runQueueMsPer1000?: Partial<Record<keyof EngineSeconds, number>>;
 }
 
 export interface Target {
@@ -258,7 +267,12 @@ export function median(values: number[]): number {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
-function summarize(samples: number[], cpu: CpuShare[], counts: number[]): PhaseSummary {
+function summarize(
+  samples: number[],
+  cpu: CpuShare[],
+  counts: number[],
+  runQueue: EngineSeconds[] = [],
+): PhaseSummary {
   const middle = median(samples);
   const summary: PhaseSummary = {
     samples: samples.map((value) => Math.round(value)),
@@ -266,21 +280,27 @@ function summarize(samples: number[], cpu: CpuShare[], counts: number[]): PhaseS
     spreadPercent:
       middle > 0 ? Math.round(((Math.max(...samples) - Math.min(...samples)) / middle) * 100) : 0,
   };
-  if (cpu.length > 0) {
-    const per1000 = (part: keyof CpuShare): number | undefined => {
-      const values = cpu
-        .map((share, i) =>
-          share[part] === undefined ? undefined : ((share[part] as number) * 1e6) / (counts[i] ?? 1),
-        )
-        .filter((value): value is number => value !== undefined);
-      return values.length > 0 ? Math.round(median(values)) : undefined;
-    };
-    summary.cpuMsPer1000 = Object.fromEntries(
-      (['dynamodb', 'opensearch', 'node'] as const)
-        .map((part) => [part, per1000(part)] as const)
+  /** The median over the rounds of `part`'s seconds in `shares`, in milliseconds per 1,000 items. */
+  const per1000 = <P extends string>(
+    shares: Partial<Record<P, number>>[],
+    parts: readonly P[],
+  ): Partial<Record<P, number>> =>
+    Object.fromEntries(
+      parts
+        .map((part) => {
+          const values = shares
+            .map((share, i) => {
+              const seconds = share[part];
+              return seconds === undefined ? undefined : (seconds * 1e6) / (counts[i] ?? 1);
+            })
+            .filter((value): value is number => value !== undefined);
+          return [part, values.length > 0 ? Math.round(median(values)) : undefined] as const;
+        })
         .filter(([, value]) => value !== undefined),
-    );
-  }
+    ) as Partial<Record<P, number>>;
+  if (cpu.length > 0) summary.cpuMsPer1000 = per1000(cpu, ['dynamodb', 'opensearch', 'node'] as const);
+  const waits = per1000(runQueue, ['dynamodb', 'opensearch'] as const);
+  if (Object.keys(waits).length > 0) summary.runQueueMsPer1000 = waits;
   return summary;
 }
 
@@ -411,16 +431,22 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
         await scanTable(dynamodb, table, options.segments, options.concurrency, options.pageLimit);
     });
 
-    const samples: Record<string, { rates: number[]; cpu: CpuShare[]; counts: number[] }> = {};
-    const record = (phase: string, measurement: Measurement, cpu: CpuShare) => {
-      samples[phase] ??= { rates: [], cpu: [], counts: [] };
+    const samples: Record<
+      string,
+      { rates: number[]; cpu: CpuShare[]; runQueue: EngineSeconds[]; counts: number[] }
+    > = {};
+    const record = (phase: string, measurement: Measurement, cpu: CpuShare, runQueue: EngineSeconds) => {
+      samples[phase] ??= { rates: [], cpu: [], runQueue: [], counts: [] };
       const entry = samples[phase];
       entry.rates.push(rate(measurement));
       entry.cpu.push(cpu);
+      entry.runQueue.push(runQueue);
       entry.counts.push(measurement.count);
       log(
         `  ${phase}: ${measurement.count} in ${measurement.seconds.toFixed(2)} s = ${Math.round(rate(measurement))}/s` +
           ` (CPU s: ${Object.entries(cpu)
+            .map(([part, seconds]) => `${part} ${(seconds as number).toFixed(1)}`)
+            .join(', ')}; run queue s: ${Object.entries(runQueue)
             .map(([part, seconds]) => `${part} ${(seconds as number).toFixed(1)}`)
             .join(', ')})`,
       );
@@ -429,17 +455,19 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
     const measure = (phase: string, work: () => Promise<Measurement>): Promise<void> =>
       stage(phase, async () => {
         const engineCpu = cpuMeter(pids);
+        const engineWait = runQueueMeter(pids);
         const ownBefore = ownCpuSeconds();
         const measurement = await work();
-        record(phase, measurement, { ...engineCpu(), node: ownCpuSeconds() - ownBefore });
+        record(phase, measurement, { ...engineCpu(), node: ownCpuSeconds() - ownBefore }, engineWait());
       });
     const backfill = async (
       source: string,
       index: string,
       profile = false,
-    ): Promise<BackfillChildResult & { cpu: CpuShare }> => {
+    ): Promise<BackfillChildResult & { cpu: CpuShare; runQueue: EngineSeconds }> => {
       indices.add(index);
       const engineCpu = cpuMeter(pids);
+      const engineWait = runQueueMeter(pids);
       const result = await backfillInChild({
         dynamodbEndpoint: dynamodbUrl as string,
         opensearchUrl: opensearchUrl as string,
@@ -452,12 +480,13 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
         ...(profile ? { cpuProfileDir: profileDir } : {}),
       });
       const cpu = { ...engineCpu(), node: result.cpuSeconds };
+      const runQueue = engineWait();
       if (result.failed > 0 || result.created !== result.scanned) {
         throw new Error(
           `the backfill of ${source} created ${result.created} of ${result.scanned} documents (${result.failed} failed)`,
         );
       }
-      return { ...result, cpu };
+      return { ...result, cpu, runQueue };
     };
 
     // The first warm-up backfill is profiled (untimed, so the profiler's overhead costs no figure): each
@@ -511,7 +540,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
 
       const backfillIndex = `${prefix}-backfill-${round}`;
       const full = await stage('backfill', () => backfill(table, backfillIndex));
-      record('backfill', { count: full.created, seconds: full.seconds }, full.cpu);
+      record('backfill', { count: full.created, seconds: full.seconds }, full.cpu, full.runQueue);
       backfillSeconds.push(full.seconds);
       rss.n.push(full.peakRssMiB);
       rss.childStartMiB.push(full.startRssMiB);
@@ -605,7 +634,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
     const phases = Object.fromEntries(
       Object.entries(samples).map(([phase, entry]) => [
         phase,
-        summarize(entry.rates, entry.cpu, entry.counts),
+        summarize(entry.rates, entry.cpu, entry.counts, entry.runQueue),
       ]),
     );
     const value = (phase: string) => phases[phase]?.median ?? 0;

@@ -11,19 +11,56 @@ const TICKS_PER_SECOND = 100;
 /** User + system CPU seconds of every live process in process group `pgid` (0 off Linux). */
 export function groupCpuSeconds(pgid: number): number {
   let ticks = 0;
+  for (const fields of groupStats(pgid)) ticks += Number(fields[11]) + Number(fields[12]);
+  return ticks / TICKS_PER_SECOND;
+}
+
+/**
+ * Seconds the threads of every live process in process group `pgid` spent
+ * ready to run while another thread held their CPU (the run queue: the
+ * second field of /proc/<pid>/task/<tid>/schedstat; 0 off Linux or without
+ * schedstats). Threads waiting at once add up, so it can exceed the wall
+ * time. It tells whether an engine's CPU per document was measured while its
+ * CPUs were shared: the same work costs a JVM more CPU when other processes
+ * run on its CPU between its threads (docs/benchmarks.md).
+ */
+export function groupRunQueueSeconds(pgid: number): number {
+  let nanoseconds = 0;
+  for (const fields of groupStats(pgid)) {
+    const pid = fields.pid;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const task of tasks) {
+      try {
+        nanoseconds += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[1]) || 0;
+      } catch {
+        // the thread ended meanwhile, or the kernel keeps no schedstats
+      }
+    }
+  }
+  return nanoseconds / 1e9;
+}
+
+/** The stat fields of every live process in process group `pgid`, with its pid (none off Linux). */
+function groupStats(pgid: number): (string[] & { pid: string })[] {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return 0;
+    return [];
   }
+  const members: (string[] & { pid: string })[] = [];
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     const fields = statFields(entry);
     if (fields === undefined || Number(fields[2]) !== pgid) continue;
-    ticks += Number(fields[11]) + Number(fields[12]);
+    members.push(Object.assign(fields, { pid: entry }));
   }
-  return ticks / TICKS_PER_SECOND;
+  return members;
 }
 
 /** Fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
@@ -106,11 +143,17 @@ export interface CpuShare {
   node: number;
 }
 
-/** Reads the engines' CPU counters before a phase and returns the difference after it. */
-export function cpuMeter(pids: { dynamodb?: number; opensearch?: number }): () => Omit<CpuShare, 'node'> {
+/** Seconds each engine spent on something during one phase (undefined: its process is unknown). */
+export type EngineSeconds = Omit<CpuShare, 'node'>;
+
+/** Reads a per-process-group counter of each engine before a phase and returns the difference after it. */
+function engineMeter(
+  pids: { dynamodb?: number; opensearch?: number },
+  counter: (pgid: number) => number,
+): () => EngineSeconds {
   const read = () => ({
-    dynamodb: pids.dynamodb === undefined ? undefined : groupCpuSeconds(pids.dynamodb),
-    opensearch: pids.opensearch === undefined ? undefined : groupCpuSeconds(pids.opensearch),
+    dynamodb: pids.dynamodb === undefined ? undefined : counter(pids.dynamodb),
+    opensearch: pids.opensearch === undefined ? undefined : counter(pids.opensearch),
   });
   const before = read();
   return () => {
@@ -120,6 +163,16 @@ export function cpuMeter(pids: { dynamodb?: number; opensearch?: number }): () =
       ...(after.opensearch === undefined ? {} : { opensearch: after.opensearch - (before.opensearch ?? 0) }),
     };
   };
+}
+
+/** Reads the engines' CPU counters before a phase and returns the difference after it. */
+export function cpuMeter(pids: { dynamodb?: number; opensearch?: number }): () => EngineSeconds {
+  return engineMeter(pids, groupCpuSeconds);
+}
+
+/** Reads the engines' run-queue waits (groupRunQueueSeconds) before a phase and returns the difference after it. */
+export function runQueueMeter(pids: { dynamodb?: number; opensearch?: number }): () => EngineSeconds {
+  return engineMeter(pids, groupRunQueueSeconds);
 }
 
 /**

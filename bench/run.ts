@@ -244,6 +244,16 @@ export function formatReport(result: BenchmarkResult): string {
       `  info  OpenSearch CPU per document: backfill / sink at the backfill's request shape: ${result.opensearch_cpu_ratio_same_shape}`,
     );
   }
+  const waits = (['backfill', 'sink', 'sink_same_shape'] as const).map(
+    (phase) => result.phases[phase]?.runQueueMsPer1000?.opensearch,
+  );
+  if (waits.every((wait) => wait !== undefined)) {
+    const [backfill, sink, shaped] = waits;
+    lines.push(
+      `  info  OpenSearch's threads waiting for a CPU (run queue), ms per 1,000 documents: backfill ${backfill}, ` +
+        `sink ceiling ${sink}, sink at the backfill's request shape ${shaped} (its CPU per document rises where it waits)`,
+    );
+  }
   const naive = result.naive_docs_per_s;
   lines.push(
     `  info  backfill / naive${result.phases.naive ? ` (first ${result.naive_seconds} s of Scan's own pages, a lower bound)` : ''}: ` +

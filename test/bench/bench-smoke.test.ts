@@ -121,6 +121,14 @@ describe('npm run bench (smoke, tiny table)', () => {
       /^ {2}info {2}Node\.js CPU per 1,000 documents in the backfill: \d+ ms \(profile of a backfill/m,
     );
     expect(report).toMatch(/^elapsed: \d+ s in all/m);
+    // The engines' run-queue wait is read from their threads, as their CPU is: 0 or more ms per 1,000.
+    const phases = summary.phases as Record<string, { runQueueMsPer1000?: Record<string, number> }>;
+    for (const phase of ['backfill', 'sink', 'sink_same_shape']) {
+      expect(phases[phase]?.runQueueMsPer1000?.opensearch, phase).toBeGreaterThanOrEqual(0);
+    }
+    expect(report).toMatch(
+      /^ {2}info {2}OpenSearch's threads waiting for a CPU \(run queue\), ms per 1,000 documents: backfill \d+, sink ceiling \d+, sink at the backfill's request shape \d+ /m,
+    );
     // Measured on the shared engines while six other suites ran: the 300-item load at 22-25 items/s and one
     // 100-item backfill child at 6-24 s made the run take 40-124 s; it waits on DynamoDB Local, not on itself.
   }, 240_000);

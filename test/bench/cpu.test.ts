@@ -3,11 +3,12 @@
  * process that listens on their port.
  */
 
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { groupCpuSeconds, listenerProcessGroup } from '../../bench/cpu';
+import { canPin, groupCpuSeconds, groupRunQueueSeconds, listenerProcessGroup } from '../../bench/cpu';
 import { dynamodbEndpoint, opensearchUrl } from '../support/engines';
 
 /** This process's group, from /proc (field 5 of stat). */
@@ -56,4 +57,28 @@ describe.runIf(process.platform === 'linux')('listenerProcessGroup', () => {
     expect(listenerProcessGroup('https://search-orders.eu-west-1.es.amazonaws.com')).toBeUndefined();
     expect(listenerProcessGroup('not a url')).toBeUndefined();
   });
+});
+
+describe.runIf(process.platform === 'linux' && canPin())('groupRunQueueSeconds', () => {
+  it('counts the time a process group waited while another process held its CPU', async () => {
+    // Prepare: two processes that only compute, both on CPU 0; each is a process group of its own.
+    const burn = 'const end = Date.now() + 1500; while (Date.now() < end);';
+    const burners = [0, 1].map(() =>
+      spawn('taskset', ['-c', '0', process.execPath, '-e', burn], { detached: true, stdio: 'ignore' }),
+    );
+    const [first] = burners;
+    await once(first as NonNullable<typeof first>, 'spawn');
+    const group = first?.pid as number;
+
+    // Act: read the first one's wait once both have run for a while.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const waited = groupRunQueueSeconds(group);
+    const ran = groupCpuSeconds(group);
+    await Promise.all(burners.map((burner) => once(burner, 'exit')));
+
+    // Assess: sharing one CPU, it waited for about as long as it ran (anything else on CPU 0 adds to the wait).
+    expect(ran).toBeGreaterThan(0);
+    expect(waited).toBeGreaterThan(0.2);
+    expect(groupRunQueueSeconds(2 ** 22 + 1)).toBe(0); // no such group
+  }, 20_000);
 });
