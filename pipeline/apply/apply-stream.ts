@@ -39,13 +39,7 @@
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
-import {
-  type BulkPolicy,
-  BulkWriter,
-  bulkLine,
-  DEFAULT_BULK_CONCURRENCY,
-  DEFAULT_BULK_MAX_DOCS,
-} from '../bulk/bulk-writer';
+import { type BulkPolicy, BulkWriter, bulkLine } from '../bulk/bulk-writer';
 import type { FieldConflict } from '../bulk/field-conflicts';
 import { mapWithConcurrency } from '../concurrency';
 import type { DeadLetterSink } from '../dead-letter/dead-letter';
@@ -228,27 +222,6 @@ class ResyncStateUnreadable extends Error {
   }
 }
 
-/** Fewer documents than this per request would cost OpenSearch more per document than the overlap saves. */
-const MIN_SPLIT_DOCS = 100;
-
-/**
- * The bulk bounds for one batch of `actions` actions: the batch split into
- * as many requests as the writer keeps in flight (2 by default), each of at
- * least MIN_SPLIT_DOCS documents (a smaller batch stays one request). A stream batch is applied as a whole
- * before the next one starts, so a batch sent as one request leaves
- * OpenSearch idle while it is serialized and sent, and the updater idle
- * while OpenSearch indexes it; two half requests overlap the two
- * (docs/benchmarks.md, "Tuning": the updater against the update ceiling).
- * Order is unchanged: a batch holds one action per document.
- */
-export function batchPolicy(actions: number, policy: BulkPolicy): BulkPolicy {
-  const inFlight = policy.concurrency ?? DEFAULT_BULK_CONCURRENCY;
-  const requests = Math.min(inFlight, Math.floor(actions / MIN_SPLIT_DOCS));
-  if (requests < 2) return policy;
-  const perRequest = Math.ceil(actions / requests);
-  return { ...policy, maxDocs: Math.min(policy.maxDocs ?? DEFAULT_BULK_MAX_DOCS, perRequest) };
-}
-
 function emptyResult(): ApplyResult {
   return { applied: 0, indexed: 0, deleted: 0, skipped: 0, deadLettered: 0 };
 }
@@ -344,7 +317,7 @@ async function applyOnce(
 
   const resync = await resyncState;
   const writes = withResyncWrites([...actions.values()], resync);
-  const bulk = batchPolicy(writes.length, deps.bulk ?? {});
+  const bulk = deps.bulk ?? {};
   const written = await writeActions(writes, deps.opensearch, bulk, logger);
   if (isRequestRefusedForContent(written.error)) return { unexplained: written.error };
   // A rejected document must not leave its previous version behind.

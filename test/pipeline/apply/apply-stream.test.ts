@@ -5,7 +5,6 @@
  */
 import { DeleteItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { loadItems } from '../../../local/load-items';
 import { applyStreamRecords } from '../../../pipeline/apply/apply-stream';
 import { fromStreamsRecord, type StreamChange } from '../../../pipeline/apply/stream-records';
 import { createOpenSearchClient } from '../../../pipeline/index/opensearch';
@@ -324,72 +323,6 @@ describe('applyStreamRecords', () => {
     const letters = await t.deadLetters.read('apply-test');
     expect(letters).toHaveLength(1);
     expect(letters[0]).toMatchObject({ id: 'p|huge', index: t.index, errorType: 'request_entity_too_large' });
-  });
-
-  it('a large batch goes out as two requests at once, each item once: every document lands', async () => {
-    // Prepare: 300 items in one batch; OpenSearch behind a proxy that counts requests
-    const t = await setup('apply-split');
-    const batch = 300;
-    await loadItems(
-      dynamodb,
-      t.table,
-      Array.from({ length: batch }, (_, i) => item('p', `${i}`, { n: { N: `${i}` } })),
-    );
-    const changes = await t.newChanges();
-    expect(changes).toHaveLength(batch);
-    // The proxy holds each request until a second one has arrived (or 5 s passed): only requests sent
-    // together are ever in flight together.
-    let arrived = 0;
-    let secondArrived = () => {};
-    const both = new Promise<void>((resolve) => {
-      secondArrived = resolve;
-    });
-    const counting = await startFaultyProxy(opensearchUrl(), {
-      beforeBulk: async () => {
-        arrived += 1;
-        if (arrived === 2) secondArrived();
-        await Promise.race([both, new Promise((resolve) => setTimeout(resolve, 5_000))]);
-      },
-    });
-    const client = createOpenSearchClient({ endpoint: counting.url });
-
-    // Act
-    let result: Awaited<ReturnType<typeof applyStreamRecords>>;
-    try {
-      result = await applyStreamRecords(changes, { ...t.deps, opensearch: client });
-    } finally {
-      await client.close();
-      await counting.close();
-    }
-
-    // Assess: two requests of half the batch each, in flight together; the index equals the table
-    expect(result).toEqual({ applied: batch, indexed: batch, deleted: 0, skipped: 0, deadLettered: 0 });
-    expect(counting.stats.bodies.map((body) => body.actions)).toEqual([batch / 2, batch / 2]);
-    expect(counting.stats.maxInFlight).toBe(2);
-    const docs = await indexDocuments(search, t.index);
-    expect(docs.size).toBe(batch);
-    expect(docs.get('p|299')).toEqual({ pk: 'p', sk: '299', n: 299 });
-    await t.equalsTable();
-  });
-
-  it('a batch smaller than two requests of 100 goes out as one request', async () => {
-    const t = await setup('apply-small');
-    await loadItems(
-      dynamodb,
-      t.table,
-      Array.from({ length: 150 }, (_, i) => item('p', `${i}`)),
-    );
-    const changes = await t.newChanges();
-    const counting = await startFaultyProxy(opensearchUrl(), {});
-    const client = createOpenSearchClient({ endpoint: counting.url });
-    try {
-      await applyStreamRecords(changes, { ...t.deps, opensearch: client });
-    } finally {
-      await client.close();
-      await counting.close();
-    }
-    expect(counting.stats.bodies.map((body) => body.actions)).toEqual([150]);
-    await t.equalsTable();
   });
 
   it('the resync state cannot be read: nothing of the batch is written, and the whole batch is retried', async () => {
