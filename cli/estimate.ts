@@ -9,13 +9,14 @@ import { retentionNeed } from '../pipeline/summarize/retention-clock';
  * Items one segment scans and bulk-creates per second when no read limit is
  * set and the user gives no figure of their own: the benchmark's measured
  * backfill rate over its segments at a time (`npm run bench` prints it as
- * `model.measuredItemsPerSecondPerSegment`). From the run recorded in
- * docs/benchmarks.md (2026-11-24, 100,000 items of about 1 KiB): 6,359
- * documents/s with 4 segments at a time = 1,590. There one OpenSearch node on
- * one CPU set the pace, so it is a cautious figure for a domain that keeps
- * up; a table's own rate (`--items-per-second-per-segment`) is better.
+ * `model.measuredItemsPerSecondPerSegment`). From the quiet runs recorded in
+ * docs/benchmarks.md (2026-12-01, 100,000 items of about 1 KiB, 4 segments
+ * at a time): 1,630, 1,251 and 1,315 items/s per segment; their median,
+ * 1,315. There one OpenSearch node on one CPU set the pace, so it is a
+ * cautious figure for a domain that keeps up; a table's own rate
+ * (`--items-per-second-per-segment`) is better.
  */
-export const ITEMS_PER_SECOND_PER_SEGMENT = 1_590;
+export const ITEMS_PER_SECOND_PER_SEGMENT = 1_315;
 
 /** Where the model's items/s per segment came from, as `plan` prints it. */
 export const ITEMS_PER_SECOND_SOURCES = {

@@ -68,7 +68,7 @@ describe('ddb2os plan (real DynamoDB Local)', () => {
       /^ {2}read cost +(under \$0\.01|\$[\d.,]+) at \$0\.125 per million RRU \(on-demand\)$/m,
     );
     expect(out).toMatch(/^ {2}time +about \d/m);
-    expect(out).toContain('at 1,590 items/s per segment (the benchmark (docs/benchmarks.md))');
+    expect(out).toContain('at 1,315 items/s per segment (the benchmark (docs/benchmarks.md))');
     // The model's inputs, each with where it came from.
     const inputs = out.slice(out.indexOf('\nModel inputs\n'));
     expect(inputs).toMatch(
@@ -89,7 +89,7 @@ describe('ddb2os plan (real DynamoDB Local)', () => {
     expect(inputs).toMatch(
       new RegExp(`^ {2}segments +${plannedSegments()}, ${plannedSegments()} at a time$`, 'm'),
     );
-    expect(inputs).toMatch(/^ {2}items\/s per segment +1,590 \(the benchmark \(docs\/benchmarks\.md\)\)$/m);
+    expect(inputs).toMatch(/^ {2}items\/s per segment +1,315 \(the benchmark \(docs\/benchmarks\.md\)\)$/m);
     expect(inputs).toMatch(/^ {2}read limit +none$/m);
     expect(inputs).toMatch(/^ {2}price +\$0\.125 per million RRU$/m);
     expect(inputs).toMatch(/^ {2}formula +seconds = waves x \(items per segment \/ items\/s per segment\)$/m);
