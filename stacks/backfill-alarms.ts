@@ -10,18 +10,11 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { WHERE_CHANGES_WAIT } from '../pipeline/contract/change-source';
 import { UPDATER_METRICS } from '../pipeline/contract/metrics';
 import type { BackfillWorkflow } from './backfill-workflow';
-import type { ChangeSourceKind } from './change-source';
 import { METRICS_NAMESPACE, SERVICE_NAME } from './handler-function';
 import type { UpdaterWatchdog } from './updater-watchdog';
-
-/** Where changes wait while the updater is paused, and for how long, per change source. */
-const WAITING: Record<ChangeSourceKind, string> = {
-  'dynamodb-stream': 'the stream, which keeps them for 24 hours',
-  kinesis: 'the Kinesis stream, which keeps them for its retention period',
-  sqs: 'the change queue, which keeps them for its message retention period',
-};
 
 export interface BackfillAlarmsProps {
   readonly workflow: BackfillWorkflow;
@@ -81,7 +74,7 @@ export class BackfillAlarms extends Construct {
       // stopped, and a silent watchdog would hide a paused updater.
       Missing.BREACHING,
       'The stream updater is paused although a backfill has completed and none runs (or the watchdog ' +
-        `could not check it): changes wait in ${WAITING[workflow.updaterSource.source.kind]}. The watchdog log ` +
+        `could not check it): changes wait in ${WHERE_CHANGES_WAIT[workflow.updaterSource.source.kind]}. The watchdog log ` +
         `(${watchdog.watchdogFunction.functionName}) says what to run: aws lambda ` +
         `update-event-source-mapping --uuid ${uuid} --enabled, or a redrive of the failed backfill that ` +
         'holds the run lock.',

@@ -21,3 +21,19 @@ export type ChangeSourceKind = (typeof CHANGE_SOURCES)[number];
 export function isChangeSourceKind(value: unknown): value is ChangeSourceKind {
   return (CHANGE_SOURCES as readonly unknown[]).includes(value);
 }
+
+/**
+ * Where changes wait while the updater is paused, and for how long, per
+ * change source: the alarm descriptions and the watchdog's findings say it.
+ */
+export const WHERE_CHANGES_WAIT: Record<ChangeSourceKind, string> = {
+  'dynamodb-stream': 'the stream, which keeps them for 24 hours',
+  kinesis: 'the Kinesis stream, which keeps them for its retention period',
+  sqs: 'the change queue, which keeps them for its message retention period',
+};
+
+/** The change source an event source mapping reads, by its ARN's service (a DynamoDB stream when unknown). */
+export function changeSourceOfArn(eventSourceArn: string | undefined): ChangeSourceKind {
+  const service = eventSourceArn?.split(':')[2];
+  return service === 'kinesis' ? 'kinesis' : service === 'sqs' ? 'sqs' : 'dynamodb-stream';
+}

@@ -51,6 +51,8 @@ export interface UpdaterState {
   mappingState: string;
   /** GetEventSourceMapping's `LastProcessingResult`, e.g. `OK`, `PROBLEM: Function call failed`. */
   lastProcessingResult?: string;
+  /** GetEventSourceMapping's `EventSourceArn`: the change source (a DynamoDB or Kinesis stream, an SQS queue). */
+  eventSourceArn?: string;
   lastCompleted?: RunLockState['lastCompleted'];
   holder?: LockHolder;
 }
@@ -91,6 +93,7 @@ export async function readUpdaterState(deps: UpdaterStateDeps): Promise<UpdaterS
     mappingUuid,
     mappingState: mapping.State ?? 'unknown',
     ...(mapping.LastProcessingResult ? { lastProcessingResult: mapping.LastProcessingResult } : {}),
+    ...(mapping.EventSourceArn ? { eventSourceArn: mapping.EventSourceArn } : {}),
     ...(lock.lastCompleted ? { lastCompleted: lock.lastCompleted } : {}),
     ...(lock.holder ? { holder: await judgeHolder(lock.holder, deps) } : {}),
   };

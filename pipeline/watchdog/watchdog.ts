@@ -9,6 +9,7 @@
  * then would fire on every new deployment. A first backfill that fails has
  * its own alarm (the failed execution).
  */
+import { changeSourceOfArn, WHERE_CHANGES_WAIT } from '../contract/change-source';
 import { isRunningState, type UpdaterState } from './updater-state';
 
 /** What the watchdog publishes and logs. */
@@ -37,7 +38,7 @@ export function judgeUpdater(state: UpdaterState): UpdaterVerdict {
   } else if (!running) {
     pausedOutsideBackfill = true;
     const updater = `The stream updater of table ${table} (event source mapping ${mappingUuid}) is ${mappingState}`;
-    const retention = 'changes wait in the stream, which keeps them for 24 hours';
+    const retention = `changes wait in ${WHERE_CHANGES_WAIT[changeSourceOfArn(state.eventSourceArn)]}`;
     if (holder?.executionArn) {
       findings.push(
         `${updater} because backfill run ${holder.runId} did not finish (${holder.status}); ${retention}. ` +

@@ -79,7 +79,7 @@ export function lockFixture(engines: TestEngines, prefix: string) {
 
 /** GetEventSourceMapping answers: one mapping state (and last result) after another, then the last again. */
 export function lambdaStub(
-  states: { State: string; LastProcessingResult?: string }[],
+  states: { State: string; LastProcessingResult?: string; EventSourceArn?: string }[],
   onUpdate: (input: Record<string, unknown>) => unknown = () => ({}),
 ): StubClient<LambdaClient> {
   let read = 0;

@@ -21,7 +21,7 @@ const tableWithLock = lockFixture(engines, 'watchdog-progress');
 /** The watchdog's verdict on a mapping in `state` (GetEventSourceMapping stubbed) and the lock of `source`. */
 async function verdictOf(
   source: Awaited<ReturnType<typeof tableWithLock>>,
-  state: { State: string; LastProcessingResult?: string },
+  state: { State: string; LastProcessingResult?: string; EventSourceArn?: string },
   sfn?: ReturnType<typeof sfnStub>,
 ) {
   return judgeUpdater(await readUpdaterState(stateDeps(source, lambdaStub([state]), sfn)));
@@ -57,6 +57,29 @@ describe('watchdog (Lambda control plane and Step Functions stubbed, run lock in
         'stream, which keeps them for 24 hours. Resume it: aws lambda update-event-source-mapping ' +
         `--uuid ${MAPPING_UUID} --enabled`,
     ]);
+  });
+
+  it("names where the changes of a paused updater wait, and for how long, by the mapping's source", async () => {
+    // Prepare
+    const source = await tableWithLock({ lastCompleted: COMPLETED });
+    const waitOf = async (EventSourceArn: string) =>
+      (await verdictOf(source, { State: 'Disabled', EventSourceArn })).findings[0];
+
+    // Act
+    const [table, kinesis, queue] = await Promise.all([
+      waitOf(`arn:aws:dynamodb:eu-west-1:123456789012:table/${source.table}/stream/2026-11-30T08:00:00.000`),
+      waitOf('arn:aws:kinesis:eu-west-1:123456789012:stream/orders-changes'),
+      waitOf('arn:aws:sqs:eu-west-1:123456789012:orders-changes.fifo'),
+    ]);
+
+    // Assess
+    expect(table).toContain('; changes wait in the stream, which keeps them for 24 hours. Resume it:');
+    expect(kinesis).toContain(
+      '; changes wait in the Kinesis stream, which keeps them for its retention period. Resume it:',
+    );
+    expect(queue).toContain(
+      '; changes wait in the change queue, which keeps them for its message retention period. Resume it:',
+    );
   });
 
   it('counts Disabling as paused, and Enabled, Enabling and Updating as running', async () => {
