@@ -57,7 +57,7 @@ import {
 import { type TelemetryLogger, withDefaults } from '../observability';
 import { type RepairOptions, type RepairResult, type RepairTarget, repairKeys } from '../repair/repair-keys';
 import type { ResyncState } from '../resync/resync-state';
-import { asResyncDelete, withResyncWrites } from '../resync/resync-targets';
+import { asResyncDelete, fillingTargets, withResyncWrites } from '../resync/resync-targets';
 import { getItem, queryPartition } from '../table/reads';
 import type { DeadLetterRecord, Item, KeySchema } from '../table/types';
 import { isUnreadable, type StreamBatchRecord, type StreamChange } from './stream-records';
@@ -718,9 +718,7 @@ const REWRITE_EQUAL: RepairOptions = { rewriteEqual: true };
  * while FILLING, as withResyncWrites does for the ordered path.
  */
 function resyncPass(state: ResyncState): RepairOptions | undefined {
-  const redirect = Object.fromEntries(
-    Object.entries(state.targets).filter(([serving, target]) => target !== serving),
-  );
+  const redirect = fillingTargets(state);
   if (Object.keys(redirect).length === 0) return undefined;
   return {
     ...REWRITE_EQUAL,

@@ -18,15 +18,24 @@ export interface DocumentWrite {
 }
 
 /**
+ * The serving names a resync is filling a new index for, each with that index: its targets without
+ * those that name the serving index itself. The one rule of which writes get a copy.
+ */
+export function fillingTargets(state: ResyncState): Record<string, string> {
+  return Object.fromEntries(Object.entries(state.targets).filter(([serving, next]) => next !== serving));
+}
+
+/**
  * The writes that carry `writes` out while `state` is in progress: each write as it is, followed, when
  * its index is a serving name being resynced, by its copy for the new index (a delete in FILLING as a
  * tombstone); a copy keeps the write's other fields. Without a resync, `writes` unchanged.
  */
 export function withResyncWrites<W extends DocumentWrite>(writes: W[], state: ResyncState | undefined): W[] {
   if (!state) return writes;
+  const filling = fillingTargets(state);
   return writes.flatMap((write) => {
-    const target = state.targets[write.index];
-    if (target === undefined || target === write.index) return [write];
+    const target = filling[write.index];
+    if (target === undefined) return [write];
     return [write, asResyncDelete({ ...write, index: target }, state)];
   });
 }
@@ -38,9 +47,7 @@ export function withResyncWrites<W extends DocumentWrite>(writes: W[], state: Re
  */
 export function asResyncDelete<W extends DocumentWrite>(write: W, state: ResyncState | undefined): W {
   if (write.kind !== 'delete' || state?.phase !== 'FILLING') return write;
-  const filling = Object.entries(state.targets).some(
-    ([serving, next]) => next === write.index && next !== serving,
-  );
+  const filling = Object.values(fillingTargets(state)).includes(write.index);
   return filling ? { ...write, kind: 'index', body: tombstoneLine(state.runId) } : write;
 }
 
