@@ -314,7 +314,6 @@ export const runCommand: Command = {
     checkChangeSourceArgs(args);
     const context = await localRunContext(args, io, 'run');
     const { settings, dynamodb, opensearch } = context;
-    let following = settings.follow || settings.followForSeconds !== undefined;
     const changeSource = await changeSourceFromArgs(
       args,
       io,
@@ -322,60 +321,63 @@ export const runCommand: Command = {
       settings.table,
       context.progressTable,
     );
-    // The AWS feature it stands in for runs all along; the updater (paused) does not consume meanwhile.
-    changeSource.forwarder?.start();
-    const reporter = progressReporter(io);
-    const streams = streamsClientFor(dynamodb);
-    let result: LocalBackfillResult;
+    // Closed once, whatever ends the run: the backfill, the follow, or an error of either.
     try {
-      result = await runLocalBackfill({
-        ...backfillOptions(context, streams),
-        runId: optionalString(args, 'run-id'),
-        restart: args.values.restart === true,
-        onEvent: reporter.onEvent,
-        signal: io.signal,
-        changeSource: changeSource.source,
-      });
-    } catch (error) {
-      following = false;
+      // The AWS feature it stands in for runs all along; the updater (paused) does not consume meanwhile.
+      changeSource.forwarder?.start();
+      const reporter = progressReporter(io);
+      const streams = streamsClientFor(dynamodb);
+      let result: LocalBackfillResult;
+      try {
+        result = await runLocalBackfill({
+          ...backfillOptions(context, streams),
+          runId: optionalString(args, 'run-id'),
+          restart: args.values.restart === true,
+          onEvent: reporter.onEvent,
+          signal: io.signal,
+          changeSource: changeSource.source,
+        });
+      } catch (error) {
+        reporter.display()?.finish();
+        if (error instanceof WorkflowAbortedError) {
+          io.stderr.write(`ddb2os: ${error.message}\n`);
+          return EXIT.interrupted;
+        }
+        if (error instanceof WorkflowFailedError && reporter.display() === undefined) {
+          // No plan yet, so no segment started: nothing was read and there is nothing to resume.
+          io.stderr.write(
+            `ddb2os: backfill of ${settings.table} stopped before any item was read: ${error.causeText}\n`,
+          );
+          return EXIT.failed;
+        }
+        if (error instanceof WorkflowFailedError) {
+          const failed = reporter.failedSegments();
+          const which =
+            failed.length > 0 ? `segment${failed.length > 1 ? 's' : ''} ${failed.join(', ')} failed: ` : '';
+          io.stderr.write(
+            `ddb2os: backfill of ${settings.table} failed: ${which}${error.error}: ${error.causeText}; ` +
+              'the stream updater stays paused; run the same command again to rerun only the failed segments\n',
+          );
+          return EXIT.failed;
+        }
+        throw explainEndpointError(error, dynamodb, opensearch);
+      } finally {
+        streams.destroy();
+      }
       reporter.display()?.finish();
-      if (error instanceof WorkflowAbortedError) {
-        io.stderr.write(`ddb2os: ${error.message}\n`);
-        return EXIT.interrupted;
-      }
-      if (error instanceof WorkflowFailedError && reporter.display() === undefined) {
-        // No plan yet, so no segment started: nothing was read and there is nothing to resume.
-        io.stderr.write(
-          `ddb2os: backfill of ${settings.table} stopped before any item was read: ${error.causeText}\n`,
-        );
-        return EXIT.failed;
-      }
-      if (error instanceof WorkflowFailedError) {
-        const failed = reporter.failedSegments();
-        const which =
-          failed.length > 0 ? `segment${failed.length > 1 ? 's' : ''} ${failed.join(', ')} failed: ` : '';
-        io.stderr.write(
-          `ddb2os: backfill of ${settings.table} failed: ${which}${error.error}: ${error.causeText}; ` +
-            'the stream updater stays paused; run the same command again to rerun only the failed segments\n',
-        );
-        return EXIT.failed;
-      }
-      throw explainEndpointError(error, dynamodb, opensearch);
-    } finally {
-      streams.destroy();
-      if (!following) await changeSource.close();
-    }
-    reporter.display()?.finish();
-    for (const line of summaryLines(result)) io.stdout.write(`${line}\n`);
+      for (const line of summaryLines(result)) io.stdout.write(`${line}\n`);
 
-    const stream = following ? await followIfAsked(args, io, context, result, changeSource) : undefined;
-    if (args.values.json === true) {
-      io.stdout.write(
-        `${JSON.stringify({ ...result.summary, table: settings.table, index: settings.index, stream })}\n`,
-      );
+      const stream = await followIfAsked(args, io, context, result, changeSource);
+      if (args.values.json === true) {
+        io.stdout.write(
+          `${JSON.stringify({ ...result.summary, table: settings.table, index: settings.index, stream })}\n`,
+        );
+      }
+      reportDeadLetters(io, result);
+      return EXIT.ok;
+    } finally {
+      await changeSource.close();
     }
-    reportDeadLetters(io, result);
-    return EXIT.ok;
   },
 };
 
@@ -461,7 +463,6 @@ export async function followStream(
     else await drain().catch((error) => io.stderr.write(`ddb2os: ${describeError(error)}\n`));
   } finally {
     streams.destroy();
-    await context.changeSource.close();
   }
   return { records, seconds: (Date.now() - started) / 1000 };
 }
