@@ -14,7 +14,7 @@ import { coldStart } from '../pipeline/lambda/cold-start';
 import { readResyncConfig } from '../pipeline/lambda/config';
 import { parseMappingConfig } from '../pipeline/mapping/mapping';
 import {
-  abortResync,
+  abortResyncStep,
   drainResyncStep,
   type RemoveTombstonesInput,
   type ResyncRun,
@@ -69,10 +69,8 @@ export async function runResyncAction(event: ResyncEvent, deps: ResyncStepDeps):
       return removeResyncTombstones(event, deps);
     case 'swap':
       return swapResyncAliases(event, deps);
-    case 'abort': {
-      const aborted = await abortResync(deps);
-      return { runId: aborted?.runId ?? null, deletedIndices: aborted?.deletedIndices ?? [] };
-    }
+    case 'abort':
+      return abortResyncStep(deps);
     default:
       throw new ConfigurationError(
         `the resync function knows the actions start, drain, removeTombstones, swap and abort, not ${JSON.stringify((event as { action?: unknown }).action)}`,

@@ -27,7 +27,7 @@ import { RunMarkerStore } from '../pipeline/progress/run-markers';
 import { DynamoDBStreamPositionStore } from '../pipeline/progress/stream-positions';
 import { readResyncState } from '../pipeline/resync/resync-state';
 import {
-  abortResync,
+  abortResyncStep,
   drainResyncStep,
   type RemoveTombstonesInput,
   type ResyncRun,
@@ -442,10 +442,7 @@ function resyncStepBindings(options: LocalBackfillOptions, progressTable: string
       phase({ phase: 'old-indices', deleted: swap.deletedIndices, kept: input.keepOld ? previous : [] });
       return swap;
     },
-    abortResync: async () => {
-      const aborted = await abortResync(deps);
-      return { runId: aborted?.runId ?? null, deletedIndices: aborted?.deletedIndices ?? [] };
-    },
+    abortResync: () => abortResyncStep(deps),
   };
   return {
     bindings,

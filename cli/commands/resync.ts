@@ -281,9 +281,7 @@ export const resyncCommand: Command = {
         keepOld,
         onEvent: (event) => {
           // The updater is never paused in a resync: the backfill's pause and enable steps do nothing here.
-          if (event.type === 'updater') return;
-          // The resync names its run, so the backfill always says "resuming": the resync knows better.
-          reporter.onEvent(event.type === 'plan' ? { ...event, resumed: resuming } : event);
+          if (event.type !== 'updater') reporter.onEvent(event);
         },
         onPhase,
         signal: io.signal,

@@ -215,6 +215,14 @@ export async function abortResync(
   return { runId: state.runId, deletedIndices };
 }
 
+/** The "Abort resync" state's result, the same from the Lambda and the local run: what was removed, if anything. */
+export async function abortResyncStep(
+  deps: Omit<ResyncStepDeps, 'mapping'>,
+): Promise<{ runId: string | null; deletedIndices: string[] }> {
+  const aborted = await abortResync(deps);
+  return { runId: aborted?.runId ?? null, deletedIndices: aborted?.deletedIndices ?? [] };
+}
+
 async function deleteIndices(opensearch: Client, indices: string[]): Promise<void> {
   for (const index of indices) {
     try {
