@@ -31,7 +31,7 @@ import {
   canPin,
   cpuMeter,
   type EngineSeconds,
-  listenerProcessGroup,
+  engineProcessGroups,
   ownCpuSeconds,
   runQueueMeter,
   splitCpus,
@@ -348,7 +348,7 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
     }
   } else {
     // Engines on this machine are found by the port they listen on; their CPU counts whatever else uses them.
-    pids = { dynamodb: listenerProcessGroup(dynamodbUrl), opensearch: listenerProcessGroup(opensearchUrl) };
+    pids = engineProcessGroups(dynamodbUrl, opensearchUrl);
     const known = pids.dynamodb !== undefined && pids.opensearch !== undefined;
     enginesText =
       `DynamoDB at ${dynamodbUrl}; OpenSearch at ${opensearchUrl} (given; ` +

@@ -74,6 +74,24 @@ function statFields(pid: string): string[] | undefined {
 }
 
 /**
+ * The process groups of the engines listening at the two URLs, each
+ * undefined when it cannot be told apart: two engines started in one group
+ * (a script without job control), or an engine in the benchmark's own group,
+ * would count each other's CPU, or the benchmark's, as their own.
+ */
+export function engineProcessGroups(
+  dynamodbUrl: string,
+  opensearchUrl: string,
+): { dynamodb?: number; opensearch?: number } {
+  const dynamodb = listenerProcessGroup(dynamodbUrl);
+  const opensearch = listenerProcessGroup(opensearchUrl);
+  const own = Number(statFields('self')?.[2]);
+  const apart = (pgid: number | undefined, other: number | undefined) =>
+    pgid !== undefined && pgid !== other && pgid !== own ? pgid : undefined;
+  return { dynamodb: apart(dynamodb, opensearch), opensearch: apart(opensearch, dynamodb) };
+}
+
+/**
  * The process group of the process that listens on `url`'s port on this
  * machine (from /proc/net/tcp*, the socket's inode, and the processes' open
  * files), or undefined (another machine, another PID namespace, or no

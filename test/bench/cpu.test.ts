@@ -8,7 +8,13 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { canPin, groupCpuSeconds, groupRunQueueSeconds, listenerProcessGroup } from '../../bench/cpu';
+import {
+  canPin,
+  engineProcessGroups,
+  groupCpuSeconds,
+  groupRunQueueSeconds,
+  listenerProcessGroup,
+} from '../../bench/cpu';
 import { dynamodbEndpoint, opensearchUrl } from '../support/engines';
 
 /** This process's group, from /proc (field 5 of stat). */
@@ -42,6 +48,27 @@ describe.runIf(process.platform === 'linux')('listenerProcessGroup', () => {
       expect(group, url).toBeGreaterThan(0);
       // A JVM that has answered requests has spent CPU.
       expect(groupCpuSeconds(group as number), url).toBeGreaterThan(0);
+    }
+  });
+
+  it("does not take an engine's group when it is the benchmark's own, or the other engine's: their CPU would mix", async () => {
+    // Prepare: a listener in this very process
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const own = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+
+    try {
+      // Act
+      const withOwn = engineProcessGroups(own, opensearchUrl());
+      const same = engineProcessGroups(opensearchUrl(), opensearchUrl());
+
+      // Assess: the listener was found, and left out
+      expect(listenerProcessGroup(own)).toBe(ownProcessGroup());
+      expect(withOwn.dynamodb).toBeUndefined();
+      expect(same).toEqual({ dynamodb: undefined, opensearch: undefined });
+    } finally {
+      server.close();
     }
   });
 
