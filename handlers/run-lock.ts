@@ -64,7 +64,10 @@ function queueNameOf(queueUrl: string): string {
   return queueUrl.slice(queueUrl.lastIndexOf('/') + 1);
 }
 
-export type RunLockEvent = ({ action: 'start' } & StartRunEvent) | { action: 'release'; runId: string };
+export type RunLockEvent =
+  | ({ action: 'start' } & StartRunEvent)
+  /** `abort`: the run aborted a resync; the lock is released without recording a completed run. */
+  | { action: 'release'; runId: string; abort?: boolean };
 
 export const handler = async (event: RunLockEvent, context: Context): Promise<StartRunResult | null> => {
   logger.addContext(context);
@@ -77,8 +80,13 @@ export const handler = async (event: RunLockEvent, context: Context): Promise<St
         config.table,
         event.runId,
         new Date().toISOString(),
+        { completed: event.abort !== true },
       );
-      logger.info('run lock released', { runId: event.runId, table: config.table });
+      logger.info('run lock released', {
+        runId: event.runId,
+        table: config.table,
+        abort: event.abort === true,
+      });
       return null;
     }
     if (event.action !== 'start') {

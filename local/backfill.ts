@@ -312,9 +312,9 @@ export async function runLocalBackfill(options: LocalBackfillOptions): Promise<L
           lease.unref();
           return started;
         },
-        releaseLock: async (id) => {
+        releaseLock: async (id, { completed }) => {
           clearInterval(lease);
-          await releaseRunLock(dynamodb, progressTable, table, id, new Date().toISOString());
+          await releaseRunLock(dynamodb, progressTable, table, id, new Date().toISOString(), { completed });
           locked = false;
         },
         pauseUpdater: async () => {

@@ -64,8 +64,8 @@ export type { RunSummary };
 export interface LocalTaskBindings {
   /** "Validate and lock": validates the input, takes the run lock, measures the updater's backlog. */
   startRun(input: StartRunEvent): Promise<StartRunResult>;
-  /** "Release lock", after the updater is enabled. */
-  releaseLock(runId: string): Promise<void>;
+  /** "Release lock", after the updater is enabled (or a resync aborted: `completed` false). */
+  releaseLock(runId: string, options: { completed: boolean }): Promise<void>;
   pauseUpdater(): Promise<void>;
   enableUpdater(): Promise<void>;
   /** The mapping's State as GetEventSourceMapping reports it (Enabled, Disabled, Disabling, …). */
@@ -214,8 +214,8 @@ export async function runWorkflowLocally(options: LocalWorkflowOptions): Promise
       },
       taskResourceLocalHandlers: {
         'Validate and lock': async (input: StartRunEvent) => bindings.startRun(input),
-        'Release lock': async (input: { runId: string }) => {
-          await bindings.releaseLock(input.runId);
+        'Release lock': async (input: { runId: string; abort: boolean }) => {
+          await bindings.releaseLock(input.runId, { completed: !input.abort });
           return {};
         },
         'Pause updater': async () => {

@@ -224,9 +224,11 @@ export function renewRunLease(
 
 /**
  * Releases the lock `runId` holds and records it as the last completed run,
- * once the updater is enabled. RunLockedError when another run has taken the
- * lock meanwhile (this run was stale for a while): that run decides the
- * updater's state now.
+ * once the updater is enabled. With `completed: false` (an aborted resync,
+ * which enables nothing) it only releases: the last completed run stays the
+ * one before, so the watchdog does not expect an updater that no backfill
+ * enabled. RunLockedError when another run has taken the lock meanwhile
+ * (this run was stale for a while): that run decides the updater's state now.
  */
 export async function releaseRunLock(
   dynamodb: DynamoDBClient,
@@ -234,14 +236,16 @@ export async function releaseRunLock(
   table: string,
   runId: string,
   completedAt: string,
+  options: { completed?: boolean } = {},
 ): Promise<void> {
+  const completed = options.completed ?? true;
   const released = await updateHeldLock(
     dynamodb,
     progressTable,
     table,
     runId,
-    'SET lastCompletedRunId = :run, lastCompletedAt = :at REMOVE holderRunId, holderExecutionArn, acquiredAt, expiresAt, holderProcess',
-    { ':at': { S: completedAt } },
+    `${completed ? 'SET lastCompletedRunId = :run, lastCompletedAt = :at ' : ''}REMOVE holderRunId, holderExecutionArn, acquiredAt, expiresAt, holderProcess`,
+    completed ? { ':at': { S: completedAt } } : {},
   );
   if (released) return;
   const { holder } = await readRunLock(dynamodb, progressTable, table);

@@ -15,6 +15,7 @@ import { SinkUnavailableError } from '../../pipeline/errors';
 import { describeServingName } from '../../pipeline/index/alias';
 import { readIndexDefinition } from '../../pipeline/index/index-definition';
 import type { MappingConfig } from '../../pipeline/mapping/mapping';
+import { readRunLock } from '../../pipeline/progress/run-lock';
 import { readResyncState } from '../../pipeline/resync/resync-state';
 import { countTombstones, TOMBSTONE_FIELD } from '../../pipeline/resync/tombstones';
 import type { Item, KeySchema } from '../../pipeline/table/types';
@@ -264,5 +265,31 @@ describe('a resync, run locally through the workflow definition', () => {
     expect(await abortLocalResync({ dynamodb, opensearch, table: target.table, progressTable })).toBe(
       undefined,
     );
+  });
+
+  it('an abort through the definition releases the lock without recording itself as the last completed run', async () => {
+    // Prepare: a backfilled table (its run the last completed one), then a resync that failed half-way
+    const target = await backfilled(60);
+    const before = await readRunLock(dynamodb, progressTable, target.table);
+    await runLocalResync({
+      ...target,
+      input: { totalSegments: 2 },
+      segmentRetryIntervalMs: 10,
+      beforeSegmentAttempt: () => {
+        throw new SinkUnavailableError('OpenSearch did not answer');
+      },
+    }).catch(() => undefined);
+    const state = await readResyncState(dynamodb, progressTable, target.table);
+    engines.deleteIndexAfter(state?.targets[target.index] as string);
+
+    // Act: {"mode": "resync", "abort": true}, run by the workflow definition
+    await runLocalBackfill({ ...target, runId: 'abort-run', input: { mode: 'resync', abort: true } });
+
+    // Assess: the abort enabled nothing, so the last completed run is still the backfill's
+    expect(await readResyncState(dynamodb, progressTable, target.table)).toBeUndefined();
+    const after = await readRunLock(dynamodb, progressTable, target.table);
+    expect(after.holder).toBeUndefined();
+    expect(after.lastCompleted?.runId).toBe(before.lastCompleted?.runId);
+    expect(before.lastCompleted?.runId).toBeDefined();
   });
 });
