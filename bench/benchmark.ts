@@ -49,6 +49,7 @@ import {
   enableStream,
   type Measurement,
   naiveCopy,
+  overwriteLoad,
   rate,
   scanTable,
   streamUpdates,
@@ -592,13 +593,12 @@ export async function runBenchmark(options: BenchmarkOptions): Promise<Benchmark
       );
       const overwriteBodies = bulkBodies(overwriteLines, options.sinkDocs);
       await measure('update_ceiling', () =>
-        bulkLoad(
+        overwriteLoad(
           opensearch,
           backfillIndex,
           overwriteBodies,
           overwriteLines.length,
           options.sinkConcurrency,
-          'existing',
         ),
       );
 

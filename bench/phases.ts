@@ -255,15 +255,6 @@ export async function bulkSend(
  * 2. Sink ceiling: prebuilt request bodies, `concurrency` in flight, into a
  * fresh index, timed as the backfill is (timedLoad: from the index's
  * creation until its documents are searchable).
- *
- * With `into: 'existing'`, the update ceiling: the stream benchmark's
- * updated documents, prebuilt as `index` actions, bulk-indexed over the
- * existing documents of `index`. It ends, as the updater's drain does, when
- * OpenSearch has acknowledged every write (the backfilled index refreshes
- * itself every second again, for both). An overwrite costs OpenSearch more
- * than a create into a fresh index (the old version is looked up and marked
- * deleted), so this, not the sink ceiling, is what the updater is measured
- * against.
  */
 export async function bulkLoad(
   opensearch: Client,
@@ -271,13 +262,33 @@ export async function bulkLoad(
   bodies: string[],
   docs: number,
   concurrency: number,
-  into: 'fresh' | 'existing' = 'fresh',
 ): Promise<Measurement> {
-  const write = async () => {
+  return timedLoad(opensearch, index, async () => {
     await bulkSend(opensearch, index, bodies, concurrency);
     return docs;
-  };
-  return into === 'fresh' ? timedLoad(opensearch, index, write) : timed(write);
+  });
+}
+
+/**
+ * The update ceiling: the stream benchmark's updated documents, prebuilt as
+ * `index` actions, bulk-indexed over the existing documents of `index`. It
+ * ends, as the updater's drain does, when OpenSearch has acknowledged every
+ * write (the backfilled index refreshes itself every second again, for
+ * both). An overwrite costs OpenSearch more than a create into a fresh index
+ * (the old version is looked up and marked deleted), so this, not the sink
+ * ceiling, is what the updater is measured against.
+ */
+export async function overwriteLoad(
+  opensearch: Client,
+  index: string,
+  bodies: string[],
+  docs: number,
+  concurrency: number,
+): Promise<Measurement> {
+  return timed(async () => {
+    await bulkSend(opensearch, index, bodies, concurrency);
+    return docs;
+  });
 }
 
 /**

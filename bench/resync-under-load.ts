@@ -16,13 +16,14 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { CreateTableCommand, DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { CliIo } from '../cli/io';
 import { main } from '../cli/main';
 import { seededRandom } from '../local/demo-data';
 import { loadItems } from '../local/load-items';
 import { createOpenSearchClient } from '../pipeline/index/opensearch';
 import { BENCH_KEY_SCHEMA, benchItem, benchItems, benchKey } from './items';
+import { createBenchTable } from './phases';
 import { startAliasReader, startTableWriter } from './resync-load';
 
 const USAGE = `usage: npm run bench:resync -- [options]
@@ -128,15 +129,7 @@ async function bench(): Promise<number> {
   const started = Date.now();
   try {
     // Prepare: the table, its first backfill into <index>-first, and the alias search reads.
-    await dynamodb.send(
-      new CreateTableCommand({
-        TableName: table,
-        KeySchema: [{ AttributeName: BENCH_KEY_SCHEMA.partitionKey, KeyType: 'HASH' }],
-        AttributeDefinitions: [{ AttributeName: BENCH_KEY_SCHEMA.partitionKey, AttributeType: 'S' }],
-        BillingMode: 'PAY_PER_REQUEST',
-        StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' },
-      }),
-    );
+    await createBenchTable(dynamodb, table, { stream: true });
     log(`loading ${items} items into ${table}`);
     await loadItems(dynamodb, table, benchItems(items, 7, 0));
     // --follow-for 0: the updater is caught up when the resync starts, as a live install's is.
