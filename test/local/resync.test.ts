@@ -72,6 +72,19 @@ describe('a resync, run locally through the workflow definition', () => {
     return result;
   }
 
+  /** A resync of `target` whose segments all fail (OpenSearch away): its state and new index stay. */
+  async function failedResync(target: Awaited<ReturnType<typeof backfilled>>) {
+    await runLocalResync({
+      ...target,
+      input: { totalSegments: 2 },
+      segmentRetryIntervalMs: 10,
+      beforeSegmentAttempt: () => {
+        throw new SinkUnavailableError('OpenSearch did not answer');
+      },
+    }).catch(() => undefined);
+    return readResyncState(dynamodb, progressTable, target.table);
+  }
+
   async function matchesTable(target: { table: string; mapping: MappingConfig }) {
     const report = await verifyIndex({
       dynamodb,
@@ -242,15 +255,7 @@ describe('a resync, run locally through the workflow definition', () => {
 
   it('abort removes the new index and the resync state, and leaves the serving index as it was', async () => {
     const target = await backfilled(120);
-    await runLocalResync({
-      ...target,
-      input: { totalSegments: 2 },
-      segmentRetryIntervalMs: 10,
-      beforeSegmentAttempt: () => {
-        throw new SinkUnavailableError('OpenSearch did not answer');
-      },
-    }).catch(() => undefined);
-    const state = await readResyncState(dynamodb, progressTable, target.table);
+    const state = await failedResync(target);
     const next = state?.targets[target.index] as string;
     engines.deleteIndexAfter(next);
     expect(await exists(opensearch, next)).toBe(true);
@@ -271,15 +276,7 @@ describe('a resync, run locally through the workflow definition', () => {
     // Prepare: a backfilled table (its run the last completed one), then a resync that failed half-way
     const target = await backfilled(60);
     const before = await readRunLock(dynamodb, progressTable, target.table);
-    await runLocalResync({
-      ...target,
-      input: { totalSegments: 2 },
-      segmentRetryIntervalMs: 10,
-      beforeSegmentAttempt: () => {
-        throw new SinkUnavailableError('OpenSearch did not answer');
-      },
-    }).catch(() => undefined);
-    const state = await readResyncState(dynamodb, progressTable, target.table);
+    const state = await failedResync(target);
     engines.deleteIndexAfter(state?.targets[target.index] as string);
 
     // Act: {"mode": "resync", "abort": true}, run by the workflow definition
