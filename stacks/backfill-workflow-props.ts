@@ -237,6 +237,7 @@ export interface WorkflowSettings {
  */
 export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflowProps): WorkflowSettings {
   const changeSource = resolveChangeSource(props);
+  refuseConcurrentBatchesOfMergedDocuments(props, changeSource);
   const { limits } = changeSource;
   const { domainEndpoint, domainArn } = resolveDomain(props);
   checkNetwork(props);
@@ -344,6 +345,28 @@ export function resolveWorkflowSettings(scope: Construct, props: BackfillWorkflo
     updaterMaxRecordAge,
     iteratorAgeAlarmThreshold,
   };
+}
+
+/**
+ * Concurrent batches of a shard of the table's stream keep each item's changes
+ * in order, not a partition's nor a transform's document's: such a document,
+ * written from two batches at once, could end at the older state
+ * (docs/stream-updater.md, "Concurrent batches of a shard"). A Kinesis source
+ * is applied without relying on order, so any factor is safe there.
+ */
+function refuseConcurrentBatchesOfMergedDocuments(props: BackfillWorkflowProps, source: ChangeSource): void {
+  if (source.kind !== 'dynamodb-stream' || source.parallelizationFactor === 1) return;
+  const merged = props.mapping?.aggregate
+    ? 'mapping.aggregate builds one document from every item of a partition'
+    : props.transformModule !== undefined
+      ? 'a transformModule may build one document from several items'
+      : undefined;
+  if (merged === undefined) return;
+  throw new Error(
+    `BackfillWorkflow: updaterParallelizationFactor ${source.parallelizationFactor} needs documents that each come ` +
+      `from one item, and ${merged}: Lambda keeps only each item's changes in order across concurrent batches. ` +
+      "Leave it at 1, or follow a Kinesis stream (changeSource: 'kinesis'), which the updater applies without relying on order.",
+  );
 }
 
 /**

@@ -86,6 +86,28 @@ export interface ChangeSourceProps {
    * @default 5
    */
   readonly changeQueueMaxConcurrency?: number;
+  /**
+   * Stream records per updater invocation, for a stream source (DynamoDB or
+   * Kinesis): 1 to 1,000 for the table's stream (what CDK's DynamoDB event
+   * source takes), 1 to 10,000 for a Kinesis stream. Larger batches spend
+   * less of each invocation on its fixed costs (the resync state read, a
+   * bulk request's round trip). Not for an SQS source (`changeQueueBatchSize`).
+   * @default 100
+   */
+  readonly updaterBatchSize?: number;
+  /**
+   * Batches of one shard the updater applies at once (the event source
+   * mapping's ParallelizationFactor), for a stream source: 1 to 10. Lambda
+   * keeps each item's changes in order across the concurrent batches, so a
+   * document written from one item stays in order; a document built from
+   * several items (`mapping.aggregate`, or a `transformModule`, which may
+   * merge items) does not, and the table's stream refuses more than 1 with
+   * either (docs/stream-updater.md, "Concurrent batches of a shard"). A
+   * Kinesis source is applied without relying on order and takes any
+   * factor. Not for an SQS source (`changeQueueMaxConcurrency`).
+   * @default 1
+   */
+  readonly updaterParallelizationFactor?: number;
 }
 
 /** What a source keeps and for how long at most, for the checks of the durations that depend on it. */
@@ -100,8 +122,12 @@ export interface ChangeSourceLimits {
 
 /** The change source after checking. */
 export type ChangeSource =
-  | { readonly kind: 'dynamodb-stream'; readonly limits: ChangeSourceLimits }
-  | { readonly kind: 'kinesis'; readonly limits: ChangeSourceLimits; readonly stream: IStream }
+  | ({ readonly kind: 'dynamodb-stream'; readonly limits: ChangeSourceLimits } & StreamBatches)
+  | ({
+      readonly kind: 'kinesis';
+      readonly limits: ChangeSourceLimits;
+      readonly stream: IStream;
+    } & StreamBatches)
   | {
       readonly kind: 'sqs';
       readonly limits: ChangeSourceLimits;
@@ -111,6 +137,12 @@ export type ChangeSource =
       readonly batchingWindow?: Duration;
       readonly maxConcurrency: number;
     };
+
+/** How a stream source's mapping hands records to the updater. */
+export interface StreamBatches {
+  readonly batchSize: number;
+  readonly parallelizationFactor: number;
+}
 
 const LIMITS: Record<ChangeSourceKind, ChangeSourceLimits> = {
   'dynamodb-stream': {
@@ -165,7 +197,7 @@ export function resolveChangeSource(props: ChangeSourceProps & SourceContext): C
           "pass its stream ARN as tableStreamArn to Table.fromTableAttributes. Or follow a Kinesis data stream (changeSource: 'kinesis') or an SQS queue (changeSource: 'sqs').",
       );
     }
-    return { kind, limits };
+    return { kind, limits, ...streamBatches(props, 1000) };
   }
   if (kind === 'kinesis') {
     const stream = props.kinesisStream;
@@ -176,7 +208,7 @@ export function resolveChangeSource(props: ChangeSourceProps & SourceContext): C
       );
     }
     requireArn('kinesisStream', stream.streamArn, KINESIS_STREAM_ARN, EXAMPLE_ARNS.kinesis);
-    return { kind, limits, stream };
+    return { kind, limits, stream, ...streamBatches(props, 10_000) };
   }
   const queue = props.changeQueue;
   if (!queue) {
@@ -204,6 +236,18 @@ function refuseForeignProps(kind: ChangeSourceKind, props: ChangeSourceProps): v
     ['changeQueueBatchingWindow', 'sqs'],
     ['changeQueueMaxConcurrency', 'sqs'],
   ];
+  if (kind === 'sqs') {
+    for (const [prop, instead] of [
+      ['updaterBatchSize', 'changeQueueBatchSize'],
+      ['updaterParallelizationFactor', 'changeQueueMaxConcurrency'],
+    ] as const) {
+      if (props[prop] !== undefined) {
+        throw new Error(
+          `BackfillWorkflow: ${prop} applies to stream sources, not to changeSource 'sqs'; set ${instead} for a queue.`,
+        );
+      }
+    }
+  }
   for (const [prop, owner] of owners) {
     if (props[prop] !== undefined && owner !== kind) {
       throw new Error(
@@ -211,6 +255,20 @@ function refuseForeignProps(kind: ChangeSourceKind, props: ChangeSourceProps): v
       );
     }
   }
+}
+
+function streamBatches(props: ChangeSourceProps, maxBatchSize: number): StreamBatches {
+  const batchSize = props.updaterBatchSize ?? 100;
+  const parallelizationFactor = props.updaterParallelizationFactor ?? 1;
+  requireWhole(
+    'updaterBatchSize',
+    batchSize,
+    1,
+    maxBatchSize,
+    ` for a ${props.changeSource ?? 'dynamodb-stream'} source`,
+  );
+  requireWhole('updaterParallelizationFactor', parallelizationFactor, 1, 10, '');
+  return { batchSize, parallelizationFactor };
 }
 
 function requireArn(prop: string, arn: string, pattern: RegExp, example: string): void {
@@ -311,7 +369,11 @@ export function addUpdaterSource(settings: UpdaterSourceSettings): UpdaterSource
     // updater replays the stream from the oldest record it has not applied.
     enabled: false,
     startingPosition: StartingPosition.TRIM_HORIZON,
-    batchSize: 100,
+    batchSize: source.batchSize,
+    // Above 1, Lambda keeps each item's records in order across the shard's concurrent batches; the
+    // workflow's props refuse it where a document depends on more than one item (stream-updater.md).
+    // Left out at 1 (Lambda's default): a template that did not change keeps its mapping as it was.
+    ...(source.parallelizationFactor > 1 ? { parallelizationFactor: source.parallelizationFactor } : {}),
     // A poison record is isolated and dead-lettered by the updater's own code; bisection is
     // Lambda's second line, for a batch that fails as a whole (the function crashes).
     bisectBatchOnError: true,

@@ -10,10 +10,12 @@ import { BackfillWorkflow, type BackfillWorkflowProps } from '../../stacks/backf
 import { acknowledge } from '../../stacks/nag';
 import {
   environmentStandIns,
+  STREAM_ARN,
   testApp,
   UPDATER_STREAM_MAPPING,
   unacknowledgedNagFindings,
   WORKFLOW_TARGET,
+  workflowBuilder,
 } from './fixtures';
 
 const KINESIS_ARN = 'arn:aws:kinesis:us-east-1:123456789012:stream/orders-changes';
@@ -475,6 +477,85 @@ describe('change source props', () => {
       build((s) => ({ changeSource: 'sqs', changeQueue: queue(s), retentionBudget: Duration.days(14) })),
     ).toThrow(
       'BackfillWorkflow: retentionBudget (14 days) must be more than 0 and less than 14 days, the longest an SQS queue keeps a message',
+    );
+  });
+});
+
+describe('change source: batches of a stream (updaterBatchSize, updaterParallelizationFactor)', () => {
+  const kinesis = (s: Stack) => Stream.fromStreamArn(s, 'Changes', KINESIS_ARN);
+  const AGGREGATE = { aggregate: { parentSortKey: 'ORDER', childrenField: 'lines' } };
+  const TRANSFORM = 'test/stacks/user-transform/order-transform.ts';
+
+  function mappingOf(build: () => BackfillWorkflow, sourceArn: string): Record<string, unknown> {
+    const workflow = build();
+    const mappings = Template.fromStack(Stack.of(workflow)).findResources('AWS::Lambda::EventSourceMapping', {
+      Properties: { EventSourceArn: sourceArn },
+    });
+    const [mapping] = Object.values(mappings);
+    return mapping?.Properties as Record<string, unknown>;
+  }
+
+  it("hands the table stream's records in the batches and concurrent batches per shard asked for", () => {
+    const mapping = mappingOf(
+      workflowBuilder(() => ({ updaterBatchSize: 500, updaterParallelizationFactor: 4 })),
+      STREAM_ARN,
+    );
+    expect(mapping).toMatchObject({ ...UPDATER_STREAM_MAPPING, BatchSize: 500, ParallelizationFactor: 4 });
+  });
+
+  it('takes up to 10,000 records a batch and concurrent batches from a Kinesis stream, aggregated mapping included', () => {
+    const mapping = mappingOf(
+      workflowBuilder(
+        (s) => ({
+          changeSource: 'kinesis',
+          kinesisStream: kinesis(s),
+          mapping: AGGREGATE,
+          updaterBatchSize: 10_000,
+          updaterParallelizationFactor: 10,
+        }),
+        (s) => Table.fromTableName(s, 'Orders', 'orders'),
+      ),
+      KINESIS_ARN,
+    );
+    expect(mapping).toMatchObject({ BatchSize: 10_000, ParallelizationFactor: 10 });
+  });
+
+  it("refuses concurrent batches of the table's stream when a document comes from several items, naming why", () => {
+    expect(workflowBuilder(() => ({ mapping: AGGREGATE, updaterParallelizationFactor: 2 }))).toThrow(
+      "BackfillWorkflow: updaterParallelizationFactor 2 needs documents that each come from one item, and mapping.aggregate builds one document from every item of a partition: Lambda keeps only each item's changes in order across concurrent batches.",
+    );
+    expect(workflowBuilder(() => ({ transformModule: TRANSFORM, updaterParallelizationFactor: 3 }))).toThrow(
+      /updaterParallelizationFactor 3 needs documents that each come from one item, and a transformModule may build one document from several items.*changeSource: 'kinesis'/,
+    );
+  });
+
+  it('refuses batch sizes and factors the event source mapping does not take, naming the prop and the range', () => {
+    expect(workflowBuilder(() => ({ updaterBatchSize: 1001 }))).toThrow(
+      'BackfillWorkflow: updaterBatchSize must be a whole number from 1 to 1000 for a dynamodb-stream source (got 1001).',
+    );
+    expect(workflowBuilder(() => ({ updaterBatchSize: 0 }))).toThrow(
+      /updaterBatchSize must be a whole number from 1 to 1000/,
+    );
+    expect(workflowBuilder(() => ({ updaterParallelizationFactor: 11 }))).toThrow(
+      'BackfillWorkflow: updaterParallelizationFactor must be a whole number from 1 to 10 (got 11).',
+    );
+    expect(workflowBuilder(() => ({ updaterParallelizationFactor: 1.5 }))).toThrow(
+      /updaterParallelizationFactor must be a whole number from 1 to 10 \(got 1.5\)/,
+    );
+  });
+
+  it("refuses them for an SQS source, naming the queue's own props", () => {
+    const queue = (s: Stack) => Queue.fromQueueArn(s, 'Changes', QUEUE_ARN);
+    const onQueue = (extra: Partial<BackfillWorkflowProps>) =>
+      workflowBuilder(
+        (s) => ({ changeSource: 'sqs', changeQueue: queue(s), ...extra }),
+        (s) => Table.fromTableName(s, 'Orders', 'orders'),
+      );
+    expect(onQueue({ updaterBatchSize: 10 })).toThrow(
+      "BackfillWorkflow: updaterBatchSize applies to stream sources, not to changeSource 'sqs'; set changeQueueBatchSize for a queue.",
+    );
+    expect(onQueue({ updaterParallelizationFactor: 2 })).toThrow(
+      "BackfillWorkflow: updaterParallelizationFactor applies to stream sources, not to changeSource 'sqs'; set changeQueueMaxConcurrency for a queue.",
     );
   });
 });

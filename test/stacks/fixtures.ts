@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { App, Stack } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
 import { type ITable, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { BackfillWorkflow, type BackfillWorkflowProps } from '../../stacks/backfill-workflow';
 import { nagPacks } from '../../stacks/nag';
@@ -117,6 +118,8 @@ export const UPDATER_STREAM_MAPPING = {
   MaximumRetryAttempts: -1,
   MaximumRecordAgeInSeconds: 22 * 3600,
   FunctionResponseTypes: ['ReportBatchItemFailures'],
+  BatchSize: 100,
+  ParallelizationFactor: Match.absent(),
 };
 
 /**
