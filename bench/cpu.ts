@@ -25,7 +25,14 @@ export function groupCpuSeconds(pgid: number): number {
  * run on its CPU between its threads (docs/benchmarks.md).
  */
 export function groupRunQueueSeconds(pgid: number): number {
-  let nanoseconds = 0;
+  let seconds = 0;
+  for (const waited of groupRunQueueByThread(pgid).values()) seconds += waited;
+  return seconds;
+}
+
+/** The run-queue seconds of each live thread of process group `pgid`, by `pid/tid`. */
+function groupRunQueueByThread(pgid: number): Map<string, number> {
+  const threads = new Map<string, number>();
   for (const fields of groupStats(pgid)) {
     const pid = fields.pid;
     let tasks: string[];
@@ -36,13 +43,14 @@ export function groupRunQueueSeconds(pgid: number): number {
     }
     for (const task of tasks) {
       try {
-        nanoseconds += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[1]) || 0;
+        const nanoseconds = Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[1]);
+        threads.set(`${pid}/${task}`, (nanoseconds || 0) / 1e9);
       } catch {
         // the thread ended meanwhile, or the kernel keeps no schedstats
       }
     }
   }
-  return nanoseconds / 1e9;
+  return threads;
 }
 
 /** The stat fields of every live process in process group `pgid`, with its pid (none off Linux). */
@@ -188,9 +196,30 @@ export function cpuMeter(pids: { dynamodb?: number; opensearch?: number }): () =
   return engineMeter(pids, groupCpuSeconds);
 }
 
-/** Reads the engines' run-queue waits (groupRunQueueSeconds) before a phase and returns the difference after it. */
+/**
+ * Reads the engines' run-queue waits before a phase and returns what they
+ * waited during it, thread by thread: a thread's counter only grows, but a
+ * thread that ends takes its count with it (a JVM ends pool threads all the
+ * time), so a difference of group sums could fall below zero. A thread that
+ * ended during the phase counts for nothing: the figure is a lower bound.
+ */
 export function runQueueMeter(pids: { dynamodb?: number; opensearch?: number }): () => EngineSeconds {
-  return engineMeter(pids, groupRunQueueSeconds);
+  const read = (pid?: number) => (pid === undefined ? undefined : groupRunQueueByThread(pid));
+  const before = { dynamodb: read(pids.dynamodb), opensearch: read(pids.opensearch) };
+  const waited = (start: Map<string, number> | undefined, end: Map<string, number> | undefined) => {
+    if (end === undefined) return undefined;
+    let seconds = 0;
+    for (const [thread, value] of end) seconds += Math.max(0, value - (start?.get(thread) ?? 0));
+    return seconds;
+  };
+  return () => {
+    const dynamodb = waited(before.dynamodb, read(pids.dynamodb));
+    const opensearch = waited(before.opensearch, read(pids.opensearch));
+    return {
+      ...(dynamodb === undefined ? {} : { dynamodb }),
+      ...(opensearch === undefined ? {} : { opensearch }),
+    };
+  };
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   groupCpuSeconds,
   groupRunQueueSeconds,
   listenerProcessGroup,
+  runQueueMeter,
 } from '../../bench/cpu';
 import { dynamodbEndpoint, opensearchUrl } from '../support/engines';
 
@@ -107,5 +108,31 @@ describe.runIf(process.platform === 'linux' && canPin())('groupRunQueueSeconds',
     expect(ran).toBeGreaterThan(0);
     expect(waited).toBeGreaterThan(0.2);
     expect(groupRunQueueSeconds(2 ** 22 + 1)).toBe(0); // no such group
+  }, 20_000);
+
+  it('never measures a phase as a negative wait when a thread that waited ends during it', async () => {
+    // Prepare: one process group (the shell's) of two processes on CPU 0; the second waits a lot
+    // before the phase and ends during it, taking its count with it.
+    const burn = (ms: number) =>
+      `taskset -c 0 ${process.execPath} -e 'const end = Date.now() + ${ms}; while (Date.now() < end);'`;
+    const group = spawn('sh', ['-c', `${burn(2000)} & ${burn(1000)} & wait`], {
+      detached: true,
+      stdio: 'ignore',
+    });
+    await once(group, 'spawn');
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    const before = groupRunQueueSeconds(group.pid as number);
+
+    // Act: a phase from 0.9 s to 1.6 s, which the shorter one does not outlive.
+    const meter = runQueueMeter({ dynamodb: group.pid as number });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const phase = meter();
+    const after = groupRunQueueSeconds(group.pid as number);
+    await once(group, 'exit');
+
+    // Assess: the group's sum fell (the ended thread's wait is gone from it); the meter, thread by thread, did not.
+    expect(before).toBeGreaterThan(0.1);
+    expect(after).toBeLessThan(before);
+    expect(phase.dynamodb).toBeGreaterThanOrEqual(0);
   }, 20_000);
 });
