@@ -24,7 +24,7 @@ export interface StackSettings {
   readonly mapping?: Record<string, unknown>;
   readonly transformModule?: string;
   readonly indexConfig?: Record<string, unknown>;
-  /** The workflow settings, with the state machine named after the stack and `-c maxConcurrency`. */
+  /** The workflow settings, with the state machine named after the stack, `-c maxConcurrency` and the updater's batches. */
   readonly workflow: BackfillWorkflowSettings;
   /** `-c alarmTopicArn`, checked; the workflow's `alarmTopic` prop wins over it. */
   readonly alarmTopicArn?: string;
@@ -59,9 +59,12 @@ export function readStackSettings(stack: Stack, props: BackfillStackProps): Stac
   const transformModule = setting<string>('transformModule');
   const indexConfig =
     props.indexConfig ?? readIndexConfigFile(stack.node.tryGetContext('indexConfig') as unknown);
-  const maxConcurrency =
-    props.workflow?.maxConcurrency ??
-    parseWholeNumber('maxConcurrency', stack.node.tryGetContext('maxConcurrency'));
+  const wholeNumbers = Object.fromEntries(
+    (['maxConcurrency', 'updaterBatchSize', 'updaterParallelizationFactor'] as const).flatMap((name) => {
+      const value = props.workflow?.[name] ?? parseWholeNumber(name, stack.node.tryGetContext(name));
+      return value === undefined ? [] : [[name, value]];
+    }),
+  );
   return {
     demo,
     changeSource: readChangeSourceContext(stack, setting, demo),
@@ -73,7 +76,8 @@ export function readStackSettings(stack: Stack, props: BackfillStackProps): Stac
     workflow: {
       stateMachineName: `${stack.stackName}-Backfill`.slice(0, 80),
       ...props.workflow,
-      ...(maxConcurrency === undefined ? {} : { maxConcurrency }),
+      // `-c maxConcurrency`, `-c updaterBatchSize`, `-c updaterParallelizationFactor`; the props win.
+      ...wholeNumbers,
     },
   };
 }

@@ -385,6 +385,27 @@ describe('BackfillStack context', () => {
     });
   });
 
+  it("passes the updater's batch size and concurrent batches per shard from context to its mapping", () => {
+    const template = Template.fromStack(
+      new BackfillStack(
+        testApp({ ...EXISTING_CONTEXT, updaterBatchSize: '500', updaterParallelizationFactor: '4' }),
+        'Ddb2osBackfill',
+      ),
+    );
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 500,
+      ParallelizationFactor: 4,
+    });
+    expect(
+      () =>
+        new BackfillStack(
+          testApp({ ...EXISTING_CONTEXT, updaterParallelizationFactor: 'two' }),
+          'Ddb2osBackfill',
+        ),
+    ).toThrow('-c updaterParallelizationFactor must be a whole number (got two).');
+  });
+
   describe('-c indexConfig=FILE', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ddb2os-stack-'));
     const file = (name: string, text: string) => {
