@@ -40,6 +40,8 @@ export interface ResyncState {
   startedAt: string;
   /** ISO 8601: when the phase last changed. */
   phaseChangedAt: string;
+  /** The indices the serving names pointed at when the swap began (recordRetiringIndices); none before. */
+  retiring?: string[];
 }
 
 /** The progress-table key of `table`'s resync state. */
@@ -65,6 +67,7 @@ export async function readResyncState(
     ),
     startedAt: item.startedAt?.S ?? '',
     phaseChangedAt: item.phaseChangedAt?.S ?? '',
+    ...(item.retiring?.L ? { retiring: item.retiring.L.flatMap((index) => (index.S ? [index.S] : [])) } : {}),
   };
 }
 
@@ -147,6 +150,44 @@ export async function drainResync(
     }
     throw error;
   }
+}
+
+/**
+ * Records, once, the indices the swap of `runId` retires (the ones the serving names point at before it)
+ * and returns the recorded list: an attempt that runs again after the aliases moved no longer sees them
+ * on the aliases, and finds the first attempt's list here (the condition keeps the first one).
+ */
+export async function recordRetiringIndices(
+  dynamodb: DynamoDBClient,
+  progressTable: string,
+  table: string,
+  runId: string,
+  indices: string[],
+): Promise<string[]> {
+  try {
+    const { Attributes: item } = await dynamodb.send(
+      new UpdateItemCommand({
+        TableName: progressTable,
+        Key: resyncStateKey(table),
+        UpdateExpression: 'SET retiring = if_not_exists(retiring, :indices)',
+        ConditionExpression: 'resyncRunId = :run',
+        ExpressionAttributeValues: {
+          ':run': { S: runId },
+          ':indices': { L: indices.map((index) => ({ S: index })) },
+        },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return (item?.retiring?.L ?? []).flatMap((index) => (index.S ? [index.S] : []));
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+  const state = await readResyncState(dynamodb, progressTable, table);
+  // No resync left: this run's swap ended (a step invoked again after it succeeded); nothing retires now.
+  if (!state) return [];
+  throw new ResyncInProgressError(
+    `table ${table}'s resync belongs to run ${state.runId}, not ${runId}: its aliases are not swapped`,
+  );
 }
 
 /** Ends the resync (after the swap, or an abort): the updater writes to the serving names only. */

@@ -23,7 +23,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Client } from '@opensearch-project/opensearch';
 import { BackfillError, SinkUnavailableError } from '../errors';
-import { type AliasSwap, resyncIndexName, swapAlias } from '../index/alias';
+import { type AliasSwap, describeServingName, resyncIndexName, swapAlias } from '../index/alias';
 import {
   createIndicesWithDefinition,
   type IndexDefinition,
@@ -32,7 +32,14 @@ import {
 import { ITEM_FRIENDLY_MAPPINGS, restoreIndexAfterBackfill } from '../index/index-settings';
 import type { MappingConfig } from '../mapping/mapping';
 import { targetIndices } from '../plan/plan-segments';
-import { drainResync, endResync, type ResyncPhase, readResyncState, startResync } from './resync-state';
+import {
+  drainResync,
+  endResync,
+  type ResyncPhase,
+  readResyncState,
+  recordRetiringIndices,
+  startResync,
+} from './resync-state';
 import { removeTombstones, TOMBSTONE_MAPPING_PROPERTIES } from './tombstones';
 
 /** What every step works on: the deployment's table, progress table, mapping and clients. */
@@ -186,17 +193,36 @@ export async function swapResyncAliases(
   deps: ResyncStepDeps,
 ): Promise<SwapAliasesResult> {
   await restoreIndexAfterBackfill(deps.opensearch, Object.values(input.targets));
+  // Recorded before anything moves: a retry of this step after the swap (the old indices' deletion
+  // failed) finds the aliases on the new indices already, and would otherwise leave the old ones behind.
+  const retiring = await recordRetiringIndices(
+    deps.dynamodb,
+    deps.progressTable,
+    deps.table,
+    input.runId,
+    await aliasedIndices(deps.opensearch, input.targets),
+  );
   const swaps: AliasSwap[] = [];
   for (const [serving, next] of Object.entries(input.targets)) {
     swaps.push(await swapAlias(deps.opensearch, serving, next));
   }
-  const deletedIndices = input.keepOld ? [] : swaps.flatMap((swap) => swap.previousIndices);
+  const deletedIndices = input.keepOld ? [] : retiring;
   // A search that resolved the alias just before the swap may still be reading an old index: deleting
   // it under that search fails it (seen under load in test/cli/resync.test.ts). It ends first.
   if (deletedIndices.length > 0) await new Promise((resolve) => setTimeout(resolve, OLD_INDEX_GRACE_MS));
   await deleteIndices(deps.opensearch, deletedIndices);
   await endResync(deps.dynamodb, deps.progressTable, deps.table, input.runId);
   return { swaps, deletedIndices };
+}
+
+/** The indices each serving name points at as an alias, other than the index the resync filled for it. */
+async function aliasedIndices(opensearch: Client, targets: Record<string, string>): Promise<string[]> {
+  const indices: string[] = [];
+  for (const [serving, next] of Object.entries(targets)) {
+    const current = await describeServingName(opensearch, serving);
+    if (current.kind === 'alias') indices.push(...current.indices.filter((index) => index !== next));
+  }
+  return indices;
 }
 
 /**

@@ -25,6 +25,8 @@ export interface ProxyFaults {
   rejectEvery?: number;
   maxBodyBytes?: number;
   beforeBulk?: (actions: { operation: string; index: string; id: string }[]) => Promise<void>;
+  /** Answers 503 to a request other than `_bulk` while this says so (method, path). */
+  unavailableOther?: (method: string, path: string) => boolean;
 }
 
 export interface ProxyStats {
@@ -115,6 +117,11 @@ export async function startFaultyProxy(target: string, faults: ProxyFaults): Pro
       try {
         const isBulk = (incoming.url ?? '').split('?')[0]?.endsWith('/_bulk') ?? false;
         if (!isBulk) {
+          if (faults.unavailableOther?.(incoming.method ?? '', incoming.url ?? '')) {
+            stats.unavailable += 1;
+            answer(503, { error: { type: 'proxy_unavailable', reason: 'proxy: unavailable' }, status: 503 });
+            return;
+          }
           const response = await forward(incoming, body);
           outgoing.writeHead(response.status, response.headers);
           outgoing.end(response.body);
