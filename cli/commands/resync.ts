@@ -342,9 +342,7 @@ function resyncFailed(
     return EXIT.interrupted;
   }
   if (error instanceof WorkflowFailedError) {
-    const failed = reporter.failedSegments();
-    const which =
-      failed.length > 0 ? `segment${failed.length > 1 ? 's' : ''} ${failed.join(', ')} failed: ` : '';
+    const which = reporter.failedSegmentsText();
     io.stderr.write(
       `ddb2os: resync of ${table} failed: ${which}${error.error}: ${error.causeText}; ${still}; run the same ` +
         `command again to resume it, or ddb2os resync --table ${table} --abort to remove it\n`,

@@ -177,7 +177,8 @@ export function workflowInput(settings: RunSettings): WorkflowInput {
 export function progressReporter(io: CliIo): {
   onEvent: (event: BackfillEvent) => void;
   display: () => ProgressDisplay | undefined;
-  failedSegments: () => number[];
+  /** "segments 2, 5 failed: " (the start of a failure's line), or "" when no segment failed. */
+  failedSegmentsText: () => string;
 } {
   let display: ProgressDisplay | undefined;
   const failed = new Set<number>();
@@ -226,7 +227,13 @@ export function progressReporter(io: CliIo): {
         break;
     }
   };
-  return { onEvent, display: () => display, failedSegments: () => [...failed].sort((a, b) => a - b) };
+  const failedSegmentsText = () => {
+    const segments = [...failed].sort((a, b) => a - b);
+    return segments.length > 0
+      ? `segment${segments.length > 1 ? 's' : ''} ${segments.join(', ')} failed: `
+      : '';
+  };
+  return { onEvent, display: () => display, failedSegmentsText };
 }
 
 /** The run's counts, per item: scanned = created + already present + skipped + failed. */
@@ -351,9 +358,7 @@ export const runCommand: Command = {
           return EXIT.failed;
         }
         if (error instanceof WorkflowFailedError) {
-          const failed = reporter.failedSegments();
-          const which =
-            failed.length > 0 ? `segment${failed.length > 1 ? 's' : ''} ${failed.join(', ')} failed: ` : '';
+          const which = reporter.failedSegmentsText();
           io.stderr.write(
             `ddb2os: backfill of ${settings.table} failed: ${which}${error.error}: ${error.causeText}; ` +
               'the stream updater stays paused; run the same command again to rerun only the failed segments\n',

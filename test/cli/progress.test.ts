@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { progressReporter } from '../../cli/commands/run';
 import { duration, ProgressDisplay } from '../../cli/progress';
 
 function capture(isTTY: boolean) {
@@ -62,5 +63,28 @@ describe('progress display', () => {
 
   it('formats durations for people', () => {
     expect([duration(5), duration(75), duration(7322)]).toEqual(['5s', '1m15s', '2h02m']);
+  });
+});
+
+describe('progressReporter: the failed segments a failure line names', () => {
+  const reporterOn = () =>
+    progressReporter({ stdout: { write: () => true }, stderr: { write: () => true } } as never);
+  const failure = (segment: number) =>
+    ({ type: 'segment-failed', segment, attempt: 1, error: 'SinkUnavailableError', cause: 'x' }) as const;
+
+  it('names them in order, once each, and forgets one that succeeded on its rerun', () => {
+    const reporter = reporterOn();
+    expect(reporter.failedSegmentsText()).toBe('');
+    reporter.onEvent(failure(5));
+    expect(reporter.failedSegmentsText()).toBe('segment 5 failed: ');
+    reporter.onEvent(failure(2));
+    reporter.onEvent(failure(5));
+    reporter.onEvent(failure(7));
+    reporter.onEvent({
+      type: 'segment-done',
+      segment: 7,
+      result: { scanned: 1, created: 1, alreadyPresent: 0, failed: 0 } as never,
+    });
+    expect(reporter.failedSegmentsText()).toBe('segments 2, 5 failed: ');
   });
 });
